@@ -1,0 +1,35 @@
+# The two set-up commands of the README. Both bootstrap everything they need:
+# a tools venv with a pinned uv, then the project venv from the committed uv.lock.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+UV_VERSION := 0.13.9
+TOOLS := .venv-tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: example test lint bootstrap clean
+
+example: bootstrap ## Run the example pipeline end to end on the embedded defaults.
+	$(BIN)/nbops run pipeline.yaml
+
+test: bootstrap lint ## Run the whole test suite.
+	$(BIN)/pytest
+
+lint: bootstrap
+	$(BIN)/ruff check nbops tests benchmarks
+	$(BIN)/ruff format --check nbops tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+bootstrap: $(VENV)/.synced
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --all-extras --compile-bytecode --python $(PYTHON)
+	touch $@
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .nbops

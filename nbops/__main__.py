@@ -1,0 +1,5 @@
+"""``python -m nbops`` is the ``nbops`` command."""
+
+from nbops.cli import main
+
+main()

@@ -1,0 +1,120 @@
+"""The notebook API: the same four calls interactively and inside a pipeline run.
+
+In a run, the stage command exports the run's context (see :mod:`nbops.context`) and the
+kernel inherits ``MLFLOW_RUN_ID``. Interactively, inputs come from the latest successful
+local run of the pipeline found above the working directory, outputs go to a scratch
+directory that is never mistaken for a run, and logging goes to an interactive MLflow run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from nbops.context import ENV_PIPELINE_FILE, StageContext
+from nbops.errors import InputError
+from nbops.spec import Pipeline, load_pipeline
+from nbops.storage import layout
+
+PIPELINE_FILE = "pipeline.yaml"
+_FLAVORS = {"sklearn": "sklearn", "xgboost": "xgboost", "lightgbm": "lightgbm", "torch": "pytorch"}
+
+
+def input_dir(stage: str) -> Path:
+    """Local directory holding the outputs of upstream stage ``stage``.
+
+    Raises:
+        InputError: the stage is not upstream of this one, or has never completed.
+    """
+    ctx = StageContext.from_env()
+    if ctx is not None:
+        if stage not in ctx.inputs:
+            known = ", ".join(sorted(ctx.inputs)) or "none"
+            raise InputError(
+                f"input_dir('{stage}'): '{stage}' is not a completed upstream stage of '{ctx.stage}' "
+                f"in run {ctx.run_id} (available: {known}). Add it to 'needs' in the pipeline spec."
+            )
+        return ctx.inputs[stage]
+    pipeline = _interactive_pipeline()
+    root = layout.artifact_root(pipeline.root)
+    done = layout.latest_complete_any_run(root, pipeline.name, stage)
+    if done is None:
+        raise InputError(
+            f"input_dir('{stage}'): no completed run of stage '{stage}' under {root}; "
+            f"run it once with: nbops run {pipeline.path} --stage {stage}"
+        )
+    return done / "outputs"
+
+
+def output_dir() -> Path:
+    """Directory where this stage writes its output files (hashed into the manifest)."""
+    ctx = StageContext.from_env()
+    if ctx is not None:
+        return ctx.output_dir
+    pipeline = _interactive_pipeline()
+    scratch = layout.state_dir(pipeline.root) / "scratch" / "outputs"
+    scratch.mkdir(parents=True, exist_ok=True)
+    return scratch
+
+
+def log_metric(name: str, value: float, step: int | None = None) -> None:
+    """Log a metric on the stage's MLflow run (an interactive run outside pipelines)."""
+    from mlflow import MlflowClient
+
+    MlflowClient().log_metric(_active_run_id(), name, float(value), step=step or 0)
+
+
+def log_model(model: Any, name: str = "model", registered_model_name: str | None = None, **kwargs: Any) -> Any:
+    """Log ``model`` with the MLflow flavor of its library; optionally register a version.
+
+    Returns MLflow's ``ModelInfo`` (``registered_model_version`` is set when registered).
+    """
+    import importlib
+
+    import mlflow
+
+    top = type(model).__module__.split(".")[0]
+    flavor = _FLAVORS.get(top)
+    if flavor is None:
+        raise InputError(
+            f"log_model: no MLflow flavor known for objects of {type(model).__module__}; "
+            f"supported: {', '.join(sorted(_FLAVORS))}. Use mlflow.<flavor>.log_model directly."
+        )
+    run_id = _active_run_id()
+    active = mlflow.active_run()
+    if active is None or active.info.run_id != run_id:
+        mlflow.start_run(run_id=run_id)
+    module = importlib.import_module(f"mlflow.{flavor}")
+    return module.log_model(model, name=name, registered_model_name=registered_model_name, **kwargs)
+
+
+def _active_run_id() -> str:
+    run_id = os.environ.get("MLFLOW_RUN_ID", "")
+    if run_id:
+        return run_id
+    import mlflow
+
+    from nbops.tracking.store import tracking_uri
+
+    pipeline = _interactive_pipeline()
+    mlflow.set_tracking_uri(tracking_uri(layout.state_dir(pipeline.root)))
+    mlflow.set_experiment(f"{pipeline.name}-interactive")
+    run = mlflow.active_run() or mlflow.start_run(tags={"nbops.kind": "interactive", "nbops.pipeline": pipeline.name})
+    os.environ["MLFLOW_RUN_ID"] = run.info.run_id
+    return str(run.info.run_id)
+
+
+def _interactive_pipeline() -> Pipeline:
+    """The pipeline whose file is named by ``$NBOPS_PIPELINE_FILE`` or found above the cwd."""
+    named = os.environ.get(ENV_PIPELINE_FILE)
+    if named:
+        return load_pipeline(named)
+    here = Path.cwd().resolve()
+    for directory in (here, *here.parents):
+        candidate = directory / PIPELINE_FILE
+        if candidate.is_file():
+            return load_pipeline(candidate)
+    raise InputError(
+        f"no {PIPELINE_FILE} found in {here} or its parents; set {ENV_PIPELINE_FILE} to the pipeline file."
+    )

@@ -1,0 +1,126 @@
+"""The ``nbops`` command line: parse, build a request, call one library function, map errors.
+
+Exit codes (DESIGN §6): 0 success, 1 the notebook's own code failed, 2 bad input found
+before execution, 3 infrastructure failure.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from nbops.errors import EXIT_INFRA, EXIT_INPUT, NbopsError
+
+PIPELINE_ARG = click.argument("pipeline_file", required=False, default="pipeline.yaml", type=click.Path(path_type=Path))
+
+
+def _fail(exc: NbopsError) -> NoReturn:
+    click.echo(f"nbops: error: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nbops")
+def main() -> None:
+    """Take tagged Jupyter notebooks to production."""
+
+
+@main.command("exec-stage")
+@click.option("--pipeline", "pipeline_file", required=True, type=click.Path(path_type=Path), help="Pipeline file.")
+@click.option("--stage", required=True, help="Stage to execute.")
+@click.option("--run-id", required=True, help="Pipeline run this attempt belongs to.")
+@click.option("--params-json", default="{}", help="Parameter overrides as a JSON object.")
+@click.option("--result-file", type=click.Path(path_type=Path), hidden=True, help="Write the result here as JSON.")
+def exec_stage_cmd(pipeline_file: Path, stage: str, run_id: str, params_json: str, result_file: Path | None) -> None:
+    """Execute one stage of one pipeline run (what every backend runs)."""
+    from nbops.errors import InputError
+    from nbops.stage.command import StageRequest, exec_stage, log, result_of_error
+
+    started = time.monotonic()
+    request = StageRequest(pipeline_file=pipeline_file, stage=stage, run_id=run_id)
+    try:
+        params: Any = json.loads(params_json)
+        if not isinstance(params, dict):
+            raise InputError(f"--params-json: expected a JSON object, got {type(params).__name__}.")
+        request = StageRequest(pipeline_file=pipeline_file, stage=stage, run_id=run_id, params=params)
+        result = exec_stage(request)
+    except json.JSONDecodeError as exc:
+        result = result_of_error(request, InputError(f"--params-json: not valid JSON ({exc.msg})."), started)
+    except NbopsError as exc:
+        result = result_of_error(request, exc, started)
+    except KeyboardInterrupt:
+        result = result_of_error(request, NbopsError("interrupted"), started)
+    if result_file is not None:
+        result_file.write_text(result.to_json(), encoding="utf-8")
+    level = "done" if result.exit_code == 0 else "error"
+    log(f"{level}: stage '{result.stage}' {result.message} (exit {result.exit_code})")
+    sys.exit(result.exit_code)
+
+
+@main.command("run")
+@PIPELINE_ARG
+@click.option("--stage", "stages", multiple=True, help="Run only this stage (repeatable).")
+@click.option("--from", "from_stage", help="Run this stage and everything downstream of it.")
+@click.option("-p", "--param", "params", multiple=True, help="Override: STAGE.NAME=VALUE (typed by the notebook).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Stages run at once (default: cores).")
+@click.option("--run-id", help="Run id; with --stage/--from it defaults to the latest run (resume).")
+def run_cmd(
+    pipeline_file: Path,
+    stages: tuple[str, ...],
+    from_stage: str | None,
+    params: tuple[str, ...],
+    jobs: int | None,
+    run_id: str | None,
+) -> None:
+    """Run the pipeline locally, one subprocess per stage, independent stages in parallel."""
+    from nbops.runner.local import RunOptions, run_pipeline
+
+    options = RunOptions(
+        pipeline_file=pipeline_file, stages=stages, from_stage=from_stage, params=params, jobs=jobs, run_id=run_id
+    )
+    try:
+        summary = run_pipeline(options)
+    except NbopsError as exc:
+        _fail(exc)
+    sys.exit(summary.exit_code)
+
+
+@main.command("lint")
+@PIPELINE_ARG
+def lint_cmd(pipeline_file: Path) -> None:
+    """Check the spec and every stage notebook statically; exit 2 listing every problem."""
+    from nbops.lint import lint
+
+    problems = lint(pipeline_file)
+    if problems:
+        click.echo(f"nbops lint: {len(problems)} problem(s) in {pipeline_file}:", err=True)
+        for problem in problems:
+            click.echo(f"\n{problem}", err=True)
+        sys.exit(EXIT_INPUT)
+    click.echo(f"nbops lint: {pipeline_file} is clean.")
+
+
+@main.command("ui")
+@PIPELINE_ARG
+@click.option("--port", type=int, default=5000, show_default=True, help="Port on 127.0.0.1.")
+def ui_cmd(pipeline_file: Path, port: int) -> None:
+    """Serve the MLflow UI on 127.0.0.1 for this pipeline's store."""
+    from nbops.ui import serve
+
+    try:
+        sys.exit(serve(pipeline_file, port))
+    except NbopsError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+
+__all__ = ["EXIT_INFRA", "main"]

@@ -1,0 +1,77 @@
+"""The environment a stage's kernel inherits: the contract between the stage command and
+the notebook API (``import nbops`` inside a notebook)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_PIPELINE = "NBOPS_PIPELINE"
+ENV_PIPELINE_FILE = "NBOPS_PIPELINE_FILE"
+ENV_RUN_ID = "NBOPS_RUN_ID"
+ENV_STAGE = "NBOPS_STAGE"
+ENV_ATTEMPT = "NBOPS_ATTEMPT"
+ENV_OUTPUT_DIR = "NBOPS_OUTPUT_DIR"
+ENV_INPUTS = "NBOPS_INPUTS"
+ENV_TRIGGER = "NBOPS_TRIGGER"
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a notebook knows about the pipeline run it is part of."""
+
+    pipeline: str
+    run_id: str
+    stage: str
+    attempt: int
+    output_dir: Path
+    inputs: dict[str, Path]
+
+    def to_env(self) -> dict[str, str]:
+        """The variables that describe this context."""
+        return {
+            ENV_PIPELINE: self.pipeline,
+            ENV_RUN_ID: self.run_id,
+            ENV_STAGE: self.stage,
+            ENV_ATTEMPT: str(self.attempt),
+            ENV_OUTPUT_DIR: str(self.output_dir),
+            ENV_INPUTS: json.dumps({k: str(v) for k, v in self.inputs.items()}),
+        }
+
+    @classmethod
+    def from_env(cls) -> StageContext | None:
+        """The context of the current pipeline run, or None when running interactively."""
+        env = os.environ
+        if not env.get(ENV_RUN_ID) or not env.get(ENV_OUTPUT_DIR):
+            return None
+        inputs = json.loads(env.get(ENV_INPUTS) or "{}")
+        return cls(
+            pipeline=env.get(ENV_PIPELINE, ""),
+            run_id=env[ENV_RUN_ID],
+            stage=env.get(ENV_STAGE, ""),
+            attempt=int(env.get(ENV_ATTEMPT, "1")),
+            output_dir=Path(env[ENV_OUTPUT_DIR]),
+            inputs={k: Path(v) for k, v in inputs.items()},
+        )
+
+
+def git_commit(directory: Path) -> str:
+    """The commit checked out at ``directory`` (with ``-dirty`` when modified), or ``unknown``."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head}-dirty" if dirty else head

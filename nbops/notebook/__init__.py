@@ -1,0 +1,1 @@
+"""Everything nbops knows about notebooks: tags, the parameters contract, execution."""

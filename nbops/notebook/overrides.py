@@ -1,0 +1,141 @@
+"""Parameter overrides: validated against the notebook's schema before anything runs.
+
+Papermill's Python translator writes names verbatim and falls back to an unescaped
+``str()`` for values it does not know, so nothing reaches it that is not a safe
+identifier bound to a JSON value.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import json
+import keyword
+from collections.abc import Mapping
+from typing import Any
+
+from nbops.errors import InputError, format_problems
+from nbops.notebook.parameters import Param, ParameterSchema, conform
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def safe_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be injected as a variable, or None when it can."""
+    if not isinstance(name, str) or not name.isidentifier():
+        return f"{name!r} is not a Python identifier"
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        return f"'{name}' is a Python keyword"
+    if name.startswith("__") and name.endswith("__"):
+        return f"'{name}' is a dunder name"
+    return None
+
+
+def validate_overrides(schema: ParameterSchema, overrides: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Return the overrides conformed to the schema, or raise one InputError listing every problem."""
+    if not overrides:
+        return {}
+    if schema.cell_index is None:
+        names = ", ".join(sorted(map(str, overrides)))
+        raise InputError(
+            f"{where}: the notebook has no cell tagged 'parameters', so it takes no parameters "
+            f"(overrides given: {names}). Tag the cell holding the defaults with 'parameters'."
+        )
+    problems: list[str] = []
+    clean: dict[str, Any] = {}
+    declared = [p.name for p in schema.params]
+    for name, value in overrides.items():
+        bad = safe_name_problem(name)
+        if bad:
+            problems.append(bad)
+            continue
+        param = schema.get(name)
+        if param is None:
+            close = difflib.get_close_matches(name, declared, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f" (declared: {', '.join(declared) or 'none'})"
+            problems.append(f"unknown parameter '{name}'{hint}")
+            continue
+        conformed, problem = conform(param, value)
+        if problem:
+            problems.append(f"parameter '{name}' {problem}")
+        else:
+            clean[name] = conformed
+    if problems:
+        raise InputError(format_problems(f"{where}: {len(problems)} parameter problem(s):", problems))
+    return clean
+
+
+def coerce_text(param: Param, text: str) -> Any:
+    """Read a command-line value according to the parameter's declared type.
+
+    Raises:
+        ValueError: the text cannot be read as that type (message says what was expected).
+    """
+    if param.nullable and text.strip().lower() in ("none", "null"):
+        return None
+    kind = param.kind
+    if kind == "str":
+        return text
+    if kind == "bool":
+        low = text.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ValueError(f"expects bool (true/false), got '{text}'")
+    if kind == "int":
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"expects int, got '{text}'") from None
+    if kind == "float":
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"expects float, got '{text}'") from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        if kind == "any":
+            return text
+        raise ValueError(f"expects {kind} written as JSON, got '{text}'") from None
+    return value
+
+
+def parse_assignments(items: list[str]) -> dict[str, dict[str, str]]:
+    """Split ``-p STAGE.NAME=VALUE`` items into stage -> name -> raw text."""
+    result: dict[str, dict[str, str]] = {}
+    problems: list[str] = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        stage, dot, name = key.partition(".")
+        if not sep or not dot or not stage or not name:
+            problems.append(f"'{item}' is not of the form STAGE.NAME=VALUE")
+            continue
+        result.setdefault(stage.strip(), {})[name.strip()] = value
+    if problems:
+        raise InputError(format_problems(f"-p: {len(problems)} malformed override(s):", problems))
+    return result
+
+
+def check_injected_source(source: str, expected: Mapping[str, Any], where: str) -> None:
+    """Prove the injected cell binds exactly the expected names to the expected values.
+
+    A last line of defence after Papermill's translator: the code must parse and every
+    statement must be ``name = <literal>`` with the validated value.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise InputError(f"{where}: injected parameters do not parse ({exc.msg}).") from None
+    seen: dict[str, Any] = {}
+    for stmt in tree.body:
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
+            raise InputError(f"{where}: injected parameters contain a statement that is not an assignment.")
+        try:
+            seen[stmt.targets[0].id] = ast.literal_eval(stmt.value)
+        except ValueError:
+            raise InputError(f"{where}: injected value of '{stmt.targets[0].id}' is not a literal.") from None
+    if json.dumps(seen, sort_keys=True) != json.dumps(dict(expected), sort_keys=True):
+        raise InputError(f"{where}: injected parameters differ from the validated ones.")

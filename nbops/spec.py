@@ -1,0 +1,302 @@
+"""The pipeline spec (``pipeline.yaml``): frozen pydantic models and their loader.
+
+Every structural problem is reported at once, each naming the file, the field path and,
+where YAML knows it, the line. Graph problems (unknown ``needs``, cycles) follow the same
+format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import keyword
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from nbops.errors import InputError, format_problems
+from nbops.graph import find_cycle
+
+NAME_RE = r"^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$"
+STAGE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+QUANTITY_RE = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
+DNS_SUBDOMAIN_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+CRON_PRESETS = frozenset(
+    {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually"}
+)
+DEFAULT_IMAGE = "nbops-runner:0.1"
+DEFAULT_TIMEOUT = 3600
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+Quantity = Annotated[str, Field(pattern=QUANTITY_RE)]
+
+
+class Resources(_Model):
+    """Requests (and limits) of one stage attempt."""
+
+    cpu: Quantity | None = Field(None, description="CPU request/limit, a Kubernetes quantity ('1', '500m').")
+    memory: Quantity | None = Field(None, description="Memory request/limit, a Kubernetes quantity ('2Gi').")
+    gpu: int | None = Field(None, ge=0, le=64, description="Number of nvidia.com/gpu devices.")
+
+    @field_validator("cpu", "memory", mode="before")
+    @classmethod
+    def _numbers_are_quantities(cls, value: object) -> object:
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+    def merged_over(self, base: Resources | None) -> Resources:
+        """Return these resources with unset keys taken from ``base``."""
+        if base is None:
+            return self
+        return Resources(
+            cpu=self.cpu if self.cpu is not None else base.cpu,
+            memory=self.memory if self.memory is not None else base.memory,
+            gpu=self.gpu if self.gpu is not None else base.gpu,
+        )
+
+
+class Toleration(_Model):
+    """A Kubernetes toleration, spelled as in a pod spec."""
+
+    key: str | None = Field(None, description="Taint key the toleration matches; empty matches all keys.")
+    operator: Literal["Exists", "Equal"] = Field("Equal", description="How key and value are compared.")
+    value: str | None = Field(None, description="Taint value (with operator Equal).")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        None, description="Taint effect matched; empty matches all effects."
+    )
+    toleration_seconds: int | None = Field(None, ge=0, description="How long a NoExecute taint is tolerated.")
+
+    @model_validator(mode="after")
+    def _exists_has_no_value(self) -> Toleration:
+        if self.operator == "Exists" and self.value is not None:
+            raise ValueError("a toleration with operator Exists must not have a value")
+        return self
+
+
+SecretName = Annotated[str, Field(pattern=DNS_SUBDOMAIN_RE, max_length=253)]
+
+
+class StageSettings(_Model):
+    """Settings a stage may set itself or inherit from ``defaults``."""
+
+    image: str | None = Field(None, description="Container image of the stage pod.")
+    retries: int | None = Field(None, ge=0, le=20, description="Retries after a failed attempt.")
+    timeout: int | None = Field(None, gt=0, description="Seconds one stage attempt may take.")
+    cell_timeout: int | None = Field(None, gt=0, description="Seconds one cell may take (default: timeout).")
+    resources: Resources | None = Field(None, description="CPU, memory and GPU of the stage.")
+    node_selector: dict[str, str] | None = Field(None, description="Kubernetes node selector labels.")
+    tolerations: tuple[Toleration, ...] | None = Field(None, description="Kubernetes tolerations.")
+    secrets: tuple[SecretName, ...] | None = Field(None, description="Kubernetes Secret names exposed as env.")
+
+
+class StageSpec(StageSettings):
+    """One stage: a notebook, what it needs and how it runs."""
+
+    notebook: str = Field(description="Path of the notebook, relative to the pipeline file.")
+    needs: tuple[str, ...] = Field((), description="Stages whose outputs this stage reads.")
+    parameters: dict[str, Any] = Field(default_factory=dict, description="Parameter overrides for this stage.")
+
+    @field_validator("notebook")
+    @classmethod
+    def _is_notebook(cls, value: str) -> str:
+        if not value.endswith(".ipynb"):
+            raise ValueError(f"'{value}' is not a .ipynb file")
+        return value
+
+
+class RetrainSpec(_Model):
+    """The champion/challenger gate of the registered model."""
+
+    model: str = Field(min_length=1, description="Registered model name in the MLflow registry.")
+    metric: str = Field(min_length=1, description="Metric compared between challenger and champion.")
+    direction: Literal["maximize", "minimize"] = Field("maximize", description="Which way is better.")
+    min_improvement: float = Field(0.0, ge=0, description="Margin the challenger must win by.")
+
+
+class PipelineSpec(_Model):
+    """A whole pipeline as written in ``pipeline.yaml``."""
+
+    name: str = Field(pattern=NAME_RE, description="DAG id and MLflow experiment name.")
+    description: str = Field("", description="Free text shown in the DAG docs.")
+    schedule: str | None = Field(None, description="Cron expression or Airflow preset; null = manual only.")
+    image: str = Field(DEFAULT_IMAGE, min_length=1, description="Default stage image.")
+    defaults: StageSettings = Field(default_factory=StageSettings, description="Defaults for every stage.")
+    stages: dict[str, StageSpec] = Field(min_length=1, description="Stages by name.")
+    retrain: RetrainSpec | None = Field(None, description="Optional champion/challenger gate.")
+
+    @field_validator("schedule")
+    @classmethod
+    def _is_schedule(cls, value: str | None) -> str | None:
+        if value is None or value in CRON_PRESETS:
+            return value
+        fields = value.split()
+        if len(fields) not in (5, 6) or not all(re.fullmatch(r"[0-9*/,\-A-Za-z?LW#]+", f) for f in fields):
+            raise ValueError(f"'{value}' is neither a 5-field cron expression nor a preset like @daily")
+        return value
+
+    def resolved(self, stage: str) -> ResolvedStage:
+        """Return stage ``stage`` with every inherited setting filled in."""
+        spec = self.stages[stage]
+        base = self.defaults
+
+        def pick(field: str, fallback: Any) -> Any:
+            own = getattr(spec, field)
+            if own is not None:
+                return own
+            inherited = getattr(base, field)
+            return inherited if inherited is not None else fallback
+
+        timeout = pick("timeout", DEFAULT_TIMEOUT)
+        resources = (spec.resources or Resources()).merged_over(base.resources)
+        return ResolvedStage(
+            name=stage,
+            notebook=spec.notebook,
+            needs=spec.needs,
+            parameters=spec.parameters,
+            image=pick("image", self.image),
+            retries=pick("retries", 0),
+            timeout=timeout,
+            cell_timeout=pick("cell_timeout", timeout),
+            resources=resources,
+            node_selector=pick("node_selector", {}),
+            tolerations=pick("tolerations", ()),
+            secrets=pick("secrets", ()),
+        )
+
+
+class ResolvedStage(_Model):
+    """A stage with defaults applied: what the stage command and DAG factory consume."""
+
+    name: str = Field(description="Stage name.")
+    notebook: str = Field(description="Notebook path relative to the pipeline file.")
+    needs: tuple[str, ...] = Field(description="Upstream stages.")
+    parameters: dict[str, Any] = Field(description="Parameter overrides from the spec.")
+    image: str = Field(description="Container image.")
+    retries: int = Field(description="Retries after a failed attempt.")
+    timeout: int = Field(description="Seconds per attempt.")
+    cell_timeout: int = Field(description="Seconds per cell.")
+    resources: Resources = Field(description="CPU, memory, GPU.")
+    node_selector: dict[str, str] = Field(description="Node selector labels.")
+    tolerations: tuple[Toleration, ...] = Field(description="Tolerations.")
+    secrets: tuple[str, ...] = Field(description="Secret names.")
+
+
+class Pipeline(_Model):
+    """A loaded spec together with where it came from."""
+
+    spec: PipelineSpec = Field(description="The validated spec.")
+    path: Path = Field(description="Absolute path of the pipeline file.")
+    sha256: str = Field(description="sha256 of the spec file's bytes.")
+
+    @property
+    def root(self) -> Path:
+        """Directory of the pipeline file; notebook paths are relative to it."""
+        return self.path.parent
+
+    @property
+    def name(self) -> str:
+        """The pipeline name."""
+        return self.spec.name
+
+    def notebook_path(self, stage: str) -> Path:
+        """Absolute path of a stage's notebook."""
+        return (self.root / self.spec.stages[stage].notebook).resolve()
+
+    def stage(self, stage: str) -> ResolvedStage:
+        """A stage with defaults applied; InputError naming the file for unknown names."""
+        if stage not in self.spec.stages:
+            known = ", ".join(self.spec.stages)
+            raise InputError(f"{self.path}: there is no stage '{stage}' (stages: {known}).")
+        return self.spec.resolved(stage)
+
+    def needs(self) -> dict[str, tuple[str, ...]]:
+        """The dependency graph: stage -> upstream stages."""
+        return {name: s.needs for name, s in self.spec.stages.items()}
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    """Read, parse and validate a pipeline file, reporting every problem at once.
+
+    Raises:
+        InputError: the file is missing, is not YAML, or breaks the spec.
+    """
+    file = Path(path).resolve()
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError as exc:
+        raise InputError(f"{file}: pipeline file not found.") from exc
+    except OSError as exc:
+        raise InputError(f"{file}: cannot read pipeline file ({exc.strerror}).") from exc
+    try:
+        text = raw.decode("utf-8")
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"{file}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{file}: expected a mapping with 'name' and 'stages' at the top level.")
+    try:
+        spec = PipelineSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = [_describe(err, node) for err in exc.errors()]
+        raise InputError(
+            format_problems(f"{file}: {len(problems)} problem(s) in the pipeline spec:", problems)
+        ) from None
+    problems = graph_problems(spec)
+    if problems:
+        raise InputError(format_problems(f"{file}: {len(problems)} problem(s) in the stage graph:", problems))
+    return Pipeline(spec=spec, path=file, sha256=hashlib.sha256(raw).hexdigest())
+
+
+def graph_problems(spec: PipelineSpec) -> list[str]:
+    """Stage names, unknown ``needs`` and cycles, all found in one pass."""
+    problems: list[str] = []
+    for name, stage in spec.stages.items():
+        if not STAGE_RE.match(name) or keyword.iskeyword(name):
+            problems.append(f"stages.{name}: a stage name must be an identifier of at most 63 characters")
+        for up in stage.needs:
+            if up not in spec.stages:
+                problems.append(f"stages.{name}.needs: unknown stage '{up}'")
+            elif up == name:
+                problems.append(f"stages.{name}.needs: a stage cannot need itself")
+    if not problems:
+        cycle = find_cycle({n: s.needs for n, s in spec.stages.items()})
+        if cycle:
+            problems.append("stages: dependency cycle " + " -> ".join(cycle))
+    return problems
+
+
+def _describe(err: Any, node: yaml.Node | None) -> str:
+    loc = tuple(err["loc"])
+    where = ".".join(str(p) for p in loc) or "(top level)"
+    line = _line_of(node, loc)
+    at = f" (line {line})" if line else ""
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key (check its spelling)"
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    return f"{where}{at}: {msg}"
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """Line (1-based) of the YAML node at ``loc``, or of its nearest existing parent."""
+    best = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if getattr(k, "value", None) == str(part)), None)
+            if nxt is None:
+                key = next((k for k, _ in node.value if getattr(k, "value", None) == str(part)), None)
+                return key.start_mark.line + 1 if key is not None else best
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            return best
+        best = node.start_mark.line + 1
+    return best

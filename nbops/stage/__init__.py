@@ -1,0 +1,1 @@
+"""The one stage command every backend runs (DESIGN §1)."""

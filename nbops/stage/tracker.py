@@ -1,0 +1,96 @@
+"""The MLflow side of one stage attempt, set up in a thread while the kernel boots."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbops.errors import InfraError
+from nbops.tracking import record
+from nbops.tracking.store import open_client
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+
+class StageTracker:
+    """Opens the store, finds the pipeline run and creates the stage run in the background.
+
+    ``run_id()`` blocks until that is done and re-raises any failure as InfraError, so the
+    kernel never runs a cell without a run to record into.
+    """
+
+    def __init__(
+        self,
+        *,
+        uri: str,
+        experiment: str,
+        artifact_location: str,
+        run_id: str,
+        stage: str,
+        attempt: int,
+        parent_tags: dict[str, str],
+        stage_tags: dict[str, str],
+        parameters: dict[str, Any],
+    ) -> None:
+        self._args = (uri, experiment, artifact_location, run_id, stage, attempt, parent_tags, stage_tags, parameters)
+        self._thread = threading.Thread(target=self._setup, name="nbops-tracking", daemon=True)
+        self._error: BaseException | None = None
+        self.client: MlflowClient | None = None
+        self.parent_id = ""
+        self.stage_run_id = ""
+
+    def start(self) -> None:
+        """Begin set-up in the background."""
+        self._thread.start()
+
+    def _setup(self) -> None:
+        uri, experiment, location, run_id, stage, attempt, parent_tags, stage_tags, parameters = self._args
+        try:
+            client = open_client(uri)
+            exp_id = record.ensure_experiment(client, experiment, location)
+            self.parent_id = record.get_or_create_parent_run(client, exp_id, experiment, run_id, parent_tags)
+            self.stage_run_id = record.start_stage_run(
+                client, exp_id, self.parent_id, stage=stage, attempt=attempt, tags=stage_tags
+            )
+            record.log_parameters(client, self.stage_run_id, parameters)
+            self.client = client
+        except BaseException as exc:  # re-raised in the caller's thread by run_id()
+            self._error = exc
+
+    def run_id(self) -> str:
+        """The stage run id, once set-up has finished."""
+        self._thread.join()
+        if self._error is not None:
+            if isinstance(self._error, InfraError):
+                raise self._error
+            raise InfraError(f"MLflow set-up failed: {self._error}") from self._error
+        return self.stage_run_id
+
+    def finish(
+        self,
+        *,
+        status: str,
+        metrics: dict[str, float],
+        tags: dict[str, str],
+        files: list[Path],
+        manifest: dict[str, Any] | None,
+    ) -> None:
+        """Record the outcome: metrics, tags, artifacts, then the terminal status."""
+        run = self.run_id()
+        if self.client is None:
+            raise InfraError("MLflow client missing after set-up")
+        record.log_metrics(self.client, run, metrics)
+        record.set_tags(self.client, run, tags)
+        record.log_files(self.client, run, [f for f in files if f.exists()])
+        if manifest is not None:
+            record.call(
+                self.client.log_text,
+                run,
+                json.dumps(manifest, indent=2, sort_keys=True),
+                "manifest.json",
+                what="upload the manifest",
+            )
+        record.finish_run(self.client, run, status)

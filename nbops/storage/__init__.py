@@ -1,0 +1,1 @@
+"""Where stage attempts live: the artifact root, its run layout and the manifests."""

@@ -1,0 +1,1 @@
+"""The MLflow record: store resolution, runs per pipeline run and per stage attempt."""

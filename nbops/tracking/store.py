@@ -1,0 +1,96 @@
+"""Which MLflow store to use and how to open it safely from many processes.
+
+The embedded default is SQLite beside the pipeline file. Parallel stages share that file,
+so the URI carries a generous busy timeout, the schema is created once under a file lock
+and the database is switched to WAL so readers never block writers.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nbops.errors import InfraError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
+SQLITE_BUSY_TIMEOUT_S = 120
+_BOUNDED_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+
+
+def default_tracking_uri(state: Path) -> str:
+    """The embedded store: ``sqlite:///<state>/mlflow.db`` with a busy timeout."""
+    return f"sqlite:///{(state / 'mlflow.db').resolve()}?timeout={SQLITE_BUSY_TIMEOUT_S}"
+
+
+def tracking_uri(state: Path) -> str:
+    """``$MLFLOW_TRACKING_URI`` when set, else the embedded default."""
+    return os.environ.get(ENV_TRACKING_URI, "").strip() or default_tracking_uri(state)
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, or None for other stores."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+
+
+def bound_http_retries() -> None:
+    """Cap MLflow's HTTP retries (minutes by default) unless the user chose otherwise."""
+    for key, value in _BOUNDED_HTTP.items():
+        os.environ.setdefault(key, value)
+
+
+def open_client(uri: str) -> MlflowClient:
+    """An MLflow client on ``uri`` whose schema is ready.
+
+    Raises:
+        InfraError: the store cannot be reached or initialised.
+    """
+    from mlflow import MlflowClient
+
+    bound_http_retries()
+    db = sqlite_path(uri)
+    try:
+        if db is not None:
+            _init_sqlite(uri, db)
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)
+    except InfraError:
+        raise
+    except Exception as exc:
+        raise InfraError(f"MLflow tracking store {redact_uri(uri)} is unreachable: {exc}") from exc
+    return client
+
+
+def _init_sqlite(uri: str, db: Path) -> None:
+    """Create the schema once, under a lock, and switch the file to WAL."""
+    from filelock import FileLock
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    marker = db.with_name(db.name + ".ready")
+    if marker.exists():
+        return
+    with FileLock(str(db) + ".lock", timeout=SQLITE_BUSY_TIMEOUT_S):
+        if marker.exists():
+            return
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        SqlAlchemyStore(uri, default_artifact_root=(db.parent / "mlflow-artifacts").as_uri())  # type: ignore[no-untyped-call]
+        with sqlite3.connect(db, timeout=SQLITE_BUSY_TIMEOUT_S) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+        marker.touch()
+
+
+def redact_uri(uri: str) -> str:
+    """The URI without a password (``user:***@host``)."""
+    if "://" in uri and "@" in uri.split("://", 1)[1].split("/", 1)[0]:
+        scheme, rest = uri.split("://", 1)
+        creds, host = rest.split("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return uri
