@@ -1,0 +1,126 @@
+"""One small notebook per failure mode, all run through the real ``nbops run`` command line.
+
+Each case asserts the exit code, what was archived, the MLflow status and that the
+downstream stage did not run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.conftest import Project, read_json
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class Case:
+    notebook: str
+    exit_code: int
+    status: str  # nbops.status tag / "none" when nothing may start
+    failed_cell: int | None = None
+    error: str = ""
+    params: tuple[str, ...] = ()
+    cell_timeout: int | None = None
+
+
+CASES = {
+    "cell_raises": Case("cell_raises", 1, "failed", failed_cell=2, error="ValueError"),
+    "kernel_dies": Case("kernel_dies", 3, "kernel_died", failed_cell=2, error="DeadKernelError"),
+    "cell_timeout": Case("cell_timeout", 1, "timed_out", failed_cell=2, error="CellTimeoutError", cell_timeout=3),
+    "malformed_json": Case("malformed", 2, "none"),
+    "unknown_parameter": Case("params", 2, "none", params=("s.limt=4",)),
+    "wrong_type": Case("params", 2, "none", params=("s.limit=four",)),
+}
+
+
+def _pipeline(project: Project, case: Case) -> None:
+    stage: dict[str, Any] = {"notebook": project.add_notebook("s", copy=f"{case.notebook}.ipynb")}
+    if case.cell_timeout:
+        stage["cell_timeout"] = case.cell_timeout
+    project.write_spec(
+        {
+            "name": "faults",
+            "stages": {
+                "s": stage,
+                "down": {"notebook": project.add_notebook("down", [("y = 1", [])]), "needs": ["s"]},
+                "side": {"notebook": project.add_notebook("side", [("z = 1", [])])},
+            },
+        }
+    )
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_failure_mode(project: Project, name: str) -> None:
+    case = CASES[name]
+    _pipeline(project, case)
+    args = ["run", "pipeline.yaml", "--jobs", "2"]
+    for p in case.params:
+        args += ["-p", p]
+    result = project.nbops(*args)
+    output = result.stdout + result.stderr
+    assert result.returncode == case.exit_code, output
+
+    if case.status == "none":
+        # Bad input: nothing started, the message names the file, no traceback dump.
+        assert "Traceback" not in output
+        assert "s.ipynb" in output
+        assert not project.attempts("faults", "s")
+        assert not project.attempts("faults", "side")
+        if name == "unknown_parameter":
+            assert "unknown parameter 'limt'" in output and "did you mean 'limit'" in output
+        if name == "wrong_type":
+            assert "expects int" in output
+        return
+
+    # The partial notebook is archived, with the failed cell marked and nothing after it run.
+    (attempt,) = project.attempts("faults", "s")
+    assert not (attempt / "manifest.json").exists()
+    executed = read_json(attempt / "output.ipynb")
+    assert (attempt / "output.html").stat().st_size > 0
+    assert executed["metadata"]["nbops"]["status"] == case.status
+    assert executed["metadata"]["nbops"]["failed_cell"] == case.failed_cell
+    failed = executed["cells"][case.failed_cell]
+    assert failed["metadata"]["papermill"]["status"] == "failed"
+    assert any(o["output_type"] == "error" and o["ename"] == case.error for o in failed["outputs"])
+    assert "".join(executed["cells"][1]["outputs"][0]["text"]) == "before\n"
+    assert executed["cells"][-1]["execution_count"] is None
+
+    # Downstream did not run; the unrelated branch finished; the resume command is printed.
+    assert not project.attempts("faults", "down")
+    (side,) = project.attempts("faults", "side")
+    assert (side / "manifest.json").exists()
+    assert "--from s" in result.stdout
+
+    runs = {r.data.tags.get("nbops.stage", "parent"): r for r in project.runs("faults")}
+    assert runs["s"].info.status == "FAILED"
+    assert runs["s"].data.tags["nbops.status"] == case.status
+    assert runs["s"].data.tags["nbops.failed_cell"] == str(case.failed_cell)
+    assert runs["s"].data.tags["nbops.error"] == case.error
+    assert runs["parent"].info.status == "FAILED"
+    assert runs["side"].info.status == "FINISHED"
+    assert "down" not in runs
+    artifacts = {a.path for a in project.client().list_artifacts(runs["s"].info.run_id)}
+    assert {"output.ipynb", "output.html"} <= artifacts
+
+
+def test_sys_exit_zero_stops_early_and_succeeds(project: Project) -> None:
+    project.write_spec({"name": "faults", "stages": {"s": {"notebook": project.add_notebook("s", copy="sys_exit_zero.ipynb")}}})
+    result = project.nbops("run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (attempt,) = project.attempts("faults", "s")
+    executed = read_json(attempt / "manifest.json")
+    assert executed["status"] == "stopped"
+    nb = read_json(attempt / "output.ipynb")
+    assert nb["cells"][-1]["execution_count"] is None  # the RuntimeError cell never ran
+
+
+def test_raises_exception_tag_allows_errors(project: Project) -> None:
+    project.write_spec({"name": "faults", "stages": {"s": {"notebook": project.add_notebook("s", copy="raises_allowed.ipynb")}}})
+    result = project.nbops("run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (attempt,) = project.attempts("faults", "s")
+    assert read_json(attempt / "manifest.json")["metrics"] == {"ok": 1.0}
