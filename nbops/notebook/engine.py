@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +23,7 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
 from traitlets import Any as AnyTrait
+from traitlets.config import Config
 
 from nbops.notebook.tags import is_skipped
 
@@ -153,15 +157,22 @@ class NbopsEngine(NBClientEngine):  # type: ignore[misc]
         start_timeout = kwargs.pop("start_timeout", 60)
         timeout = kwargs.pop("execution_timeout", None)
         kwargs.pop("input_path", None)
+        # IPC sockets in a private temp dir: no TCP port is opened for the kernel.
+        sockets = tempfile.mkdtemp(prefix="nbops-kernel-")
+        config = Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sockets, "kernel")}})
         client = NbopsClient(
             nb_man,
             kernel_name=kernel_name,
             startup_timeout=start_timeout,
             timeout=timeout,
             log=nb_man_logger(),
+            config=config,
             **kwargs,
         )
-        return client.execute()
+        try:
+            return client.execute()
+        finally:
+            shutil.rmtree(sockets, ignore_errors=True)
 
 
 def nb_man_logger() -> Any:

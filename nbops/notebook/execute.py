@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,8 @@ def execute(
             start_timeout=start_timeout,
             execution_timeout=cell_timeout,
             nbops_hooks=hooks,
+            stdout_file=sys.stdout,
+            stderr_file=sys.stderr,
         )
     executed.metadata["nbops"] = {
         "status": hooks.outcome.status,
