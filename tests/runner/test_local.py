@@ -1,0 +1,93 @@
+"""The local runner: parallel branches on one SQLite store, selection and resume."""
+
+from __future__ import annotations
+
+import pytest
+
+from nbops.errors import InputError
+from nbops.runner.local import select_stages
+from nbops.spec import load_pipeline
+from tests.conftest import Project, read_json
+
+WORK = ("import time, nbops\nt0 = time.time()\ntime.sleep(1)\n(nbops.output_dir() / 'x.txt').write_text('x')", [])
+METRICS = ("t_start = t0\nt_end = time.time()\nk = 1", ["metrics"])
+
+
+def diamond(project: Project) -> None:
+    stages = {}
+    for name, needs in (("a", []), ("b", ["a"]), ("c", ["a"]), ("d", ["a"]), ("e", ["a"]), ("z", ["b", "c", "d", "e"])):
+        stages[name] = {"notebook": project.add_notebook(name, [WORK, METRICS]), "needs": needs}
+    project.write_spec({"name": "diamond", "stages": stages})
+
+
+@pytest.mark.unit
+def test_selection(project: Project) -> None:
+    diamond(project)
+    pipeline = load_pipeline(project.pipeline)
+    assert select_stages(pipeline, (), None) == ["a", "b", "c", "d", "e", "z"]
+    assert select_stages(pipeline, (), "c") == ["c", "z"]
+    assert select_stages(pipeline, ("b",), None) == ["b"]
+    with pytest.raises(InputError, match="unknown stage"):
+        select_stages(pipeline, ("q",), None)
+
+
+@pytest.mark.integration
+def test_parallel_branches_share_sqlite_and_lose_nothing(project: Project) -> None:
+    diamond(project)
+    result = project.nbops("run", "--jobs", "4")
+    assert result.returncode == 0, result.stdout + result.stderr
+    runs = project.runs("diamond")
+    stages = {r.data.tags["nbops.stage"]: r for r in runs if r.data.tags.get("nbops.kind") == "stage"}
+    assert sorted(stages) == ["a", "b", "c", "d", "e", "z"]
+    assert all(r.info.status == "FINISHED" and r.data.metrics["k"] == 1.0 for r in stages.values())
+    # The four middle stages overlapped in time (they ran concurrently).
+    middle = [stages[s].data.metrics for s in "bcde"]
+    assert max(m["t_start"] for m in middle) < min(m["t_end"] for m in middle)
+    for s in "abcdez":
+        (attempt,) = project.attempts("diamond", s)
+        assert [f["path"] for f in read_json(attempt / "manifest.json")["files"]][-1] == "outputs/x.txt"
+
+
+@pytest.mark.integration
+def test_resume_from_a_stage_reuses_upstream_outputs(project: Project) -> None:
+    project.write_spec(
+        {
+            "name": "resume",
+            "stages": {
+                "up": {"notebook": project.add_notebook("up", [WORK])},
+                "down": {
+                    "notebook": project.add_notebook(
+                        "down", [("fail: bool = True", ["parameters"]), ("import nbops\nassert not fail\nprint(nbops.input_dir('up'))", [])]
+                    ),
+                    "needs": ["up"],
+                },
+            },
+        }
+    )
+    first = project.nbops("run")
+    assert first.returncode == 1
+    resume = next(ln.strip() for ln in first.stdout.splitlines() if ln.strip().startswith("nbops run") and "--from" in ln)
+    assert "--from down" in resume
+    second = project.nbops(*resume.split()[1:], "-p", "down.fail=false")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert len(project.attempts("resume", "up")) == 1  # not re-run
+    assert [a.name for a in project.attempts("resume", "down")] == ["attempt-1", "attempt-2"]
+    parents = [r for r in project.runs("resume") if r.data.tags.get("nbops.kind") == "pipeline"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+
+
+@pytest.mark.integration
+def test_exec_stage_refuses_missing_upstream(project: Project) -> None:
+    project.write_spec(
+        {
+            "name": "refuse",
+            "stages": {
+                "up": {"notebook": project.add_notebook("up", [WORK])},
+                "down": {"notebook": project.add_notebook("down", [("x = 1", [])]), "needs": ["up"]},
+            },
+        }
+    )
+    result = project.nbops("exec-stage", "--pipeline", "pipeline.yaml", "--stage", "down", "--run-id", "r1")
+    assert result.returncode == 2
+    assert "needs 'up', which has no completed attempt (no manifest.json) in run r1" in result.stderr
+    assert not project.attempts("refuse", "down")

@@ -1,0 +1,79 @@
+"""The CLI is thin: it builds a request, calls one function and maps errors to exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from nbops.cli import main
+from nbops.errors import InfraError, InputError
+from nbops.runner.local import RunSummary
+from nbops.stage.command import StageResult
+
+pytestmark = pytest.mark.unit
+
+
+def test_run_builds_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake(options: Any) -> RunSummary:
+        seen["options"] = options
+        return RunSummary(run_id="r", exit_code=0)
+
+    monkeypatch.setattr("nbops.runner.local.run_pipeline", fake)
+    result = CliRunner().invoke(main, ["run", "p.yaml", "--from", "train", "-p", "train.C=2", "-j", "3"])
+    assert result.exit_code == 0, result.output
+    options = seen["options"]
+    assert (options.pipeline_file, options.from_stage, options.params, options.jobs) == (
+        Path("p.yaml"),
+        "train",
+        ("train.C=2",),
+        3,
+    )
+
+
+@pytest.mark.parametrize(("error", "code"), [(InputError("bad spec"), 2), (InfraError("store down"), 3)])
+def test_run_maps_errors_to_exit_codes(monkeypatch: pytest.MonkeyPatch, error: Exception, code: int) -> None:
+    def fake(options: Any) -> RunSummary:
+        raise error
+
+    monkeypatch.setattr("nbops.runner.local.run_pipeline", fake)
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code == code
+    assert str(error) in result.output
+
+
+def test_exec_stage_writes_result_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake(request: Any) -> StageResult:
+        seen["request"] = request
+        return StageResult(stage="s", run_id="r", status="failed", exit_code=1, message="cell 2 raised")
+
+    monkeypatch.setattr("nbops.stage.command.exec_stage", fake)
+    out = tmp_path / "result.json"
+    args = ["exec-stage", "--pipeline", "p.yaml", "--stage", "s", "--run-id", "r", "--params-json", '{"n": 2}']
+    result = CliRunner().invoke(main, [*args, "--result-file", str(out)])
+    assert result.exit_code == 1
+    assert seen["request"].params == {"n": 2}
+    assert json.loads(out.read_text())["status"] == "failed"
+
+
+@pytest.mark.parametrize("params", ["{nope", "[1, 2]"])
+def test_exec_stage_rejects_bad_params_json(params: str) -> None:
+    result = CliRunner().invoke(main, ["exec-stage", "--pipeline", "p.yaml", "--stage", "s", "--run-id", "r", "--params-json", params])
+    assert result.exit_code == 2
+    assert "--params-json" in result.output
+
+
+def test_lint_exit_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("nbops.lint.lint", lambda path: ["nb.ipynb: problem one", "nb.ipynb: problem two"])
+    result = CliRunner().invoke(main, ["lint", "p.yaml"])
+    assert result.exit_code == 2
+    assert "2 problem(s)" in result.output and "problem two" in result.output
+    monkeypatch.setattr("nbops.lint.lint", lambda path: [])
+    assert CliRunner().invoke(main, ["lint", "p.yaml"]).exit_code == 0

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nbops.errors import InputError
+from nbops.spec import load_pipeline
+
+pytestmark = pytest.mark.unit
+
+GOOD = """\
+name: churn
+schedule: "0 2 * * *"
+defaults:
+  retries: 2
+  timeout: 600
+  resources: {cpu: "1", memory: 2Gi}
+stages:
+  prepare:
+    notebook: nb/prepare.ipynb
+  train:
+    notebook: nb/train.ipynb
+    needs: [prepare]
+    parameters: {n_estimators: 200}
+    resources: {cpu: 2, gpu: 1}
+    node_selector: {pool: gpu}
+    tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
+    secrets: [warehouse-credentials]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_are_merged_into_stages(tmp_path: Path) -> None:
+    pipeline = load_pipeline(write(tmp_path, GOOD))
+    train = pipeline.stage("train")
+    assert train.retries == 2 and train.timeout == 600 and train.cell_timeout == 600
+    assert train.resources.cpu == "2" and train.resources.memory == "2Gi" and train.resources.gpu == 1
+    assert train.tolerations[0].operator == "Exists"
+    assert train.secrets == ("warehouse-credentials",)
+    assert pipeline.stage("prepare").image == "nbops-runner:0.1"
+    assert len(pipeline.sha256) == 64
+
+
+def test_every_problem_reported_once_with_field_path_and_line(tmp_path: Path) -> None:
+    text = GOOD.replace("retries: 2", "retires: 2").replace('memory: 2Gi}', 'memory: lots}').replace(
+        "notebook: nb/train.ipynb", "notebook: nb/train.py"
+    )
+    with pytest.raises(InputError) as info:
+        load_pipeline(write(tmp_path, text))
+    message = str(info.value)
+    assert str(tmp_path / "pipeline.yaml") in message
+    assert "defaults.retires (line 4): unknown key" in message
+    assert "defaults.resources.memory" in message
+    assert "stages.train.notebook" in message and "not a .ipynb file" in message
+    assert "3 problem(s)" in message
+
+
+def test_cycle_is_named_in_order(tmp_path: Path) -> None:
+    text = GOOD.replace("    notebook: nb/prepare.ipynb\n", "    notebook: nb/prepare.ipynb\n    needs: [train]\n")
+    with pytest.raises(InputError, match=r"dependency cycle (train -> prepare -> train|prepare -> train -> prepare)"):
+        load_pipeline(write(tmp_path, text))
+
+
+def test_unknown_need_and_bad_stage_name(tmp_path: Path) -> None:
+    text = GOOD.replace("needs: [prepare]", "needs: [prep]").replace("  prepare:\n", "  pre-pare:\n")
+    with pytest.raises(InputError) as info:
+        load_pipeline(write(tmp_path, text))
+    assert "stages.train.needs: unknown stage 'prep'" in str(info.value)
+    assert "stages.pre-pare: a stage name must be an identifier" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("name: [unclosed", "not valid YAML"),
+        ("- a\n- b\n", "expected a mapping"),
+        ("name: Bad Name\nstages: {a: {notebook: a.ipynb}}", "name"),
+        ("name: ok\nschedule: every day\nstages: {a: {notebook: a.ipynb}}", "neither a 5-field cron"),
+    ],
+)
+def test_bad_files(tmp_path: Path, text: str, fragment: str) -> None:
+    with pytest.raises(InputError, match=fragment):
+        load_pipeline(write(tmp_path, text))
+
+
+def test_missing_file_names_it(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="pipeline file not found"):
+        load_pipeline(tmp_path / "nope.yaml")
+
+
+def test_unknown_stage_lookup(tmp_path: Path) -> None:
+    pipeline = load_pipeline(write(tmp_path, GOOD))
+    with pytest.raises(InputError, match="there is no stage 'evaluate'"):
+        pipeline.stage("evaluate")
