@@ -25,7 +25,7 @@ def test_interactive_fallbacks(project: Project, monkeypatch: pytest.MonkeyPatch
         _, attempt = layout.claim_attempt(layout.stage_dir(root, "api", run, "a"))
         (attempt / "outputs").mkdir()
         write_manifest(attempt, build_manifest(attempt, {"run": run}))
-    _, unfinished = layout.claim_attempt(layout.stage_dir(root, "api", "20260103T000000Z-cccccc", "a"))
+    layout.claim_attempt(layout.stage_dir(root, "api", "20260103T000000Z-cccccc", "a"))  # never finished
     found = nbops.input_dir("a")
     assert found.parent.parent.parent.name == "20260102T000000Z-bbbbbb"
     scratch = nbops.output_dir()

@@ -65,7 +65,9 @@ def test_exec_stage_writes_result_file(monkeypatch: pytest.MonkeyPatch, tmp_path
 
 @pytest.mark.parametrize("params", ["{nope", "[1, 2]"])
 def test_exec_stage_rejects_bad_params_json(params: str) -> None:
-    result = CliRunner().invoke(main, ["exec-stage", "--pipeline", "p.yaml", "--stage", "s", "--run-id", "r", "--params-json", params])
+    result = CliRunner().invoke(
+        main, ["exec-stage", "--pipeline", "p.yaml", "--stage", "s", "--run-id", "r", "--params-json", params]
+    )
     assert result.exit_code == 2
     assert "--params-json" in result.output
 

@@ -28,7 +28,7 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, subproce
 
 
 def test_example_runs_end_to_end(example: tuple[Project, subprocess.CompletedProcess[str]]) -> None:
-    project, result = example
+    _, result = example
     assert result.returncode == 0, result.stdout + result.stderr
     for stage in STAGES:
         assert f"ok    {stage}" in result.stdout
@@ -46,7 +46,9 @@ def test_example_mlflow_record(example: tuple[Project, subprocess.CompletedProce
     assert parent.info.status == "FINISHED"
     for tag in ("nbops.pipeline", "nbops.run_id", "nbops.spec_sha256", "nbops.git_commit", "nbops.trigger"):
         assert parent.data.tags.get(tag), tag
-    children = {r.data.tags["nbops.stage"]: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    children = {
+        r.data.tags["nbops.stage"]: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+    }
     assert sorted(children) == sorted(STAGES)
     for stage, run in children.items():
         assert run.info.status == "FINISHED", stage

@@ -18,7 +18,10 @@ def test_every_stage_problem_reported(project: Project) -> None:
             "name": "lintme",
             "stages": {
                 "a": {"notebook": project.add_notebook("a", copy="malformed.ipynb")},
-                "b": {"notebook": project.add_notebook("b", copy="params.ipynb"), "parameters": {"limit": "x", "nope": 1}},
+                "b": {
+                    "notebook": project.add_notebook("b", copy="params.ipynb"),
+                    "parameters": {"limit": "x", "nope": 1},
+                },
                 "c": {"notebook": "nb/missing.ipynb"},
                 "d": {"notebook": project.add_notebook("d", [("x = 1", ["skip", "metrics"])])},
             },

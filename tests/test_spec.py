@@ -48,8 +48,10 @@ def test_defaults_are_merged_into_stages(tmp_path: Path) -> None:
 
 
 def test_every_problem_reported_once_with_field_path_and_line(tmp_path: Path) -> None:
-    text = GOOD.replace("retries: 2", "retires: 2").replace('memory: 2Gi}', 'memory: lots}').replace(
-        "notebook: nb/train.ipynb", "notebook: nb/train.py"
+    text = (
+        GOOD.replace("retries: 2", "retires: 2")
+        .replace("memory: 2Gi}", "memory: lots}")
+        .replace("notebook: nb/train.ipynb", "notebook: nb/train.py")
     )
     with pytest.raises(InputError) as info:
         load_pipeline(write(tmp_path, text))

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.unit
 
 @pytest.fixture
 def schema() -> ParameterSchema:
-    cells = notebook([("n: int = 1\nrate = 0.5\nname = 'a'\nok = True\nlimit: int | None = None\nxs = [1]", ["parameters"])])
+    cells = notebook(
+        [("n: int = 1\nrate = 0.5\nname = 'a'\nok = True\nlimit: int | None = None\nxs = [1]", ["parameters"])]
+    )
     return parse_parameters(cells.cells, "nb.ipynb")
 
 
@@ -44,7 +46,9 @@ def test_overrides_without_parameters_cell() -> None:
         validate_overrides(schema, {"x": 2}, "nb.ipynb")
 
 
-@pytest.mark.parametrize(("name", "bad"), [("ok", False), ("class", True), ("a-b", True), ("__x__", True), ("x;y", True)])
+@pytest.mark.parametrize(
+    ("name", "bad"), [("ok", False), ("class", True), ("a-b", True), ("__x__", True), ("x;y", True)]
+)
 def test_safe_names(name: str, bad: bool) -> None:
     assert (safe_name_problem(name) is not None) is bad
 
@@ -79,6 +83,6 @@ def test_papermill_injection_roundtrip_of_hostile_strings() -> None:
     from nbops.notebook.execute import parameterize
 
     nb = notebook([("s = 'a'\nd = {}", ["parameters"])])
-    values = {"s": 'x"; import os; os.system("echo pwned") #\n\\', "d": {"k\"": [1, None, "é"]}}
+    values = {"s": 'x"; import os; os.system("echo pwned") #\n\\', "d": {'k"': [1, None, "é"]}}
     result = parameterize(nb, values, "nb")
     assert result.cells[1].metadata.tags == ["injected-parameters"]

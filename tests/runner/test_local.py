@@ -57,7 +57,11 @@ def test_resume_from_a_stage_reuses_upstream_outputs(project: Project) -> None:
                 "up": {"notebook": project.add_notebook("up", [WORK])},
                 "down": {
                     "notebook": project.add_notebook(
-                        "down", [("fail: bool = True", ["parameters"]), ("import nbops\nassert not fail\nprint(nbops.input_dir('up'))", [])]
+                        "down",
+                        [
+                            ("fail: bool = True", ["parameters"]),
+                            ("import nbops\nassert not fail\nprint(nbops.input_dir('up'))", []),
+                        ],
                     ),
                     "needs": ["up"],
                 },
@@ -66,7 +70,9 @@ def test_resume_from_a_stage_reuses_upstream_outputs(project: Project) -> None:
     )
     first = project.nbops("run")
     assert first.returncode == 1
-    resume = next(ln.strip() for ln in first.stdout.splitlines() if ln.strip().startswith("nbops run") and "--from" in ln)
+    resume = next(
+        ln.strip() for ln in first.stdout.splitlines() if ln.strip().startswith("nbops run") and "--from" in ln
+    )
     assert "--from down" in resume
     second = project.nbops(*resume.split()[1:], "-p", "down.fail=false")
     assert second.returncode == 0, second.stdout + second.stderr

@@ -108,7 +108,9 @@ def test_failure_mode(project: Project, name: str) -> None:
 
 
 def test_sys_exit_zero_stops_early_and_succeeds(project: Project) -> None:
-    project.write_spec({"name": "faults", "stages": {"s": {"notebook": project.add_notebook("s", copy="sys_exit_zero.ipynb")}}})
+    project.write_spec(
+        {"name": "faults", "stages": {"s": {"notebook": project.add_notebook("s", copy="sys_exit_zero.ipynb")}}}
+    )
     result = project.nbops("run")
     assert result.returncode == 0, result.stdout + result.stderr
     (attempt,) = project.attempts("faults", "s")
@@ -119,7 +121,9 @@ def test_sys_exit_zero_stops_early_and_succeeds(project: Project) -> None:
 
 
 def test_raises_exception_tag_allows_errors(project: Project) -> None:
-    project.write_spec({"name": "faults", "stages": {"s": {"notebook": project.add_notebook("s", copy="raises_allowed.ipynb")}}})
+    project.write_spec(
+        {"name": "faults", "stages": {"s": {"notebook": project.add_notebook("s", copy="raises_allowed.ipynb")}}}
+    )
     result = project.nbops("run")
     assert result.returncode == 0, result.stdout + result.stderr
     (attempt,) = project.attempts("faults", "s")
