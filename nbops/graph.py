@@ -1,54 +1,30 @@
-"""Small graph helpers over ``stage -> needs`` mappings (no third-party graph library needed)."""
+"""Graph helpers over ``stage -> needs`` mappings, on the standard library's ``graphlib``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from graphlib import CycleError, TopologicalSorter
 
 
 def find_cycle(needs: Mapping[str, Iterable[str]]) -> list[str] | None:
-    """Return one dependency cycle as ``[a, b, ..., a]`` in dependency order, or None."""
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for up in needs.get(node, ()):
-            if state.get(up) == 1:
-                cycle = [*stack[stack.index(up) :], up]
-                return list(reversed(cycle))
-            if up not in state and up in needs:
-                found = visit(up)
-                if found:
-                    return found
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in needs:
-        if node not in state:
-            found = visit(node)
-            if found:
-                return found
+    """One dependency cycle as ``[a, b, ..., a]`` where each stage needs the one before it, or None."""
+    try:
+        _sorter(needs).prepare()
+    except CycleError as exc:
+        return list(exc.args[1])
     return None
 
 
 def topological_order(needs: Mapping[str, Iterable[str]]) -> list[str]:
-    """Stages ordered so that every stage comes after what it needs (stable by input order)."""
-    done: list[str] = []
-    seen: set[str] = set()
+    """Stages ordered so that every stage comes after what it needs."""
+    return list(_sorter(needs).static_order())
 
-    def visit(node: str) -> None:
-        if node in seen:
-            return
-        seen.add(node)
-        for up in needs.get(node, ()):
-            visit(up)
-        done.append(node)
 
-    for node in needs:
-        visit(node)
-    return done
+def _sorter(needs: Mapping[str, Iterable[str]]) -> TopologicalSorter[str]:
+    sorter: TopologicalSorter[str] = TopologicalSorter()
+    for node, ups in needs.items():
+        sorter.add(node, *(u for u in ups if u in needs))
+    return sorter
 
 
 def descendants(needs: Mapping[str, Iterable[str]], roots: Iterable[str]) -> set[str]:

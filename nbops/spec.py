@@ -267,7 +267,7 @@ def graph_problems(spec: PipelineSpec) -> list[str]:
     if not problems:
         cycle = find_cycle({n: s.needs for n, s in spec.stages.items()})
         if cycle:
-            problems.append("stages: dependency cycle " + " -> ".join(cycle))
+            problems.append("stages: dependency cycle " + " -> ".join(cycle) + " (each stage needs the one before it)")
     return problems
 
 
