@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 import click
 
-from nbops.errors import EXIT_INFRA, EXIT_INPUT, NbopsError
+from nbops.errors import EXIT_INPUT, NbopsError
 
 PIPELINE_ARG = click.argument("pipeline_file", required=False, default="pipeline.yaml", type=click.Path(path_type=Path))
 
@@ -123,4 +123,4 @@ def ui_cmd(pipeline_file: Path, port: int) -> None:
 if __name__ == "__main__":  # pragma: no cover
     main()
 
-__all__ = ["EXIT_INFRA", "main"]
+__all__ = ["main"]

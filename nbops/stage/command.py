@@ -18,7 +18,7 @@ from typing import Any
 
 from nbops import __version__
 from nbops.context import ENV_TRIGGER, StageContext, git_commit
-from nbops.errors import EXIT_INFRA, EXIT_NOTEBOOK, EXIT_OK, InfraError, InputError, NbopsError
+from nbops.errors import EXIT_INFRA, EXIT_NOTEBOOK, EXIT_OK, InputError, NbopsError
 from nbops.graph import ancestors
 from nbops.spec import load_pipeline
 from nbops.stage.contract import load_contract
@@ -235,4 +235,4 @@ def result_of_error(request: StageRequest, exc: NbopsError, started: float) -> S
     )
 
 
-__all__ = ["InfraError", "StageRequest", "StageResult", "exec_stage", "result_of_error"]
+__all__ = ["StageRequest", "StageResult", "exec_stage", "result_of_error"]
