@@ -21,7 +21,7 @@ from typing import IO
 from nbops.context import ENV_TRIGGER, git_commit
 from nbops.errors import EXIT_INFRA, EXIT_OK, InputError, NbopsError, format_problems
 from nbops.graph import descendants, topological_order
-from nbops.notebook.overrides import parse_assignments
+from nbops.notebook.overrides import parse_assignments, validate_overrides
 from nbops.runner.report import Progress, summary_table
 from nbops.spec import Pipeline, load_pipeline
 from nbops.stage.contract import coerce_overrides, load_contract
@@ -145,7 +145,7 @@ def _checked_params(pipeline: Pipeline, selected: list[str], items: tuple[str, .
         try:
             contract = load_contract(pipeline, name)
             typed = coerce_overrides(contract.schema, raw.get(name, {}), contract.where)
-            load_contract(pipeline, name, typed)
+            validate_overrides(contract.schema, {**contract.stage.parameters, **typed}, contract.where)
             result[name] = typed
         except NbopsError as exc:
             problems.append(str(exc))
