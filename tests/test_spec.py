@@ -82,7 +82,7 @@ def test_unknown_need_and_bad_stage_name(tmp_path: Path) -> None:
     [
         ("name: [unclosed", "not valid YAML"),
         ("- a\n- b\n", "expected a mapping"),
-        ("name: Bad Name\nstages: {a: {notebook: a.ipynb}}", "name"),
+        ("name: Bad Name\nstages: {a: {notebook: a.ipynb}}", r"name \(line 1\): String should match pattern"),
         ("name: ok\nschedule: every day\nstages: {a: {notebook: a.ipynb}}", "neither a 5-field cron"),
     ],
 )

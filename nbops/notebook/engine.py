@@ -44,7 +44,6 @@ class Outcome:
     ename: str = ""
     evalue: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
-    executed_cells: int = 0
     skipped_cells: list[int] = field(default_factory=list)
 
 
@@ -95,7 +94,6 @@ class NbopsClient(PapermillNotebookClient):  # type: ignore[misc]
             try:
                 self.nb_man.cell_start(cell, index)
                 self.execute_cell(cell, index)
-                outcome.executed_cells += 1
             except CellExecutionError as exc:
                 if exc.ename == "SystemExit" and str(exc.evalue).strip() in ("", "0", "None"):
                     outcome.status, outcome.cell_index = "stopped", index

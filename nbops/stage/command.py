@@ -149,7 +149,7 @@ def exec_stage(request: StageRequest) -> StageResult:
     tags = {"nbops.status": status}
     if not succeeded:
         tags.update({"nbops.failed_cell": str(failed_cell), "nbops.error": ename, "nbops.error_message": evalue[:500]})
-    mlflow_run = tracker.run_id() if status != "infra_failed" or tracker.client else None
+    mlflow_run = tracker.run_id()  # raises InfraError when there is no record to finish
     manifest = None
     if succeeded:
         manifest = build_manifest(
