@@ -31,23 +31,39 @@ def main() -> None:
 
 
 @main.command("exec-stage")
-@click.option("--pipeline", "pipeline_file", required=True, type=click.Path(path_type=Path), help="Pipeline file.")
+@click.option("--pipeline", "pipeline_file", type=click.Path(path_type=Path), help="Pipeline file (working tree).")
+@click.option("--promoted", metavar="LOCK_SHA256", help="Run the promoted pipeline whose lock has this sha256.")
 @click.option("--stage", required=True, help="Stage to execute.")
 @click.option("--run-id", required=True, help="Pipeline run this attempt belongs to.")
 @click.option("--params-json", default="{}", help="Parameter overrides as a JSON object.")
 @click.option("--result-file", type=click.Path(path_type=Path), hidden=True, help="Write the result here as JSON.")
-def exec_stage_cmd(pipeline_file: Path, stage: str, run_id: str, params_json: str, result_file: Path | None) -> None:
-    """Execute one stage of one pipeline run (what every backend runs)."""
+def exec_stage_cmd(
+    pipeline_file: Path | None,
+    promoted: str | None,
+    stage: str,
+    run_id: str,
+    params_json: str,
+    result_file: Path | None,
+) -> None:
+    """Execute one stage of one pipeline run (what every backend runs).
+
+    Exactly one of --pipeline (notebooks from the working tree) and --promoted (notebooks
+    from the artifact store, verified by hash) names what to run.
+    """
     from nbops.errors import InputError
     from nbops.stage.command import StageRequest, exec_stage, log, result_of_error
 
     started = time.monotonic()
-    request = StageRequest(pipeline_file=pipeline_file, stage=stage, run_id=run_id)
+    request = StageRequest(pipeline_file=pipeline_file, stage=stage, run_id=run_id, promoted=promoted)
     try:
+        if (pipeline_file is None) == (promoted is None):
+            raise InputError("exec-stage needs exactly one of --pipeline FILE and --promoted LOCK_SHA256.")
         params: Any = json.loads(params_json)
         if not isinstance(params, dict):
             raise InputError(f"--params-json: expected a JSON object, got {type(params).__name__}.")
-        request = StageRequest(pipeline_file=pipeline_file, stage=stage, run_id=run_id, params=params)
+        request = StageRequest(
+            pipeline_file=pipeline_file, stage=stage, run_id=run_id, params=params, promoted=promoted
+        )
         result = exec_stage(request)
     except json.JSONDecodeError as exc:
         result = result_of_error(request, InputError(f"--params-json: not valid JSON ({exc.msg})."), started)
@@ -103,6 +119,31 @@ def lint_cmd(pipeline_file: Path) -> None:
             click.echo(f"\n{problem}", err=True)
         sys.exit(EXIT_INPUT)
     click.echo(f"nbops lint: {pipeline_file} is clean.")
+
+
+@main.command("promote")
+@PIPELINE_ARG
+@click.option(
+    "--dags-dir", type=click.Path(path_type=Path), default=Path("dags"), show_default=True, help="Where DAGs go."
+)
+def promote_cmd(pipeline_file: Path, dags_dir: Path) -> None:
+    """Check the pipeline, freeze its notebooks and write its Airflow DAG."""
+    from nbops.promote import promote
+
+    try:
+        report = promote(pipeline_file, dags_dir)
+    except NbopsError as exc:
+        _fail(exc)
+    for path in report.published:
+        click.echo(f"published {path}")
+    if report.unchanged:
+        click.echo(f"nbops promote: {report.dag_file} is up to date (lock {report.lock_sha256[:12]}); no file changed.")
+        return
+    for path in report.written:
+        click.echo(f"wrote {path}")
+    for change in report.changes:
+        click.echo(f"  {change}")
+    click.echo(f"nbops promote: lock {report.lock_sha256}")
 
 
 @main.command("ui")

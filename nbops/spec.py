@@ -118,6 +118,37 @@ class RetrainSpec(_Model):
     min_improvement: float = Field(0.0, ge=0, description="Margin the challenger must win by.")
 
 
+K8S_NAME_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class KubernetesSpec(_Model):
+    """Where and how stage pods run on Kubernetes (the promoted DAG's pod settings)."""
+
+    namespace: str = Field("nbops", pattern=K8S_NAME_RE, max_length=63, description="Namespace of stage pods.")
+    service_account: str = Field(
+        "nbops-stage", pattern=DNS_SUBDOMAIN_RE, max_length=253, description="Service account of stage pods."
+    )
+    artifacts_claim: str | None = Field(
+        "nbops-artifacts",
+        pattern=DNS_SUBDOMAIN_RE,
+        max_length=253,
+        description="PersistentVolumeClaim mounted at /nbops/artifacts as the artifact root; null mounts none.",
+    )
+    startup_timeout: int = Field(600, gt=0, le=86400, description="Seconds a pod may take to start running.")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        "IfNotPresent", description="Image pull policy of stage pods."
+    )
+
+
+class AirflowSpec(_Model):
+    """Settings of the generated Airflow DAG that are not stage settings."""
+
+    max_active_runs: int = Field(1, ge=1, le=64, description="DAG runs allowed at once.")
+    retry_delay: int = Field(60, gt=0, description="Seconds before the first retry of a stage; doubles each retry.")
+    max_retry_delay: int = Field(3600, gt=0, description="Upper bound of the retry delay in seconds.")
+    tags: tuple[str, ...] = Field((), description="Extra DAG tags shown in the Airflow UI.")
+
+
 class PipelineSpec(_Model):
     """A whole pipeline as written in ``pipeline.yaml``."""
 
@@ -128,6 +159,8 @@ class PipelineSpec(_Model):
     defaults: StageSettings = Field(default_factory=StageSettings, description="Defaults for every stage.")
     stages: dict[str, StageSpec] = Field(min_length=1, description="Stages by name.")
     retrain: RetrainSpec | None = Field(None, description="Optional champion/challenger gate.")
+    kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec, description="Stage pod settings.")
+    airflow: AirflowSpec = Field(default_factory=AirflowSpec, description="Generated DAG settings.")
 
     @field_validator("schedule")
     @classmethod
@@ -186,12 +219,22 @@ class ResolvedStage(_Model):
     secrets: tuple[str, ...] = Field(description="Secret names.")
 
 
+class FrozenNotebook(_Model):
+    """A promoted notebook: the published copy and the hash its bytes must have."""
+
+    path: Path = Field(description="Where the published bytes are read from.")
+    sha256: str = Field(description="sha256 recorded by `nbops promote`.")
+
+
 class Pipeline(_Model):
     """A loaded spec together with where it came from."""
 
     spec: PipelineSpec = Field(description="The validated spec.")
-    path: Path = Field(description="Absolute path of the pipeline file.")
+    path: Path = Field(description="Absolute path of the pipeline file (or of the promoted lock).")
     sha256: str = Field(description="sha256 of the spec file's bytes.")
+    frozen: dict[str, FrozenNotebook] = Field(
+        default_factory=dict, description="Promoted notebooks by stage; empty when run from the working tree."
+    )
 
     @property
     def root(self) -> Path:
@@ -204,7 +247,9 @@ class Pipeline(_Model):
         return self.spec.name
 
     def notebook_path(self, stage: str) -> Path:
-        """Absolute path of a stage's notebook."""
+        """Absolute path of a stage's notebook (the published copy when promoted)."""
+        if stage in self.frozen:
+            return self.frozen[stage].path
         return (self.root / self.spec.stages[stage].notebook).resolve()
 
     def stage(self, stage: str) -> ResolvedStage:

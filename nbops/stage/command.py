@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -17,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from nbops import __version__
-from nbops.context import ENV_TRIGGER, StageContext, git_commit
+from nbops.context import ENV_TRIGGER, StageContext, airflow_tags, git_commit
 from nbops.errors import EXIT_INFRA, EXIT_NOTEBOOK, EXIT_OK, InputError, NbopsError
 from nbops.graph import ancestors
-from nbops.spec import load_pipeline
+from nbops.lock import load_published
+from nbops.spec import Pipeline, load_pipeline
 from nbops.stage.contract import load_contract
 from nbops.storage import layout
 from nbops.storage.manifest import build_manifest, write_manifest
@@ -34,11 +36,12 @@ MLFLOW_STATUS = {"succeeded": "FINISHED", "stopped": "FINISHED"}
 class StageRequest:
     """Everything ``nbops exec-stage`` was asked to do."""
 
-    pipeline_file: Path
+    pipeline_file: Path | None
     stage: str
     run_id: str
     params: dict[str, Any] = field(default_factory=dict)
     image: str | None = None
+    promoted: str | None = None
 
 
 @dataclass
@@ -69,7 +72,7 @@ def log(message: str) -> None:
 def exec_stage(request: StageRequest) -> StageResult:
     """Run one stage attempt; input problems raise InputError before anything starts."""
     started = time.monotonic()
-    pipeline = load_pipeline(request.pipeline_file)
+    pipeline = _load(request)
     contract = load_contract(pipeline, request.stage, request.params)
     stage, notebook, params, where = contract.stage, contract.notebook, contract.params, contract.where
     nb_path = notebook.path
@@ -102,8 +105,10 @@ def exec_stage(request: StageRequest) -> StageResult:
         attempt=number,
         parent_tags={
             "nbops.spec_sha256": pipeline.sha256,
-            "nbops.git_commit": git_commit(pipeline.root),
+            "nbops.git_commit": "unknown" if request.promoted else git_commit(pipeline.root),
             "nbops.trigger": os.environ.get(ENV_TRIGGER, "exec-stage"),
+            **airflow_tags(),
+            **({"nbops.lock_sha256": request.promoted} if request.promoted else {}),
         },
         stage_tags={
             "nbops.notebook.path": stage.notebook,
@@ -112,6 +117,7 @@ def exec_stage(request: StageRequest) -> StageResult:
             "nbops.run_id": request.run_id,
             "nbops.pipeline": pipeline.name,
             "nbops.version": __version__,
+            **airflow_tags(),
         },
         parameters=params,
     )
@@ -120,6 +126,8 @@ def exec_stage(request: StageRequest) -> StageResult:
     output_nb = attempt / "output.ipynb"
     output_html = attempt / "output.html"
     status, failed_cell, ename, evalue, metrics = "succeeded", None, "", "", {}
+    # A promoted notebook sits in the shared store: it runs in a scratch directory instead.
+    scratch = tempfile.TemporaryDirectory(prefix="nbops-cwd-") if pipeline.frozen else None
     try:
         from nbops.notebook.execute import execute
 
@@ -127,7 +135,7 @@ def exec_stage(request: StageRequest) -> StageResult:
             prepared,
             input_path=nb_path,
             output_path=output_nb,
-            cwd=nb_path.parent,
+            cwd=Path(scratch.name) if scratch else nb_path.parent,
             cell_timeout=stage.cell_timeout,
             kernel_env=lambda: {"MLFLOW_RUN_ID": tracker.run_id()},
         )
@@ -139,6 +147,9 @@ def exec_stage(request: StageRequest) -> StageResult:
     except Exception as exc:  # kernel would not start, or nbclient broke down
         status, ename, evalue = "infra_failed", type(exc).__name__, str(exc)
         executed = None
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
 
     if executed is not None:
         from nbops.notebook.html import to_html
@@ -199,6 +210,21 @@ def exec_stage(request: StageRequest) -> StageResult:
         message=message,
         failed_cell=failed_cell,
     )
+
+
+def _load(request: StageRequest) -> Pipeline:
+    """The pipeline from the working tree, or the promoted one whose lock hash was given."""
+    if request.promoted is None:
+        if request.pipeline_file is None:
+            raise InputError("exec-stage needs --pipeline FILE or --promoted LOCK_SHA256.")
+        return load_pipeline(request.pipeline_file)
+    unset = [v for v in (layout.ENV_ARTIFACT_ROOT, ENV_TRACKING_URI) if not os.environ.get(v, "").strip()]
+    if unset:
+        raise InputError(
+            f"--promoted {request.promoted}: {' and '.join(unset)} must be set; a promoted stage reads its notebook "
+            "from the artifact store and records into the tracking server the deployment names (the DAG sets both)."
+        )
+    return load_published(layout.artifact_root(Path.cwd()), request.promoted)
 
 
 def _upstream_outputs(

@@ -6,14 +6,16 @@ three judge a stage by the same rules.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from nbops.errors import InputError, format_problems
 from nbops.notebook.overrides import coerce_text, validate_overrides
 from nbops.notebook.parameters import ParameterSchema, parse_parameters
-from nbops.notebook.reader import LoadedNotebook, read_notebook
+from nbops.notebook.reader import LoadedNotebook, parse_notebook, read_notebook
 from nbops.spec import Pipeline, ResolvedStage
 
 
@@ -36,7 +38,8 @@ def load_contract(pipeline: Pipeline, name: str, overrides: Mapping[str, Any] | 
     """Read the stage's notebook and validate spec parameters plus ``overrides`` against it."""
     stage = pipeline.stage(name)
     path = pipeline.notebook_path(name)
-    notebook = read_notebook(path)
+    frozen = pipeline.frozen.get(name)
+    notebook = read_notebook(path) if frozen is None else _read_frozen(path, name, frozen.sha256)
     language = notebook.node.metadata.get("kernelspec", {}).get("language", "python")
     if language != "python":
         raise InputError(f"{path}: kernel language is '{language}'; nbops stages run Python notebooks.")
@@ -44,6 +47,27 @@ def load_contract(pipeline: Pipeline, name: str, overrides: Mapping[str, Any] | 
     where = f"{path} (stage '{name}')"
     params = validate_overrides(schema, {**stage.parameters, **(overrides or {})}, where)
     return StageContract(stage=stage, notebook=notebook, schema=schema, params=params)
+
+
+def _read_frozen(path: Path, stage: str, expected: str) -> LoadedNotebook:
+    """A promoted notebook, refused unless its bytes hash to what the promotion recorded."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(
+            f"{path}: the promoted notebook of stage '{stage}' (sha256 {expected}) is not in the artifact store; "
+            "run `nbops promote` against this artifact root."
+        ) from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the promoted notebook of stage '{stage}' ({exc.strerror}).") from exc
+    actual = hashlib.sha256(raw).hexdigest()
+    if actual != expected:
+        raise InputError(
+            f"{path}: the promoted notebook of stage '{stage}' has sha256 {actual}, but the promotion recorded "
+            f"{expected}. The published copy was changed after `nbops promote`; nothing was run. Promote the "
+            "pipeline again (or restore the file) and re-run the stage."
+        )
+    return parse_notebook(raw, path)
 
 
 def coerce_overrides(schema: ParameterSchema, raw: Mapping[str, str], where: str) -> dict[str, Any]:

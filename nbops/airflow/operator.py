@@ -1,0 +1,137 @@
+"""One operator for both backends: a KubernetesPodOperator that can run its command locally.
+
+The backend is read when the task runs (``NBOPS_BACKEND`` or the Variable ``nbops_backend``),
+so one DAG file serves a cluster and ``airflow dags test`` on a laptop. Locally the
+operator runs the pod's own command line (``nbops`` + its rendered arguments, with the
+pod's rendered environment) in a subprocess, so both backends execute the same thing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from nbops.airflow.settings import backend
+from nbops.errors import EXIT_INPUT, EXIT_NOTEBOOK
+from nbops.storage.layout import ENV_ARTIFACT_ROOT
+from nbops.tracking.store import ENV_TRACKING_URI
+
+# Exit codes that a retry cannot fix (DESIGN §6): the notebook's own failure, bad input.
+NO_RETRY = (EXIT_NOTEBOOK, EXIT_INPUT)
+TERM_GRACE_S = 25
+POD_ONLY_ENV = ("HOME",)
+
+
+class NbopsStageOperator(KubernetesPodOperator):
+    """Runs ``nbops exec-stage`` for one stage, in a pod or (local backend) in a subprocess."""
+
+    ui_color = "#e8f4fd"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._proc: subprocess.Popen[str] | None = None
+
+    def execute(self, context: Any) -> Any:
+        """Run the stage on the backend chosen for this task."""
+        chosen = backend()
+        self.log.info("nbops backend: %s", chosen)
+        if chosen == "local":
+            return self.execute_local()
+        self._require_settings()
+        return super().execute(context)
+
+    def command_line(self) -> list[str]:
+        """The rendered command line of the pod, ``nbops`` resolved on this machine."""
+        return [_nbops_executable(), *self.arguments]
+
+    def rendered_env(self) -> dict[str, str]:
+        """The pod's rendered environment variables as a mapping."""
+        env = self.env_vars or []
+        if isinstance(env, dict):
+            return {str(k): str(v) for k, v in env.items()}
+        return {e.name: e.value or "" for e in env}
+
+    def execute_local(self) -> None:
+        """Run the pod's command line here; map its exit code to retry or fail."""
+        env = {**os.environ, **{k: v for k, v in self.rendered_env().items() if k not in POD_ONLY_ENV}}
+        command = self.command_line()
+        self.log.info("running: %s", " ".join(command))
+        self._proc = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
+        try:
+            assert self._proc.stdout is not None  # noqa: S101 - set by stdout=PIPE
+            for line in self._proc.stdout:
+                self.log.info("%s", line.rstrip("\n"))
+            code = self._proc.wait()
+        finally:
+            self._terminate()
+        if code == 0:
+            return
+        message = f"stage command exited {code}; see the log above and the stage's MLflow run"
+        if code in NO_RETRY:
+            raise AirflowFailException(f"{message} (not retried: exit {code} is not an infrastructure failure)")
+        raise AirflowException(message)
+
+    def on_kill(self) -> None:
+        """Stop a local stage command too (it saves and records its partial notebook on SIGTERM)."""
+        self._terminate()
+        if backend() != "local":
+            super().on_kill()
+
+    def cleanup(self, pod: Any, remote_pod: Any, *args: Any, **kwargs: Any) -> None:
+        """Fail without retries when the pod's command exited 1 or 2 (DESIGN §6)."""
+        try:
+            super().cleanup(pod, remote_pod, *args, **kwargs)
+        except AirflowException as exc:
+            code = _exit_code(remote_pod, self.base_container_name)
+            if code in NO_RETRY:
+                raise AirflowFailException(f"{exc} (stage command exited {code}; not retried)") from exc
+            raise
+
+    def _require_settings(self) -> None:
+        env = self.rendered_env()
+        unset = [name for name in (ENV_TRACKING_URI, ENV_ARTIFACT_ROOT) if not env.get(name)]
+        if unset:
+            raise AirflowFailException(
+                f"{' and '.join(unset)} not configured for stage pods: set them in the Airflow workers' environment "
+                f"or as Airflow Variables {', '.join(u.lower() for u in unset)} (see deploy/README.md)."
+            )
+
+    def _terminate(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(TERM_GRACE_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _nbops_executable() -> str:
+    beside = Path(sys.executable).with_name("nbops")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("nbops")
+    if found is None:
+        raise AirflowFailException("the `nbops` command is not installed beside this Python or on PATH.")
+    return found
+
+
+def _exit_code(remote_pod: Any, container: str) -> int | None:
+    statuses = getattr(getattr(remote_pod, "status", None), "container_statuses", None) or []
+    for status in statuses:
+        terminated = getattr(getattr(status, "state", None), "terminated", None)
+        if status.name == container and terminated is not None:
+            return int(terminated.exit_code)
+    return None

@@ -1,0 +1,166 @@
+"""The stage pod: KubernetesPodOperator arguments for one stage of a promoted pipeline.
+
+Everything here is built once at parse time from the lock; only ``arguments`` and
+``env_vars`` hold templates, rendered from the DAG run when the task starts.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from kubernetes.client import models as k8s
+
+from nbops.airflow.params import params_argument
+from nbops.airflow.settings import POD_ARTIFACT_ROOT
+from nbops.context import ENV_AIRFLOW, ENV_TRIGGER
+from nbops.lock import Lock
+from nbops.spec import ResolvedStage
+from nbops.storage.layout import ENV_ARTIFACT_ROOT
+from nbops.tracking.store import ENV_TRACKING_URI
+
+GPU_RESOURCE = "nvidia.com/gpu"
+USER_ID = 10001
+HOME = "/home/nbops"
+# Margin above the stage timeout: pod scheduling and image pull, then the stage command's
+# own SIGTERM grace period before Airflow gives up on the task.
+TIMEOUT_MARGIN_S = 120
+LABEL_PIPELINE = "nbops.io/pipeline"
+LABEL_STAGE = "nbops.io/stage"
+ANNOTATION_SHA = "nbops.io/notebook-sha256"
+ANNOTATION_LOCK = "nbops.io/lock-sha256"
+ANNOTATION_NOTEBOOK = "nbops.io/notebook"
+
+
+def label_value(text: str) -> str:
+    """``text`` as a valid label value: at most 63 characters, alphanumeric at both ends."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "-", text)[:63]
+    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", cleaned)
+
+
+def stage_command(lock_sha256: str, stage: str, params_json: str, run_id: str = "{{ run_id }}") -> list[str]:
+    """The stage command line after ``nbops``: the same in a pod and in the local backend."""
+    return [
+        "exec-stage",
+        "--promoted",
+        lock_sha256,
+        "--stage",
+        stage,
+        "--run-id",
+        run_id,
+        "--params-json",
+        params_json,
+    ]
+
+
+def resources(stage: ResolvedStage) -> k8s.V1ResourceRequirements:
+    """Requests for CPU and memory; memory and GPUs also as limits (no CPU limit: no throttling)."""
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    if stage.resources.cpu:
+        requests["cpu"] = stage.resources.cpu
+    if stage.resources.memory:
+        requests["memory"] = limits["memory"] = stage.resources.memory
+    if stage.resources.gpu:
+        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(stage.resources.gpu)
+    return k8s.V1ResourceRequirements(requests=requests or None, limits=limits or None)
+
+
+def tolerations(stage: ResolvedStage) -> list[k8s.V1Toleration]:
+    """The stage's tolerations, plus one for GPU nodes' taint when the stage asks for GPUs."""
+    out = [
+        k8s.V1Toleration(
+            key=t.key, operator=t.operator, value=t.value, effect=t.effect, toleration_seconds=t.toleration_seconds
+        )
+        for t in stage.tolerations
+    ]
+    if stage.resources.gpu and not any(t.key == GPU_RESOURCE for t in stage.tolerations):
+        out.append(k8s.V1Toleration(key=GPU_RESOURCE, operator="Exists", effect="NoSchedule"))
+    return out
+
+
+def volumes(claim: str | None) -> tuple[list[k8s.V1Volume], list[k8s.V1VolumeMount]]:
+    """Writable scratch for a read-only root filesystem, and the artifact claim if any."""
+    vols = [
+        k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource()),
+        k8s.V1Volume(name="home", empty_dir=k8s.V1EmptyDirVolumeSource()),
+    ]
+    mounts = [
+        k8s.V1VolumeMount(name="tmp", mount_path="/tmp"),  # noqa: S108 - the pod's own emptyDir
+        k8s.V1VolumeMount(name="home", mount_path=HOME),
+    ]
+    if claim:
+        vols.append(
+            k8s.V1Volume(
+                name="artifacts", persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(claim_name=claim)
+            )
+        )
+        mounts.append(k8s.V1VolumeMount(name="artifacts", mount_path=POD_ARTIFACT_ROOT))
+    return vols, mounts
+
+
+def env_vars() -> dict[str, str]:
+    """Where to record, and which DAG run and try this is (templates, rendered per task)."""
+    return {
+        ENV_TRACKING_URI: f"{{{{ nbops_setting('{ENV_TRACKING_URI}') }}}}",
+        ENV_ARTIFACT_ROOT: f"{{{{ nbops_setting('{ENV_ARTIFACT_ROOT}') }}}}",
+        ENV_TRIGGER: "airflow",
+        ENV_AIRFLOW["airflow.dag_id"]: "{{ dag.dag_id }}",
+        ENV_AIRFLOW["airflow.run_id"]: "{{ run_id }}",
+        ENV_AIRFLOW["airflow.try_number"]: "{{ ti.try_number }}",
+        "HOME": HOME,
+    }
+
+
+def pod_arguments(lock: Lock, lock_sha256: str, stage_name: str) -> dict[str, Any]:
+    """KubernetesPodOperator keyword arguments for one stage."""
+    stage = lock.resolved(stage_name)
+    kube = lock.spec.kubernetes
+    vols, mounts = volumes(kube.artifacts_claim)
+    return {
+        "task_id": stage_name,
+        "name": f"{lock.name}-{stage_name}",
+        "namespace": kube.namespace,
+        "image": stage.image,
+        "image_pull_policy": kube.image_pull_policy,
+        "cmds": ["nbops"],
+        "arguments": stage_command(lock_sha256, stage_name, params_argument(lock, stage_name)),
+        "env_vars": env_vars(),
+        "env_from": [k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=s)) for s in stage.secrets],
+        "container_resources": resources(stage),
+        "node_selector": dict(stage.node_selector) or None,
+        "tolerations": tolerations(stage),
+        "service_account_name": kube.service_account,
+        "automount_service_account_token": False,
+        "labels": {LABEL_PIPELINE: label_value(lock.name), LABEL_STAGE: label_value(stage_name)},
+        "annotations": {
+            ANNOTATION_SHA: lock.stages[stage_name].sha256,
+            ANNOTATION_LOCK: lock_sha256,
+            ANNOTATION_NOTEBOOK: stage.notebook,
+        },
+        "security_context": k8s.V1PodSecurityContext(
+            run_as_non_root=True,
+            run_as_user=USER_ID,
+            run_as_group=USER_ID,
+            fs_group=USER_ID,
+            seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
+        ),
+        "container_security_context": k8s.V1SecurityContext(
+            run_as_non_root=True,
+            allow_privilege_escalation=False,
+            read_only_root_filesystem=True,
+            capabilities=k8s.V1Capabilities(drop=["ALL"]),
+        ),
+        "volumes": vols,
+        "volume_mounts": mounts,
+        "get_logs": True,
+        "startup_timeout_seconds": kube.startup_timeout,
+        "on_finish_action": "delete_succeeded_pod",
+        "termination_grace_period": 30,
+        "retries": stage.retries,
+        "retry_delay": timedelta(seconds=lock.spec.airflow.retry_delay),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(seconds=lock.spec.airflow.max_retry_delay),
+        "execution_timeout": timedelta(seconds=stage.timeout + kube.startup_timeout + TIMEOUT_MARGIN_S),
+    }

@@ -1,0 +1,132 @@
+"""The promotion lock: the spec, each stage notebook's sha256 and parameter schema, frozen.
+
+``nbops promote`` writes it twice with the same bytes: beside the generated DAG file (what
+Airflow parses) and content-addressed in the artifact store (what a stage pod reads):
+
+    <artifact root>/locks/<sha256 of the lock>.json
+    <artifact root>/notebooks/<sha256 of the notebook>.ipynb
+
+The text is canonical JSON (sorted keys, fixed indent), so promoting an unchanged
+pipeline produces identical bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from nbops.errors import InputError
+from nbops.notebook.parameters import Param
+from nbops.spec import FrozenNotebook, Pipeline, PipelineSpec, ResolvedStage
+
+LOCK_VERSION = 1
+LOCKS_DIR = "locks"
+NOTEBOOKS_DIR = "notebooks"
+
+
+class LockedStage(BaseModel):
+    """One stage's frozen notebook."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    notebook: str = Field(description="Notebook path as written in the spec.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the notebook's bytes.")
+    parameters: tuple[Param, ...] = Field(description="The notebook's parameter schema.")
+
+
+class Lock(BaseModel):
+    """Everything the DAG factory and a promoted stage need, and nothing that varies by machine."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lock_version: Literal[1] = Field(description="Format version of this file.")
+    nbops_version: str = Field(description="nbops version that promoted the pipeline.")
+    pipeline_file: str = Field(description="The pipeline file, relative to the lock beside the DAG.")
+    spec_sha256: str = Field(description="sha256 of the pipeline file's bytes.")
+    spec: PipelineSpec = Field(description="The validated spec.")
+    stages: dict[str, LockedStage] = Field(description="Frozen notebooks by stage.")
+
+    @property
+    def name(self) -> str:
+        """The pipeline name (the DAG id)."""
+        return self.spec.name
+
+    def resolved(self, stage: str) -> ResolvedStage:
+        """A stage with defaults applied."""
+        return self.spec.resolved(stage)
+
+    def to_text(self) -> str:
+        """Canonical JSON text: the same lock always gives the same bytes."""
+        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    def pipeline(self, path: Path, artifact_root: Path) -> Pipeline:
+        """The pipeline as the stage command sees it, notebooks read from the artifact store."""
+        frozen = {
+            name: FrozenNotebook(path=notebook_path(artifact_root, s.sha256), sha256=s.sha256)
+            for name, s in self.stages.items()
+        }
+        return Pipeline(spec=self.spec, path=path, sha256=self.spec_sha256, frozen=frozen)
+
+
+def sha256_text(text: str) -> str:
+    """sha256 of a text's UTF-8 bytes."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def notebook_path(artifact_root: Path, sha256: str) -> Path:
+    """Where a promoted notebook's bytes live."""
+    return artifact_root / NOTEBOOKS_DIR / f"{sha256}.ipynb"
+
+
+def lock_path(artifact_root: Path, sha256: str) -> Path:
+    """Where a published lock lives."""
+    return artifact_root / LOCKS_DIR / f"{sha256}.json"
+
+
+def parse_lock(raw: bytes, where: Path) -> Lock:
+    """Parse lock bytes; InputError naming the file when they are not a lock."""
+    try:
+        data: Any = json.loads(raw.decode("utf-8"))
+        return Lock.model_validate(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{where}: not a JSON lock file ({exc}). Run `nbops promote` again.") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise InputError(
+            f"{where}: not a lock this nbops can read ({exc.error_count()} problem(s), first at {field}: "
+            f"{first['msg']}). Run `nbops promote` again with this nbops version."
+        ) from None
+
+
+def read_lock(path: Path) -> tuple[Lock, str]:
+    """Read a lock file; return it and the sha256 of its bytes."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: lock file not found; run `nbops promote` to create it.") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the lock file ({exc.strerror}).") from exc
+    return parse_lock(raw, path), hashlib.sha256(raw).hexdigest()
+
+
+def load_published(artifact_root: Path, sha256: str) -> Pipeline:
+    """The promoted pipeline whose lock hashes to ``sha256``; refuses any other bytes.
+
+    Raises:
+        InputError: the lock is missing, altered, or unreadable.
+    """
+    if not (len(sha256) == 64 and all(c in "0123456789abcdef" for c in sha256)):
+        raise InputError(f"--promoted {sha256!r}: expected the 64-hex-digit sha256 of a promoted lock.")
+    path = lock_path(artifact_root, sha256)
+    lock, actual = read_lock(path)
+    if actual != sha256:
+        raise InputError(
+            f"{path}: the lock's bytes have sha256 {actual}, not {sha256}; the published lock was changed "
+            "after `nbops promote`. Nothing was run; promote the pipeline again."
+        )
+    return lock.pipeline(path, artifact_root)
