@@ -36,6 +36,9 @@ class LockedStage(BaseModel):
     notebook: str = Field(description="Notebook path as written in the spec.")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the notebook's bytes.")
     parameters: tuple[Param, ...] = Field(description="The notebook's parameter schema.")
+    settings: ResolvedStage = Field(
+        description="The stage with defaults applied, so the DAG factory reads plain JSON and resolves nothing."
+    )
 
 
 class Lock(BaseModel):

@@ -66,7 +66,10 @@ def promote(pipeline_file: Path, dags_dir: Path) -> PromoteReport:
     for name, stage in pipeline.spec.stages.items():
         contract = load_contract(pipeline, name)
         stages[name] = LockedStage(
-            notebook=stage.notebook, sha256=contract.notebook.sha256, parameters=contract.schema.params
+            notebook=stage.notebook,
+            sha256=contract.notebook.sha256,
+            parameters=contract.schema.params,
+            settings=contract.stage,
         )
         raws[contract.notebook.sha256] = contract.notebook.raw
     lock = Lock(
@@ -92,11 +95,14 @@ def promote(pipeline_file: Path, dags_dir: Path) -> PromoteReport:
         report.published.append(lock_path(root, digest))
 
     previous = _previous(lock_file)
+    unreadable = previous is None and lock_file.exists()
     dag_text = DAG_TEMPLATE.format(header=HEADER, pipeline_file=lock.pipeline_file, lock_name=lock_file.name)
     for path, content in ((lock_file, text), (dag_file, dag_text)):
         if _write_if_changed(path, content):
             report.written.append(path)
     report.changes = describe_changes(previous, lock) if report.written else []
+    if unreadable and report.written:
+        report.changes = [f"{lock_file.name}: the previous lock could not be read (older nbops?); written anew"]
     return report
 
 

@@ -34,10 +34,8 @@ class NbopsStageOperator(KubernetesPodOperator):
     """Runs ``nbops exec-stage`` for one stage, in a pod or (local backend) in a subprocess."""
 
     ui_color = "#e8f4fd"
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._proc: subprocess.Popen[str] | None = None
+    # No __init__ of its own: Airflow would then merge (deep-copy) the DAG params once more per task.
+    _proc: subprocess.Popen[str] | None = None
 
     def execute(self, context: Any) -> Any:
         """Run the stage on the backend chosen for this task."""

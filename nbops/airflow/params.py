@@ -4,14 +4,13 @@ Each stage parameter becomes one DAG Param named ``<stage>.<name>`` (the same sp
 ``nbops run -p STAGE.NAME=VALUE``), typed by JSON schema so the trigger form shows typed
 fields grouped by stage and a ``conf`` of the wrong type is rejected when the run is
 created, before any task starts.
+
+The lock is read as plain JSON here (no pydantic) to keep DAG parsing cheap.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from nbops.lock import Lock
-from nbops.notebook.parameters import Param as NotebookParam
 
 JSON_TYPES = {
     "int": "integer",
@@ -28,37 +27,48 @@ def param_key(stage: str, name: str) -> str:
     return f"{stage}.{name}"
 
 
-def param_schema(param: NotebookParam, default: Any, stage: str) -> dict[str, Any]:
-    """Keyword arguments of ``airflow.sdk.Param`` for one notebook parameter."""
-    schema: dict[str, Any] = {"title": param.name, "section": f"Stage {stage}"}
-    json_type = JSON_TYPES.get(param.kind)
+def type_label(param: dict[str, Any]) -> str:
+    """Human-readable type, e.g. ``float | None``."""
+    kind = str(param["kind"])
+    return f"{kind} | None" if param.get("nullable") and kind != "any" else kind
+
+
+def param_schema(param: dict[str, Any], default: Any, stage: str) -> dict[str, Any]:
+    """Keyword arguments of ``airflow.sdk.Param`` for one notebook parameter (as locked)."""
+    schema: dict[str, Any] = {"title": param["name"], "section": f"Stage {stage}"}
+    json_type = JSON_TYPES.get(param["kind"])
     if json_type is not None:
-        schema["type"] = [json_type, "null"] if param.nullable else json_type
-    help_text = param.help or f"{param.type_label} parameter of stage {stage}"
+        schema["type"] = [json_type, "null"] if param.get("nullable") else json_type
+    help_text = param.get("help") or f"{type_label(param)} parameter of stage {stage}"
     return {"default": default, "description": help_text, **schema}
 
 
-def dag_params(lock: Lock) -> dict[str, Any]:
+def stage_defaults(lock: dict[str, Any], stage: str) -> dict[str, Any]:
+    """Each parameter's default: the spec's value, else the notebook's."""
+    overrides = lock["spec"]["stages"][stage]["parameters"]
+    return {p["name"]: overrides.get(p["name"], p["default"]) for p in lock["stages"][stage]["parameters"]}
+
+
+def dag_params(lock: dict[str, Any]) -> dict[str, Any]:
     """Every stage parameter as an Airflow Param; spec values are the defaults."""
     from airflow.sdk import Param
 
     params: dict[str, Any] = {}
-    for stage, locked in lock.stages.items():
-        overrides = lock.spec.stages[stage].parameters
-        for param in locked.parameters:
-            default = overrides.get(param.name, param.default)
-            params[param_key(stage, param.name)] = Param(**param_schema(param, default, stage))
+    for stage, locked in lock["stages"].items():
+        defaults = stage_defaults(lock, stage)
+        for param in locked["parameters"]:
+            params[param_key(stage, param["name"])] = Param(**param_schema(param, defaults[param["name"]], stage))
     return params
 
 
-def params_argument(lock: Lock, stage: str) -> str:
+def params_argument(lock: dict[str, Any], stage: str) -> str:
     """The ``--params-json`` argument: a template rendering this stage's values as JSON."""
-    names = [p.name for p in lock.stages[stage].parameters]
+    names = [str(p["name"]) for p in lock["stages"][stage]["parameters"]]
     bad = [n for n in names if not n.isidentifier()]
     if bad:
         raise ValueError(f"stage '{stage}': parameter names {bad} in the lock are not identifiers")
     if not names:
         return "{}"
-    # Names are identifiers (checked by the parameters parser), so they are safe inside the template.
+    # Identifiers cannot close the quotes or the braces of the template.
     items = ", ".join(f'"{n}": params["{param_key(stage, n)}"]' for n in names)
     return "{{ {" + items + "} | tojson }}"

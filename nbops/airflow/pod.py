@@ -15,8 +15,6 @@ from kubernetes.client import models as k8s
 from nbops.airflow.params import params_argument
 from nbops.airflow.settings import POD_ARTIFACT_ROOT
 from nbops.context import ENV_AIRFLOW, ENV_TRIGGER
-from nbops.lock import Lock
-from nbops.spec import ResolvedStage
 from nbops.storage.layout import ENV_ARTIFACT_ROOT
 from nbops.tracking.store import ENV_TRACKING_URI
 
@@ -54,28 +52,33 @@ def stage_command(lock_sha256: str, stage: str, params_json: str, run_id: str = 
     ]
 
 
-def resources(stage: ResolvedStage) -> k8s.V1ResourceRequirements:
+def resources(stage: dict[str, Any]) -> k8s.V1ResourceRequirements:
     """Requests for CPU and memory; memory and GPUs also as limits (no CPU limit: no throttling)."""
+    res = stage["resources"]
     requests: dict[str, str] = {}
     limits: dict[str, str] = {}
-    if stage.resources.cpu:
-        requests["cpu"] = stage.resources.cpu
-    if stage.resources.memory:
-        requests["memory"] = limits["memory"] = stage.resources.memory
-    if stage.resources.gpu:
-        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(stage.resources.gpu)
+    if res.get("cpu"):
+        requests["cpu"] = res["cpu"]
+    if res.get("memory"):
+        requests["memory"] = limits["memory"] = res["memory"]
+    if res.get("gpu"):
+        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(res["gpu"])
     return k8s.V1ResourceRequirements(requests=requests or None, limits=limits or None)
 
 
-def tolerations(stage: ResolvedStage) -> list[k8s.V1Toleration]:
+def tolerations(stage: dict[str, Any]) -> list[k8s.V1Toleration]:
     """The stage's tolerations, plus one for GPU nodes' taint when the stage asks for GPUs."""
     out = [
         k8s.V1Toleration(
-            key=t.key, operator=t.operator, value=t.value, effect=t.effect, toleration_seconds=t.toleration_seconds
+            key=t.get("key"),
+            operator=t.get("operator"),
+            value=t.get("value"),
+            effect=t.get("effect"),
+            toleration_seconds=t.get("toleration_seconds"),
         )
-        for t in stage.tolerations
+        for t in stage["tolerations"]
     ]
-    if stage.resources.gpu and not any(t.key == GPU_RESOURCE for t in stage.tolerations):
+    if stage["resources"].get("gpu") and not any(t.get("key") == GPU_RESOURCE for t in stage["tolerations"]):
         out.append(k8s.V1Toleration(key=GPU_RESOURCE, operator="Exists", effect="NoSchedule"))
     return out
 
@@ -113,31 +116,31 @@ def env_vars() -> dict[str, str]:
     }
 
 
-def pod_arguments(lock: Lock, lock_sha256: str, stage_name: str) -> dict[str, Any]:
-    """KubernetesPodOperator keyword arguments for one stage."""
-    stage = lock.resolved(stage_name)
-    kube = lock.spec.kubernetes
-    vols, mounts = volumes(kube.artifacts_claim)
+def pod_arguments(lock: dict[str, Any], lock_sha256: str, stage_name: str) -> dict[str, Any]:
+    """KubernetesPodOperator keyword arguments for one stage, from the lock's plain JSON."""
+    stage = lock["stages"][stage_name]["settings"]
+    kube, flow, name = lock["spec"]["kubernetes"], lock["spec"]["airflow"], lock["spec"]["name"]
+    vols, mounts = volumes(kube["artifacts_claim"])
     return {
         "task_id": stage_name,
-        "name": f"{lock.name}-{stage_name}",
-        "namespace": kube.namespace,
-        "image": stage.image,
-        "image_pull_policy": kube.image_pull_policy,
+        "name": f"{name}-{stage_name}",
+        "namespace": kube["namespace"],
+        "image": stage["image"],
+        "image_pull_policy": kube["image_pull_policy"],
         "cmds": ["nbops"],
         "arguments": stage_command(lock_sha256, stage_name, params_argument(lock, stage_name)),
         "env_vars": env_vars(),
-        "env_from": [k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=s)) for s in stage.secrets],
+        "env_from": [k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=s)) for s in stage["secrets"]],
         "container_resources": resources(stage),
-        "node_selector": dict(stage.node_selector) or None,
+        "node_selector": dict(stage["node_selector"]) or None,
         "tolerations": tolerations(stage),
-        "service_account_name": kube.service_account,
+        "service_account_name": kube["service_account"],
         "automount_service_account_token": False,
-        "labels": {LABEL_PIPELINE: label_value(lock.name), LABEL_STAGE: label_value(stage_name)},
+        "labels": {LABEL_PIPELINE: label_value(name), LABEL_STAGE: label_value(stage_name)},
         "annotations": {
-            ANNOTATION_SHA: lock.stages[stage_name].sha256,
+            ANNOTATION_SHA: lock["stages"][stage_name]["sha256"],
             ANNOTATION_LOCK: lock_sha256,
-            ANNOTATION_NOTEBOOK: stage.notebook,
+            ANNOTATION_NOTEBOOK: stage["notebook"],
         },
         "security_context": k8s.V1PodSecurityContext(
             run_as_non_root=True,
@@ -155,12 +158,12 @@ def pod_arguments(lock: Lock, lock_sha256: str, stage_name: str) -> dict[str, An
         "volumes": vols,
         "volume_mounts": mounts,
         "get_logs": True,
-        "startup_timeout_seconds": kube.startup_timeout,
+        "startup_timeout_seconds": kube["startup_timeout"],
         "on_finish_action": "delete_succeeded_pod",
         "termination_grace_period": 30,
-        "retries": stage.retries,
-        "retry_delay": timedelta(seconds=lock.spec.airflow.retry_delay),
+        "retries": stage["retries"],
+        "retry_delay": timedelta(seconds=flow["retry_delay"]),
         "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(seconds=lock.spec.airflow.max_retry_delay),
-        "execution_timeout": timedelta(seconds=stage.timeout + kube.startup_timeout + TIMEOUT_MARGIN_S),
+        "max_retry_delay": timedelta(seconds=flow["max_retry_delay"]),
+        "execution_timeout": timedelta(seconds=stage["timeout"] + kube["startup_timeout"] + TIMEOUT_MARGIN_S),
     }

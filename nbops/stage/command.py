@@ -80,6 +80,9 @@ def exec_stage(request: StageRequest) -> StageResult:
     from nbops.notebook.execute import parameterize
 
     prepared = parameterize(notebook.node, params, where)
+    # What the notebook runs with: its defaults under the injected values. Recorded in full, so
+    # a run's record reads the same whichever backend injected which subset.
+    effective = {**contract.schema.defaults, **params}
     root = layout.artifact_root(pipeline.root)
     inputs = _upstream_outputs(root, pipeline.name, request.run_id, stage.name, stage.needs, pipeline.needs())
     state = layout.state_dir(pipeline.root)
@@ -119,7 +122,7 @@ def exec_stage(request: StageRequest) -> StageResult:
             "nbops.version": __version__,
             **airflow_tags(),
         },
-        parameters=params,
+        parameters=effective,
     )
     tracker.start()
 
@@ -172,7 +175,7 @@ def exec_stage(request: StageRequest) -> StageResult:
                 "attempt": number,
                 "status": status,
                 "notebook": {"path": stage.notebook, "sha256": notebook.sha256},
-                "parameters": params,
+                "parameters": effective,
                 "metrics": metrics,
                 "image": image,
                 "mlflow_run_id": mlflow_run,

@@ -1,0 +1,62 @@
+"""Airflow test set-up: a private AIRFLOW_HOME, chosen before anything imports Airflow."""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="nbops-airflow-home-"))
+os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ.pop("NBOPS_BACKEND", None)
+
+SCHEDULED_RUN_ID = "scheduled__2026-11-21T02:00:00+00:00"
+
+
+def airflow_env(dags: Path, **extra: str) -> dict[str, str]:
+    """Environment of an ``airflow`` subprocess over ``dags``, isolated from the developer's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "NBOPS_", "AIRFLOW"))}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(dags.parent / "airflow-home"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            **extra,
+        }
+    )
+    return env
+
+
+def render(task: Any, conf: dict[str, Any] | None = None, run_id: str = SCHEDULED_RUN_ID, try_number: int = 1) -> Any:
+    """Render a task's templates as a worker would for a DAG run, then build its pod (dry run)."""
+    dag = task.dag
+    merged = copy.deepcopy(dag.params)
+    for key, value in (conf or {}).items():
+        merged[key] = value
+    params = merged.validate()
+    ti = SimpleNamespace(dag_id=dag.dag_id, task_id=task.task_id, run_id=run_id, try_number=try_number, map_index=-1)
+    context = {
+        "dag": dag,
+        "task": task,
+        "ti": ti,
+        "task_instance": ti,
+        "run_id": run_id,
+        "params": params,
+        "dag_run": SimpleNamespace(run_id=run_id, conf=conf or {}, dag_id=dag.dag_id),
+        "ds": "2026-11-21",
+        "ts": "2026-11-21T02:00:00+00:00",
+    }
+    task.render_template_fields(context, jinja_env=dag.get_template_env())
+    return task.build_pod_request_obj(context, dry_run=True)
+
+
+def serialize(pod: Any) -> dict[str, Any]:
+    """A V1Pod as the API server receives it (camelCase, no nulls)."""
+    from kubernetes.client import ApiClient
+
+    data: dict[str, Any] = ApiClient().sanitize_for_serialization(pod)
+    return data

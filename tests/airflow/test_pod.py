@@ -1,0 +1,229 @@
+"""Every stage pod of the example and of a spec using every Kubernetes field, built from the
+real generated DAG, rendered for a DAG run and validated strictly against Kubernetes' schema."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from tests.airflow.conftest import SCHEDULED_RUN_ID, render, serialize
+from tests.conftest import ROOT, Project, read_json
+
+pytestmark = pytest.mark.integration
+
+K8S_VERSION = "1.37.0"
+STAGES = ["ingest", "transform", "prepare", "train", "optimize", "evaluate"]
+
+
+def load_dag(dags: Path, name: str) -> Any:
+    from nbops.airflow import dag_from_lock
+
+    return dag_from_lock(dags / f"{name}.lock.json")
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    root = tmp_path_factory.mktemp("example")
+    shutil.copy(ROOT / "pipeline.yaml", root / "pipeline.yaml")
+    shutil.copytree(ROOT / "notebooks", root / "notebooks")
+    project = Project(root)
+    result = project.nbops("promote", "pipeline.yaml")
+    assert result.returncode == 0, result.stderr
+    return project
+
+
+@pytest.fixture(scope="module")
+def every_field(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    project = Project(tmp_path_factory.mktemp("k8s"))
+    project.add_notebook(
+        "train", [("epochs: int = 3  # passes over the data\nrate = 0.1", ["parameters"]), ("x = 1", [])]
+    )
+    project.add_notebook("report", [("print('report')", [])])
+    project.write_spec(
+        {
+            "name": "gpu-train",
+            "schedule": "@daily",
+            "image": "registry.example.com/nbops-runner:0.1",
+            "defaults": {"retries": 3, "timeout": 900, "resources": {"cpu": "500m", "memory": "1Gi"}},
+            "kubernetes": {
+                "namespace": "ml-stages",
+                "service_account": "trainer",
+                "artifacts_claim": "ml-artifacts",
+                "startup_timeout": 300,
+                "image_pull_policy": "Always",
+            },
+            "airflow": {"max_active_runs": 2, "retry_delay": 30, "max_retry_delay": 600, "tags": ["gpu"]},
+            "stages": {
+                "train": {
+                    "notebook": "nb/train.ipynb",
+                    "image": "registry.example.com/nbops-runner-gpu:0.1",
+                    "parameters": {"epochs": 10},
+                    "resources": {"cpu": "4", "memory": "16Gi", "gpu": 2},
+                    "node_selector": {"pool": "gpu", "cloud.google.com/gke-accelerator": "nvidia-l4"},
+                    "tolerations": [
+                        {
+                            "key": "dedicated",
+                            "operator": "Equal",
+                            "value": "ml",
+                            "effect": "NoExecute",
+                            "toleration_seconds": 60,
+                        },
+                    ],
+                    "secrets": ["warehouse-credentials", "s3-writer"],
+                    "timeout": 7200,
+                },
+                "report": {"notebook": "nb/report.ipynb", "needs": ["train"], "retries": 0},
+            },
+        }
+    )
+    result = project.nbops("promote", "pipeline.yaml")
+    assert result.returncode == 0, result.stderr
+    return project
+
+
+def test_every_example_pod_validates_strictly(example: Project) -> None:
+    dag = load_dag(example.root / "dags", "diagnosis")
+    lock = read_json(example.root / "dags" / "diagnosis.lock.json")
+    lock_sha = hashlib_of(example.root / "dags" / "diagnosis.lock.json")
+    assert [t.task_id for t in dag.tasks] == STAGES
+    for stage in STAGES:
+        pod = serialize(render(dag.get_task(stage)))
+        kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+        spec, meta = pod["spec"], pod["metadata"]
+        container = spec["containers"][0]
+        assert meta["namespace"] == "nbops"
+        assert meta["labels"]["nbops.io/pipeline"] == "diagnosis"
+        assert meta["labels"]["nbops.io/stage"] == stage
+        assert meta["annotations"]["nbops.io/notebook-sha256"] == lock["stages"][stage]["sha256"]
+        assert container["image"] == "nbops-runner:0.1"
+        assert container["command"] == ["nbops"]
+        args = container["args"]
+        assert args[:5] == ["exec-stage", "--promoted", lock_sha, "--stage", stage]
+        assert args[5:7] == ["--run-id", SCHEDULED_RUN_ID]
+        expected = {k.split(".", 1)[1]: v for k, v in dag.params.validate().items() if k.startswith(f"{stage}.")}
+        assert json.loads(args[8]) == expected
+        assert container["resources"]["requests"]["memory"] == ("4Gi" if stage == "optimize" else "2Gi")
+        assert spec["serviceAccountName"] == "nbops-stage"
+        assert spec["automountServiceAccountToken"] is False
+        assert spec["restartPolicy"] == "Never"
+
+
+def hashlib_of(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_params_json_carries_spec_defaults_and_conf(example: Project) -> None:
+    dag = load_dag(example.root / "dags", "diagnosis")
+    args = serialize(render(dag.get_task("ingest")))["spec"]["containers"][0]["args"]
+    assert json.loads(args[8])["batch_size"] == 3000  # pipeline.yaml's value, not the notebook's
+    dag = load_dag(example.root / "dags", "diagnosis")
+    args = serialize(render(dag.get_task("ingest"), conf={"ingest.batch_size": 123}))["spec"]["containers"][0]["args"]
+    assert json.loads(args[8]) == {"as_of": "2026-06-01", "batch_size": 123, "drift_per_month": 0.02, "seed": 7}
+
+
+def test_every_kubernetes_field_maps_to_the_pod(every_field: Project) -> None:
+    dag = load_dag(every_field.root / "dags", "gpu-train")
+    assert dag.max_active_runs == 2 and "gpu" in dag.tags and dag.catchup is False
+    task = dag.get_task("train")
+    assert task.retries == 3
+    assert task.retry_delay.total_seconds() == 30 and task.max_retry_delay.total_seconds() == 600
+    assert task.retry_exponential_backoff == 2.0
+    assert task.execution_timeout.total_seconds() == 7200 + 300 + 120
+    assert task.on_finish_action.value == "delete_succeeded_pod"
+    assert task.get_logs is True and task.startup_timeout_seconds == 300
+    pod = serialize(render(task, try_number=2))
+    kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+    spec = pod["spec"]
+    container = spec["containers"][0]
+    assert pod["metadata"]["namespace"] == "ml-stages"
+    assert container["image"] == "registry.example.com/nbops-runner-gpu:0.1"
+    assert container["imagePullPolicy"] == "Always"
+    assert container["resources"] == {
+        "requests": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "2"},
+        "limits": {"memory": "16Gi", "nvidia.com/gpu": "2"},
+    }
+    assert spec["nodeSelector"] == {"pool": "gpu", "cloud.google.com/gke-accelerator": "nvidia-l4"}
+    assert {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoExecute", "tolerationSeconds": 60} in (
+        spec["tolerations"]
+    )
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+    assert container["envFrom"] == [
+        {"secretRef": {"name": "warehouse-credentials"}},
+        {"secretRef": {"name": "s3-writer"}},
+    ]
+    assert spec["serviceAccountName"] == "trainer"
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsUser"] == 10001
+    ctx = container["securityContext"]
+    assert ctx["allowPrivilegeEscalation"] is False and ctx["readOnlyRootFilesystem"] is True
+    assert ctx["capabilities"] == {"drop": ["ALL"]}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert mounts == {"/tmp": "tmp", "/home/nbops": "home", "/nbops/artifacts": "artifacts"}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["tmp"]["emptyDir"] == {} and volumes["home"]["emptyDir"] == {}
+    assert volumes["artifacts"]["persistentVolumeClaim"] == {"claimName": "ml-artifacts"}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["NBOPS_ARTIFACT_ROOT"] == "/nbops/artifacts"
+    assert env["NBOPS_AIRFLOW_DAG_ID"] == "gpu-train"
+    assert env["NBOPS_AIRFLOW_RUN_ID"] == SCHEDULED_RUN_ID
+    assert env["NBOPS_AIRFLOW_TRY_NUMBER"] == "2"
+    assert env["HOME"] == "/home/nbops"
+    assert pod["metadata"]["labels"]["nbops.io/stage"] == "train"
+    assert json.loads(container["args"][8]) == {"epochs": 10, "rate": 0.1}
+    report = serialize(render(dag.get_task("report")))
+    kubernetes_validate.validate(report, K8S_VERSION, strict=True)
+    assert "tolerations" not in report["spec"] or all(
+        t.get("key") != "nvidia.com/gpu" for t in report["spec"]["tolerations"]
+    )
+    assert dag.get_task("report").upstream_task_ids == {"train"}
+
+
+def test_invalid_pod_is_caught_by_the_validator(every_field: Project) -> None:
+    """The strict validation above can fail: a field Kubernetes does not know is rejected."""
+    pod = serialize(render(load_dag(every_field.root / "dags", "gpu-train").get_task("report")))
+    pod["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+
+
+def test_the_pods_exact_command_line_runs_here(every_field: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rendered container command and args, run with the pod's env (store paths mapped here)."""
+    dag = load_dag(every_field.root / "dags", "gpu-train")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", every_field.tracking_uri)
+    monkeypatch.setenv("NBOPS_ARTIFACT_ROOT", str(every_field.root / ".nbops" / "artifacts"))
+    pod = serialize(render(dag.get_task("train")))
+    container = pod["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["NBOPS_ARTIFACT_ROOT"] == str(every_field.root / ".nbops" / "artifacts")
+    env["HOME"] = str(every_field.root / "home")  # the pod's emptyDir
+    (every_field.root / "home").mkdir()
+    bin_dir = Path(sys.executable).parent  # where the runner image puts `nbops`: first on PATH
+    result = subprocess.run(
+        [*container["command"], *container["args"]],
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", **env},
+        cwd=every_field.root / "home",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    run_dir = every_field.root / ".nbops" / "artifacts" / "runs" / "gpu-train" / "scheduled__2026-11-21T02-00-00-00-00"
+    manifest = read_json(run_dir / "train" / "attempt-1" / "manifest.json")
+    assert manifest["parameters"] == {"epochs": 10, "rate": 0.1}
+    assert manifest["image"] == "registry.example.com/nbops-runner-gpu:0.1"
+    runs = every_field.runs("gpu-train")
+    parent = next(r for r in runs if r.data.tags.get("nbops.kind") == "pipeline")
+    assert parent.data.tags["airflow.dag_id"] == "gpu-train"
+    assert parent.data.tags["airflow.run_id"] == SCHEDULED_RUN_ID
+    assert parent.data.tags["airflow.try_number"] == "1"
+    assert parent.data.tags["nbops.trigger"] == "airflow"
