@@ -6,10 +6,10 @@ same KubernetesPodOperator tasks, for the example pipeline and a synthetic 200-s
 Each sample is a fresh Python process (as a DAG processor would parse a changed file)
 that first imports what any such DAG file imports (the Airflow SDK, the Kubernetes pod
 operator, croniter), then times ``runpy.run_path`` of the DAG file alone. For the
-generated file that time includes importing ``nbops.airflow``, reading and validating the
-lock and building every pod argument. Samples of the two files are interleaved; medians
-and the ratio generated / hand-written are printed (target <= 1.2). The whole process's
-wall time is printed too, for scale. The nbops package is byte-compiled first, as it is when
+generated file that time includes importing ``nbops.airflow``, reading the lock (plain
+JSON, validated when it was written) and building every pod argument. Samples of the two
+files are interleaved; medians and the ratio generated / hand-written are printed (target
+<= 1.2). The whole process's wall time is printed too, for scale. The nbops package is byte-compiled first, as it is when
 installed from a wheel.
 """
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from nbops.errors import InputError
+from nbops.errors import InfraError, InputError
 from nbops.notebook.parameters import Param
 from nbops.spec import FrozenNotebook, Pipeline, PipelineSpec, ResolvedStage
 
@@ -121,11 +121,18 @@ def load_published(artifact_root: Path, sha256: str) -> Pipeline:
     """The promoted pipeline whose lock hashes to ``sha256``; refuses any other bytes.
 
     Raises:
-        InputError: the lock is missing, altered, or unreadable.
+        InfraError: the lock is not in the store (yet).
+        InputError: the lock is altered or unreadable.
     """
     if not (len(sha256) == 64 and all(c in "0123456789abcdef" for c in sha256)):
         raise InputError(f"--promoted {sha256!r}: expected the 64-hex-digit sha256 of a promoted lock.")
     path = lock_path(artifact_root, sha256)
+    if not path.exists():
+        # Retryable: the store may not have received the promoted files yet.
+        raise InfraError(
+            f"{path}: the promoted lock is not in the artifact store; publish it there (nbops promote with "
+            "this NBOPS_ARTIFACT_ROOT, or copy locks/ and notebooks/) before the DAG runs."
+        )
     lock, actual = read_lock(path)
     if actual != sha256:
         raise InputError(

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +35,16 @@ class NbopsStageOperator(KubernetesPodOperator):
     """Runs ``nbops exec-stage`` for one stage, in a pod or (local backend) in a subprocess."""
 
     ui_color = "#e8f4fd"
+    # Only these hold templates. Everything else comes from the spec verbatim: Jinja in an
+    # image name or notebook path must not be able to read Variables or Connections.
+    template_fields: Sequence[str] = ("arguments", "env_vars")
     # No __init__ of its own: Airflow would then merge (deep-copy) the DAG params once more per task.
     _proc: subprocess.Popen[str] | None = None
+    _backend: str | None = None
 
     def execute(self, context: Any) -> Any:
         """Run the stage on the backend chosen for this task."""
-        chosen = backend()
+        chosen = self._backend = backend()
         self.log.info("nbops backend: %s", chosen)
         if chosen == "local":
             return self.execute_local()
@@ -80,13 +85,18 @@ class NbopsStageOperator(KubernetesPodOperator):
         raise AirflowException(message)
 
     def on_kill(self) -> None:
-        """Stop a local stage command too (it saves and records its partial notebook on SIGTERM)."""
+        """Stop the stage command (it archives and records its partial notebook on SIGTERM)."""
         self._terminate()
-        if backend() != "local":
+        if self._backend != "local":
             super().on_kill()
 
     def cleanup(self, pod: Any, remote_pod: Any, *args: Any, **kwargs: Any) -> None:
-        """Fail without retries when the pod's command exited 1 or 2 (DESIGN §6)."""
+        """Delete a pod that is still running (the task timed out or failed around it), and fail
+        without retries when the pod's command exited 1 or 2 (DESIGN §6)."""
+        phase = getattr(getattr(remote_pod, "status", None), "phase", None)
+        if remote_pod is not None and phase in ("Running", "Pending"):
+            self.log.warning("pod %s is still %s: deleting it", remote_pod.metadata.name, phase)
+            self.pod_manager.delete_pod(remote_pod)
         try:
             super().cleanup(pod, remote_pod, *args, **kwargs)
         except AirflowException as exc:

@@ -1,7 +1,8 @@
 """The stage pod: KubernetesPodOperator arguments for one stage of a promoted pipeline.
 
 Everything here is built once at parse time from the lock; only ``arguments`` and
-``env_vars`` hold templates, rendered from the DAG run when the task starts.
+``env_vars`` hold templates (the operator's only template fields), rendered from the DAG
+run when the task starts.
 """
 
 from __future__ import annotations
@@ -161,6 +162,8 @@ def pod_arguments(lock: dict[str, Any], lock_sha256: str, stage_name: str) -> di
         "startup_timeout_seconds": kube["startup_timeout"],
         "on_finish_action": "delete_succeeded_pod",
         "termination_grace_period": 30,
+        # Kubernetes itself stops the pod (SIGTERM, then the grace period) if the stage overruns.
+        "active_deadline_seconds": stage["timeout"] + TIMEOUT_MARGIN_S,
         "retries": stage["retries"],
         "retry_delay": timedelta(seconds=flow["retry_delay"]),
         "retry_exponential_backoff": 2.0,

@@ -30,10 +30,9 @@ def setting(name: str) -> str:
         return value
     from airflow.sdk import Variable
 
-    try:
-        return str(Variable.get(name.lower(), default="") or "").strip()
-    except Exception:  # no metadata database or API server to ask: the variable is unset
-        return ""
+    # Errors from the API server propagate: the task fails and is retried rather than
+    # silently falling back to another backend.
+    return str(Variable.get(name.lower(), default="") or "").strip()
 
 
 def backend() -> str:

@@ -35,11 +35,19 @@ _METRICS_EXPR = (
 )
 
 
+class Terminated(BaseException):
+    """Raised in the main thread by the stage command's SIGTERM handler while cells run.
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` in nbclient or
+    Papermill swallows it before the engine records which cell was running.
+    """
+
+
 @dataclass
 class Outcome:
     """What the stage command needs to know after execution."""
 
-    status: str = "succeeded"  # succeeded | failed | timed_out | kernel_died | stopped
+    status: str = "succeeded"  # succeeded | failed | timed_out | kernel_died | killed | stopped
     cell_index: int | None = None
     ename: str = ""
     evalue: str = ""
@@ -67,7 +75,7 @@ class NbopsClient(PapermillNotebookClient):  # type: ignore[misc]
         with self.setup_kernel(**kwargs):
             self._export_env(self.nbops_hooks.kernel_env())
             self._run_cells()
-            if self.nbops_hooks.outcome.status not in ("kernel_died", "timed_out"):
+            if self.nbops_hooks.outcome.status not in ("kernel_died", "timed_out", "killed"):
                 info = self.wait_for_reply(self.kc.kernel_info())
                 self.nb.metadata["language_info"] = info["content"]["language_info"]
             self.set_widgets_metadata()
@@ -110,6 +118,10 @@ class NbopsClient(PapermillNotebookClient):  # type: ignore[misc]
                 self._mark(index, "DeadKernelError", f"the kernel died while cell {index} ran ({exc})")
                 self._fail(outcome, "kernel_died", index, "DeadKernelError", "kernel died")
                 break
+            except Terminated:
+                self._mark(index, "Terminated", f"the stage was terminated (SIGTERM) while cell {index} ran")
+                self._fail(outcome, "killed", index, "Terminated", "SIGTERM")
+                break
             finally:
                 self.nb_man.cell_complete(self.nb.cells[index], cell_index=index)
             if index in hooks.metrics_cells:
@@ -117,7 +129,7 @@ class NbopsClient(PapermillNotebookClient):  # type: ignore[misc]
 
     def _fail(self, outcome: Outcome, status: str, index: int, ename: str, evalue: str) -> None:
         outcome.status, outcome.cell_index, outcome.ename, outcome.evalue = status, index, ename, evalue
-        if status in ("kernel_died", "timed_out"):
+        if status in ("kernel_died", "timed_out", "killed"):
             self.shutdown_kernel = "immediate"
 
     def _mark(self, index: int, ename: str, evalue: str) -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -131,6 +133,9 @@ def exec_stage(request: StageRequest) -> StageResult:
     status, failed_cell, ename, evalue, metrics = "succeeded", None, "", "", {}
     # A promoted notebook sits in the shared store: it runs in a scratch directory instead.
     scratch = tempfile.TemporaryDirectory(prefix="nbops-cwd-") if pipeline.frozen else None
+    from nbops.notebook.engine import Terminated
+
+    term = _TermGuard(Terminated)
     try:
         from nbops.notebook.execute import execute
 
@@ -144,6 +149,9 @@ def exec_stage(request: StageRequest) -> StageResult:
         )
         status, failed_cell, ename, evalue = outcome.status, outcome.cell_index, outcome.ename, outcome.evalue
         metrics = outcome.metrics
+    except Terminated:  # before or between cells: nothing was running
+        status, ename, evalue = "killed", "Terminated", "SIGTERM before a cell ran"
+        executed = None
     except NbopsError as exc:
         status, ename, evalue = "infra_failed", type(exc).__name__, str(exc)
         executed = None
@@ -151,6 +159,7 @@ def exec_stage(request: StageRequest) -> StageResult:
         status, ename, evalue = "infra_failed", type(exc).__name__, str(exc)
         executed = None
     finally:
+        term.disarm()
         if scratch is not None:
             scratch.cleanup()
 
@@ -184,7 +193,7 @@ def exec_stage(request: StageRequest) -> StageResult:
             },
         )
     tracker.finish(
-        status=MLFLOW_STATUS.get(status, "FAILED"),
+        status="KILLED" if status == "killed" else MLFLOW_STATUS.get(status, "FAILED"),
         metrics=metrics,
         tags=tags,
         files=[output_nb, output_html],
@@ -200,6 +209,7 @@ def exec_stage(request: StageRequest) -> StageResult:
         "failed": f"cell {failed_cell} raised {ename}: {evalue}",
         "timed_out": f"cell {failed_cell} exceeded the cell timeout of {stage.cell_timeout} s",
         "kernel_died": f"the kernel died while cell {failed_cell} ran",
+        "killed": f"terminated (SIGTERM) while cell {failed_cell} ran; partial notebook archived",
     }.get(status, f"infrastructure failure: {evalue}")
     return StageResult(
         stage=stage.name,
@@ -213,6 +223,27 @@ def exec_stage(request: StageRequest) -> StageResult:
         message=message,
         failed_cell=failed_cell,
     )
+
+
+class _TermGuard:
+    """While cells run, SIGTERM raises ``exc`` in the main thread so the engine can stop the
+    kernel, mark the running cell and let the stage archive and record (exit 3). Outside
+    that window the default handling is restored."""
+
+    def __init__(self, exc: type[BaseException]) -> None:
+        self._previous: Any = None
+        if threading.current_thread() is threading.main_thread():
+
+            def on_term(signum: int, frame: Any) -> None:
+                log("SIGTERM received: stopping the kernel, archiving the partial notebook")
+                raise exc()
+
+            self._previous = signal.signal(signal.SIGTERM, on_term)
+
+    def disarm(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
 
 
 def _load(request: StageRequest) -> Pipeline:

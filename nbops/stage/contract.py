@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nbops.errors import InputError, format_problems
+from nbops.errors import InfraError, InputError, format_problems
 from nbops.notebook.overrides import coerce_text, validate_overrides
 from nbops.notebook.parameters import ParameterSchema, parse_parameters
 from nbops.notebook.reader import LoadedNotebook, parse_notebook, read_notebook
@@ -54,9 +54,9 @@ def _read_frozen(path: Path, stage: str, expected: str) -> LoadedNotebook:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise InputError(
+        raise InfraError(
             f"{path}: the promoted notebook of stage '{stage}' (sha256 {expected}) is not in the artifact store; "
-            "run `nbops promote` against this artifact root."
+            "publish it there (nbops promote with this NBOPS_ARTIFACT_ROOT) before the DAG runs."
         ) from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read the promoted notebook of stage '{stage}' ({exc.strerror}).") from exc

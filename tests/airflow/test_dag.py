@@ -3,12 +3,10 @@ typed Params, docs, schedule and wiring from the spec."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -123,38 +121,3 @@ def test_backend_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NBOPS_BACKEND")
     monkeypatch.setenv("AIRFLOW_VAR_NBOPS_BACKEND", "local")  # an Airflow Variable from the environment
     assert backend() == "local"
-
-
-def _operator(project: Project, notebook: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from nbops.airflow.operator import NbopsStageOperator
-
-    project.add_notebook("only", copy=notebook)
-    project.write_spec({"name": "ops", "stages": {"only": {"notebook": "nb/only.ipynb"}}})
-    monkeypatch.setenv("NBOPS_BACKEND", "local")
-    monkeypatch.chdir(project.root)
-    return NbopsStageOperator(
-        task_id="only",
-        cmds=["nbops"],
-        arguments=["exec-stage", "--pipeline", str(project.pipeline), "--stage", "only", "--run-id", "r1"],
-        env_vars={"MLFLOW_TRACKING_URI": project.tracking_uri},
-    )
-
-
-@pytest.mark.parametrize(
-    ("notebook", "retried"),
-    [("cell_raises.ipynb", False), ("kernel_dies.ipynb", True), ("sys_exit_zero.ipynb", None)],
-)
-def test_local_backend_maps_exit_codes_to_retry_or_fail(
-    project: Project, monkeypatch: pytest.MonkeyPatch, notebook: str, retried: bool | None
-) -> None:
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
-
-    operator = _operator(project, notebook, monkeypatch)
-    if retried is None:
-        operator.execute(context={})
-        return
-    with pytest.raises(AirflowException) as caught:
-        operator.execute(context={})
-    assert isinstance(caught.value, AirflowFailException) is not retried
-    manifest = json.dumps([str(p) for p in project.attempts("ops", "only")])
-    assert "attempt-1" in manifest

@@ -1,0 +1,103 @@
+"""The stage operator: exit codes decide retry or fail on both backends, still-running pods are
+deleted, and only the command line and environment are templates."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from unittest import mock
+
+import pytest
+from kubernetes.client import models as k8s
+
+from tests.conftest import Project
+
+pytestmark = pytest.mark.integration
+
+
+def _operator(project: Project, notebook: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from nbops.airflow.operator import NbopsStageOperator
+
+    project.add_notebook("only", copy=notebook)
+    project.write_spec({"name": "ops", "stages": {"only": {"notebook": "nb/only.ipynb"}}})
+    monkeypatch.setenv("NBOPS_BACKEND", "local")
+    monkeypatch.chdir(project.root)
+    return NbopsStageOperator(
+        task_id="only",
+        cmds=["nbops"],
+        arguments=["exec-stage", "--pipeline", str(project.pipeline), "--stage", "only", "--run-id", "r1"],
+        env_vars={"MLFLOW_TRACKING_URI": project.tracking_uri},
+    )
+
+
+@pytest.mark.parametrize(
+    ("notebook", "retried"),
+    [("cell_raises.ipynb", False), ("kernel_dies.ipynb", True), ("sys_exit_zero.ipynb", None)],
+)
+def test_local_backend_maps_exit_codes_to_retry_or_fail(
+    project: Project, monkeypatch: pytest.MonkeyPatch, notebook: str, retried: bool | None
+) -> None:
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    operator = _operator(project, notebook, monkeypatch)
+    if retried is None:
+        operator.execute(context={})
+        return
+    with pytest.raises(AirflowException) as caught:
+        operator.execute(context={})
+    assert isinstance(caught.value, AirflowFailException) is not retried
+    manifest = json.dumps([str(p) for p in project.attempts("ops", "only")])
+    assert "attempt-1" in manifest
+
+
+def _pod(phase: str, exit_code: int | None) -> k8s.V1Pod:
+    state = k8s.V1ContainerState(
+        terminated=k8s.V1ContainerStateTerminated(exit_code=exit_code) if exit_code is not None else None
+    )
+    status = k8s.V1ContainerStatus(
+        name="base", state=state, image="nbops-runner:0.1", image_id="", ready=False, restart_count=0
+    )
+    return k8s.V1Pod(
+        metadata=k8s.V1ObjectMeta(name="p-1"), status=k8s.V1PodStatus(phase=phase, container_statuses=[status])
+    )
+
+
+@pytest.mark.parametrize(
+    ("phase", "code", "retried", "deleted"),
+    [
+        ("Failed", 1, False, False),
+        ("Failed", 2, False, False),
+        ("Failed", 3, True, False),
+        ("Running", None, True, True),
+    ],
+)
+def test_kubernetes_cleanup_maps_exit_codes_and_deletes_running_pods(
+    monkeypatch: pytest.MonkeyPatch, phase: str, code: int | None, retried: bool, deleted: bool
+) -> None:
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    from nbops.airflow.operator import NbopsStageOperator
+
+    manager = mock.Mock()
+    monkeypatch.setattr(NbopsStageOperator, "pod_manager", manager, raising=False)
+    monkeypatch.setattr(KubernetesPodOperator, "cleanup", mock.Mock(side_effect=AirflowException("pod failed")))
+    operator = NbopsStageOperator(task_id="t", name="t", namespace="nbops", image="nbops-runner:0.1", cmds=["nbops"])
+    remote = _pod(phase, code)
+    with pytest.raises(AirflowException) as caught:
+        operator.cleanup(remote, remote)
+    assert isinstance(caught.value, AirflowFailException) is not retried
+    assert manager.delete_pod.called is deleted
+
+
+def test_only_the_command_and_environment_are_templates(project: Project) -> None:
+    from nbops.airflow import dag_from_lock
+    from tests.airflow.conftest import render, serialize
+
+    project.add_notebook("a", [("print(1)", [])])
+    project.write_spec({"name": "tpl", "image": "reg/{{ 7 * 6 }}:1", "stages": {"a": {"notebook": "nb/a.ipynb"}}})
+    assert project.nbops("promote", "pipeline.yaml").returncode == 0
+    pod = serialize(render(dag_from_lock(project.root / "dags" / "tpl.lock.json").get_task("a")))
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == "reg/{{ 7 * 6 }}:1"
+    assert container["args"][6] == "scheduled__2026-11-21T02:00:00+00:00"
