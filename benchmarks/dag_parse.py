@@ -9,8 +9,8 @@ operator, croniter), then times ``runpy.run_path`` of the DAG file alone. For th
 generated file that time includes importing ``nbops.airflow``, reading the lock (plain
 JSON, validated when it was written) and building every pod argument. Samples of the two
 files are interleaved; medians and the ratio generated / hand-written are printed (target
-<= 1.2). The whole process's wall time is printed too, for scale. The nbops package is byte-compiled first, as it is when
-installed from a wheel.
+<= 1.2). The whole process's wall time is printed too, for scale. The nbops package is
+byte-compiled first, as it is when installed from a wheel.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -73,6 +74,15 @@ class Project:
             check=False,
         )
 
+    def popen(self, *args: str, env: dict[str, str] | None = None, **kwargs: Any) -> subprocess.Popen[str]:
+        """Start the real ``nbops`` command line in this project without waiting for it."""
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "NBOPS_"))}
+        kwargs.setdefault("stdout", subprocess.PIPE)
+        kwargs.setdefault("stderr", subprocess.PIPE)
+        return subprocess.Popen(
+            [sys.executable, "-m", "nbops", *args], cwd=self.root, env={**base, **(env or {})}, text=True, **kwargs
+        )
+
     @property
     def tracking_uri(self) -> str:
         return f"sqlite:///{self.root / '.nbops' / 'mlflow.db'}"
@@ -94,6 +104,13 @@ class Project:
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[Project]:
     yield Project(tmp_path / "proj")
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (yet)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def read_json(path: Path) -> Any:

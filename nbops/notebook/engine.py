@@ -35,11 +35,12 @@ _METRICS_EXPR = (
 )
 
 
-class Terminated(BaseException):
+class Terminated(KeyboardInterrupt):
     """Raised in the main thread by the stage command's SIGTERM handler while cells run.
 
-    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` in nbclient or
-    Papermill swallows it before the engine records which cell was running.
+    A KeyboardInterrupt because asyncio re-raises only KeyboardInterrupt and SystemExit out
+    of a running task (any other BaseException would be stored on whichever task happened to
+    be running, and the cell would wait forever); no ``except Exception`` swallows it either.
     """
 
 

@@ -12,10 +12,50 @@ from typing import Any
 from nbformat import NotebookNode
 
 from nbops.notebook.overrides import check_injected_source
+from nbops.notebook.redact import RedactingStream, Redactor
 from nbops.notebook.tags import INJECTED, METRICS, cell_tags
 
 KERNEL_NAME = "python3"
 """Stages always run on the native Python kernel of the stage's own environment."""
+REDACTED = "nbops-redacted://"
+"""Papermill path prefix: every save of the executed notebook goes through the redactor."""
+
+
+class _RedactingHandler:
+    """Papermill I/O handler writing notebooks to local files with secrets masked."""
+
+    redactor = Redactor()
+
+    @classmethod
+    def write(cls, buf: str, path: str) -> None:
+        target = Path(path.removeprefix(REDACTED))
+        target.write_text(cls.redactor.notebook_json(buf), encoding="utf-8")
+
+    @classmethod
+    def read(cls, path: str) -> str:
+        return Path(path.removeprefix(REDACTED)).read_text(encoding="utf-8")
+
+    @classmethod
+    def listdir(cls, path: str) -> list[str]:
+        return [str(p) for p in Path(path.removeprefix(REDACTED)).iterdir()]
+
+    @classmethod
+    def pretty_path(cls, path: str) -> str:
+        return path.removeprefix(REDACTED)
+
+
+_registered = False
+
+
+def _redacting_target(output_path: Path, redactor: Redactor) -> str:
+    global _registered
+    if not _registered:
+        from papermill.iorw import papermill_io
+
+        papermill_io.register(REDACTED, _RedactingHandler)
+        _registered = True
+    _RedactingHandler.redactor = redactor
+    return REDACTED + str(output_path)
 
 
 def metrics_names(source: str) -> list[str]:
@@ -100,20 +140,22 @@ def execute(
     )
     nb = prepare_notebook_metadata(nb, str(input_path), str(output_path))
     nb = remove_error_markers(nb)
+    redactor = Redactor.from_env()
+    target = _redacting_target(output_path, redactor)
     with chdir(str(cwd)):
         executed = papermill_engines.execute_notebook_with_engine(
             ENGINE_NAME,
             nb,
             input_path=str(input_path),
-            output_path=str(output_path),
+            output_path=target,
             kernel_name=KERNEL_NAME,
             progress_bar=False,
             log_output=False,
             start_timeout=start_timeout,
             execution_timeout=cell_timeout,
             nbops_hooks=hooks,
-            stdout_file=sys.stdout,
-            stderr_file=sys.stderr,
+            stdout_file=RedactingStream(sys.stdout, redactor),
+            stderr_file=RedactingStream(sys.stderr, redactor),
         )
     executed.metadata["nbops"] = {
         "status": hooks.outcome.status,
@@ -121,5 +163,9 @@ def execute(
         "error": hooks.outcome.ename or None,
         "skipped_cells": hooks.outcome.skipped_cells,
     }
-    write_ipynb(executed, str(output_path))
-    return executed, hooks.outcome
+    write_ipynb(executed, target)
+    # Callers (the HTML export) see the notebook as archived: secrets masked.
+    import nbformat
+
+    masked = nbformat.reads(redactor.notebook_json(nbformat.writes(executed)), as_version=4)  # type: ignore[no-untyped-call]
+    return masked, hooks.outcome

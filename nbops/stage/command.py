@@ -24,6 +24,7 @@ from nbops.context import ENV_TRIGGER, StageContext, airflow_tags, git_commit
 from nbops.errors import EXIT_INFRA, EXIT_NOTEBOOK, EXIT_OK, InputError, NbopsError
 from nbops.graph import ancestors
 from nbops.lock import load_published
+from nbops.notebook.redact import Redactor
 from nbops.spec import Pipeline, load_pipeline
 from nbops.stage.contract import load_contract
 from nbops.storage import layout
@@ -84,7 +85,8 @@ def exec_stage(request: StageRequest) -> StageResult:
     prepared = parameterize(notebook.node, params, where)
     # What the notebook runs with: its defaults under the injected values. Recorded in full, so
     # a run's record reads the same whichever backend injected which subset.
-    effective = {**contract.schema.defaults, **params}
+    redactor = Redactor.from_env()
+    effective = redactor.value({**contract.schema.defaults, **params})
     root = layout.artifact_root(pipeline.root)
     inputs = _upstream_outputs(root, pipeline.name, request.run_id, stage.name, stage.needs, pipeline.needs())
     state = layout.state_dir(pipeline.root)
@@ -171,6 +173,7 @@ def exec_stage(request: StageRequest) -> StageResult:
     succeeded = status in MLFLOW_STATUS
     tags = {"nbops.status": status}
     if not succeeded:
+        evalue = redactor.text(evalue)
         tags.update({"nbops.failed_cell": str(failed_cell), "nbops.error": ename, "nbops.error_message": evalue[:500]})
     mlflow_run = tracker.run_id()  # raises InfraError when there is no record to finish
     manifest = None

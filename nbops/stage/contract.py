@@ -16,6 +16,7 @@ from nbops.errors import InfraError, InputError, format_problems
 from nbops.notebook.overrides import coerce_text, validate_overrides
 from nbops.notebook.parameters import ParameterSchema, parse_parameters
 from nbops.notebook.reader import LoadedNotebook, parse_notebook, read_notebook
+from nbops.notebook.redact import is_secret_name
 from nbops.spec import Pipeline, ResolvedStage
 
 
@@ -44,6 +45,14 @@ def load_contract(pipeline: Pipeline, name: str, overrides: Mapping[str, Any] | 
     if language != "python":
         raise InputError(f"{path}: kernel language is '{language}'; nbops stages run Python notebooks.")
     schema = parse_parameters(notebook.node.cells, str(path))
+    secret = [p.name for p in schema.params if is_secret_name(p.name)]
+    if secret:
+        raise InputError(
+            f"{path} (stage '{name}'): parameter(s) {', '.join(secret)} look like credentials. Parameters are "
+            "recorded in MLflow, the lock and Airflow's trigger form, so secrets never come from them: list the "
+            "Kubernetes Secret under the stage's `secrets:` and read the value from the environment "
+            "(os.environ). Rename the parameter if it is not a secret."
+        )
     where = f"{path} (stage '{name}')"
     params = validate_overrides(schema, {**stage.parameters, **(overrides or {})}, where)
     return StageContract(stage=stage, notebook=notebook, schema=schema, params=params)

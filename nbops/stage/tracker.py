@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 
+FINISH_ATTEMPTS = 4  # with backoff 2, 4, 8 s between them, on top of MLflow's own bounded retries
+
+
 class StageTracker:
     """Opens the store, finds the pipeline run and creates the stage run in the background.
 
@@ -78,7 +81,26 @@ class StageTracker:
         files: list[Path],
         manifest: dict[str, Any] | None,
     ) -> None:
-        """Record the outcome: metrics, tags, artifacts, then the terminal status."""
+        """Record the outcome: metrics, tags, artifacts, then the terminal status.
+
+        The notebook has already run, so a store that drops out now is given time to come
+        back: the whole record is retried with bounded backoff (every step is idempotent),
+        then InfraError (exit 3) and no manifest.
+        """
+        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+        for attempt in Retrying(
+            stop=stop_after_attempt(FINISH_ATTEMPTS),
+            wait=wait_exponential(multiplier=2, max=10),
+            retry=retry_if_exception_type(InfraError),
+            reraise=True,
+        ):
+            with attempt:
+                self._record(status, metrics, tags, files, manifest)
+
+    def _record(
+        self, status: str, metrics: dict[str, float], tags: dict[str, str], files: list[Path], manifest: Any
+    ) -> None:
         run = self.run_id()
         if self.client is None:
             raise InfraError("MLflow client missing after set-up")

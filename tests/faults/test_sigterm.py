@@ -4,10 +4,8 @@ partial notebook archived, the MLflow run set to KILLED and the command exits 3 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -29,26 +27,7 @@ def test_sigterm_archives_the_partial_notebook_and_exits_3(project: Project) -> 
         ],
     )
     project.write_spec({"name": "term", "stages": {"long": {"notebook": "nb/long.ipynb"}}})
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "NBOPS_"))}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nbops",
-            "exec-stage",
-            "--pipeline",
-            "pipeline.yaml",
-            "--stage",
-            "long",
-            "--run-id",
-            "r1",
-        ],
-        cwd=project.root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = project.popen("exec-stage", "--pipeline", "pipeline.yaml", "--stage", "long", "--run-id", "r1")
     assert proc.stdout is not None
     deadline = time.monotonic() + 120
     for line in proc.stdout:

@@ -14,6 +14,22 @@ CASES: dict[str, list[tuple[str, list[str]]]] = {
     "cell_raises": [PARAMS, ("print('before')", []), ("raise ValueError('bad value in cell 2')", []), ("x = 1", [])],
     "kernel_dies": [PARAMS, ("print('before')", []), ("import os\nos._exit(9)", []), ("x = 1", [])],
     "cell_timeout": [PARAMS, ("print('before')", []), ("import time\ntime.sleep(60)", []), ("x = 1", [])],
+    # What the OOM killer does to a kernel over its memory limit: SIGKILL.
+    "kernel_sigkill": [
+        PARAMS,
+        ("print('before')", []),
+        ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", []),
+        ("x = 1", []),
+    ],
+    # Memory exhaustion the kernel survives: the allocation fails inside the cell.
+    "memory_exhausted": [
+        PARAMS,
+        ("print('before')", []),
+        ("import resource\nresource.setrlimit(resource.RLIMIT_AS, (2**31, 2**31))\nblob = bytearray(2**32)", []),
+        ("x = 1", []),
+    ],
+    "sys_exit_one": [PARAMS, ("print('before')", []), ("import sys\nsys.exit(1)", []), ("x = 1", [])],
+    "magic_raises": [PARAMS, ("print('before')", []), ("%time 1 / 0", []), ("x = 1", [])],
     "sys_exit_zero": [PARAMS, ("import sys\nsys.exit(0)", []), ("raise RuntimeError('never runs')", [])],
     "raises_allowed": [PARAMS, ("1 / 0", ["raises-exception"]), ("ok = 1", ["metrics"])],
     "params": [PARAMS, ("assert isinstance(limit, int)\nprint(label)", [])],
