@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -104,6 +105,13 @@ class Project:
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[Project]:
     yield Project(tmp_path / "proj")
+
+
+def example_project(root: Path) -> Project:
+    """A copy of the repository's example pipeline (spec and notebooks) in ``root``."""
+    shutil.copy(ROOT / "pipeline.yaml", root / "pipeline.yaml")
+    shutil.copytree(ROOT / "notebooks", root / "notebooks")
+    return Project(root)
 
 
 def free_port() -> int:

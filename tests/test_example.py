@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Project
+from tests.conftest import Project, example_project
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -21,9 +20,7 @@ SMOKE = ["-p", "ingest.batch_size=400", "-p", "optimize.n_iter=2", "-p", "optimi
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, subprocess.CompletedProcess[str]]:
     root = tmp_path_factory.mktemp("example")
-    shutil.copy(ROOT / "pipeline.yaml", root / "pipeline.yaml")
-    shutil.copytree(ROOT / "notebooks", root / "notebooks")
-    project = Project(root)
+    project = example_project(root)
     return project, project.nbops("run", "pipeline.yaml", *SMOKE, timeout=600)
 
 

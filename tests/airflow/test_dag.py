@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.airflow.conftest import AIRFLOW_HOME
-from tests.conftest import ROOT, Project
+from tests.conftest import ROOT, example_project
 
 pytestmark = pytest.mark.integration
 
@@ -40,10 +40,9 @@ def test_dagbag_of_the_repository_has_no_import_errors() -> None:
 
 def test_committed_dag_is_what_promote_writes_today(tmp_path: Path) -> None:
     """A notebook edited without promoting again shows up here as a stale DAG."""
-    shutil.copy(ROOT / "pipeline.yaml", tmp_path / "pipeline.yaml")
-    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    project = example_project(tmp_path)
     shutil.copytree(ROOT / "dags", tmp_path / "dags")
-    result = Project(tmp_path).nbops("promote", "pipeline.yaml")
+    result = project.nbops("promote", "pipeline.yaml")
     assert result.returncode == 0, result.stderr
     assert "is up to date" in result.stdout, result.stdout
 

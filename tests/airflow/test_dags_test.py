@@ -4,7 +4,6 @@ the same MLflow record as ``nbops run``; conf overrides are honoured, wrong type
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.airflow.conftest import airflow_env
-from tests.conftest import ROOT, Project
+from tests.conftest import Project, example_project
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -39,9 +38,7 @@ def airflow(project: Project, *args: str, timeout: float = 900) -> subprocess.Co
 def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, subprocess.CompletedProcess[str]]:
     """The example promoted, run once by ``airflow dags test`` and once by ``nbops run``."""
     root = tmp_path_factory.mktemp("airflow-example")
-    shutil.copy(ROOT / "pipeline.yaml", root / "pipeline.yaml")
-    shutil.copytree(ROOT / "notebooks", root / "notebooks")
-    project = Project(root)
+    project = example_project(root)
     promoted = project.nbops("promote", "pipeline.yaml")
     assert promoted.returncode == 0, promoted.stderr
     migrated = airflow(project, "db", "migrate")

@@ -4,7 +4,6 @@ real generated DAG, rendered for a DAG run and validated strictly against Kubern
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ import kubernetes_validate
 import pytest
 
 from tests.airflow.conftest import SCHEDULED_RUN_ID, render, serialize
-from tests.conftest import ROOT, Project, read_json
+from tests.conftest import Project, example_project, read_json
 
 pytestmark = pytest.mark.integration
 
@@ -31,9 +30,7 @@ def load_dag(dags: Path, name: str) -> Any:
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> Project:
     root = tmp_path_factory.mktemp("example")
-    shutil.copy(ROOT / "pipeline.yaml", root / "pipeline.yaml")
-    shutil.copytree(ROOT / "notebooks", root / "notebooks")
-    project = Project(root)
+    project = example_project(root)
     result = project.nbops("promote", "pipeline.yaml")
     assert result.returncode == 0, result.stderr
     return project
