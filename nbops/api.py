@@ -16,6 +16,7 @@ from nbops.context import ENV_PIPELINE_FILE, StageContext
 from nbops.errors import InputError
 from nbops.spec import Pipeline, load_pipeline
 from nbops.storage import layout
+from nbops.storage.store import open_store
 
 PIPELINE_FILE = "pipeline.yaml"
 _FLAVORS = {"sklearn": "sklearn", "xgboost": "xgboost", "lightgbm": "lightgbm", "torch": "pytorch"}
@@ -37,11 +38,11 @@ def input_dir(stage: str) -> Path:
             )
         return ctx.inputs[stage]
     pipeline = _interactive_pipeline()
-    root = layout.artifact_root(pipeline.root)
-    done = layout.latest_complete_any_run(root, pipeline.name, stage)
+    store = open_store(pipeline.root)
+    done = store.latest_completed(pipeline.name, stage)
     if done is None:
         raise InputError(
-            f"input_dir('{stage}'): no completed run of stage '{stage}' under {root}; "
+            f"input_dir('{stage}'): no completed run of stage '{stage}' under {store.url}; "
             f"run it once with: nbops run {pipeline.path} --stage {stage}"
         )
     return done / "outputs"

@@ -134,8 +134,8 @@ def promote_cmd(pipeline_file: Path, dags_dir: Path) -> None:
         report = promote(pipeline_file, dags_dir)
     except NbopsError as exc:
         _fail(exc)
-    for path in report.published:
-        click.echo(f"published {path}")
+    for location in report.published:
+        click.echo(f"published {location}")
     if report.unchanged:
         click.echo(f"nbops promote: {report.dag_file} is up to date (lock {report.lock_sha256[:12]}); no file changed.")
         return

@@ -15,13 +15,16 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nbops.errors import InfraError, InputError
 from nbops.notebook.parameters import Param
 from nbops.spec import FrozenNotebook, Pipeline, PipelineSpec, ResolvedStage
+
+if TYPE_CHECKING:
+    from nbops.storage.store import Store
 
 LOCK_VERSION = 1
 LOCKS_DIR = "locks"
@@ -66,10 +69,10 @@ class Lock(BaseModel):
         """Canonical JSON text: the same lock always gives the same bytes."""
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
-    def pipeline(self, path: Path, artifact_root: Path) -> Pipeline:
+    def pipeline(self, path: Path, store: Store) -> Pipeline:
         """The pipeline as the stage command sees it, notebooks read from the artifact store."""
         frozen = {
-            name: FrozenNotebook(path=notebook_path(artifact_root, s.sha256), sha256=s.sha256)
+            name: FrozenNotebook(path=store.fetch(notebook_rel(s.sha256)), sha256=s.sha256)
             for name, s in self.stages.items()
         }
         return Pipeline(spec=self.spec, path=path, sha256=self.spec_sha256, frozen=frozen)
@@ -80,14 +83,14 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def notebook_path(artifact_root: Path, sha256: str) -> Path:
-    """Where a promoted notebook's bytes live."""
-    return artifact_root / NOTEBOOKS_DIR / f"{sha256}.ipynb"
+def notebook_rel(sha256: str) -> str:
+    """Where a promoted notebook's bytes live, relative to the artifact root."""
+    return f"{NOTEBOOKS_DIR}/{sha256}.ipynb"
 
 
-def lock_path(artifact_root: Path, sha256: str) -> Path:
-    """Where a published lock lives."""
-    return artifact_root / LOCKS_DIR / f"{sha256}.json"
+def lock_rel(sha256: str) -> str:
+    """Where a published lock lives, relative to the artifact root."""
+    return f"{LOCKS_DIR}/{sha256}.json"
 
 
 def parse_lock(raw: bytes, where: Path) -> Lock:
@@ -117,7 +120,7 @@ def read_lock(path: Path) -> tuple[Lock, str]:
     return parse_lock(raw, path), hashlib.sha256(raw).hexdigest()
 
 
-def load_published(artifact_root: Path, sha256: str) -> Pipeline:
+def load_published(store: Store, sha256: str) -> Pipeline:
     """The promoted pipeline whose lock hashes to ``sha256``; refuses any other bytes.
 
     Raises:
@@ -126,12 +129,12 @@ def load_published(artifact_root: Path, sha256: str) -> Pipeline:
     """
     if not (len(sha256) == 64 and all(c in "0123456789abcdef" for c in sha256)):
         raise InputError(f"--promoted {sha256!r}: expected the 64-hex-digit sha256 of a promoted lock.")
-    path = lock_path(artifact_root, sha256)
+    path = store.fetch(lock_rel(sha256))
     if not path.exists():
         # Retryable: the store may not have received the promoted files yet.
         raise InfraError(
-            f"{path}: the promoted lock is not in the artifact store; publish it there (nbops promote with "
-            "this NBOPS_ARTIFACT_ROOT, or copy locks/ and notebooks/) before the DAG runs."
+            f"{store.url}/{lock_rel(sha256)}: the promoted lock is not in the artifact store; publish it there "
+            "(nbops promote with this NBOPS_ARTIFACT_ROOT, or copy locks/ and notebooks/) before the DAG runs."
         )
     lock, actual = read_lock(path)
     if actual != sha256:
@@ -139,4 +142,4 @@ def load_published(artifact_root: Path, sha256: str) -> Pipeline:
             f"{path}: the lock's bytes have sha256 {actual}, not {sha256}; the published lock was changed "
             "after `nbops promote`. Nothing was run; promote the pipeline again."
         )
-    return lock.pipeline(path, artifact_root)
+    return lock.pipeline(path, store)

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from nbops.spec import load_pipeline
-from nbops.storage.layout import artifact_root, state_dir
+from nbops.storage.layout import state_dir
+from nbops.storage.store import open_store
 from nbops.tracking.store import open_client, tracking_uri
 
 
@@ -16,7 +17,7 @@ def serve(pipeline_file: Path, port: int) -> int:
     pipeline = load_pipeline(pipeline_file)
     uri = tracking_uri(state_dir(pipeline.root))
     open_client(uri)  # creates the schema once, so the server starts on a ready store
-    artifacts = (artifact_root(pipeline.root) / "mlflow").as_uri()
+    artifacts = open_store(pipeline.root).mlflow_location
     cmd = [
         sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", uri,

@@ -9,6 +9,7 @@ import pytest
 
 from nbops.errors import InputError
 from nbops.lock import load_published, parse_lock, read_lock
+from nbops.storage.store import LocalStore
 from nbops.promote import promote
 from tests.conftest import Project
 
@@ -47,11 +48,11 @@ def test_bad_locks_name_the_file(tmp_path: Path, raw: bytes, message: str) -> No
 def test_published_lock_must_hash_to_its_name(lock_file: Path, project: Project) -> None:
     root = project.root / ".nbops" / "artifacts"
     _, sha = read_lock(lock_file)
-    assert load_published(root, sha).frozen["a"].sha256 == read_lock(lock_file)[0].stages["a"].sha256
+    assert load_published(LocalStore(root), sha).frozen["a"].sha256 == read_lock(lock_file)[0].stages["a"].sha256
     published = root / "locks" / f"{sha}.json"
     published.write_bytes(published.read_bytes() + b" ")
     with pytest.raises(InputError, match="the published lock was changed"):
-        load_published(root, sha)
+        load_published(LocalStore(root), sha)
 
 
 def test_dag_factory_names_a_broken_lock(tmp_path: Path) -> None:

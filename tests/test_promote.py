@@ -114,6 +114,6 @@ def test_a_corrupted_published_copy_is_restored(two_stages: Project) -> None:
     published = two_stages.root / ".nbops" / "artifacts" / "notebooks" / f"{lock.stages['fit'].sha256}.ipynb"
     published.write_bytes(b"{}")
     report = promote(two_stages.pipeline, two_stages.root / "dags")
-    assert published in report.published
+    assert str(published) in report.published
     assert published.read_bytes() == (two_stages.root / "nb" / "fit.ipynb").read_bytes()
     assert report.unchanged

@@ -26,6 +26,7 @@ from nbops.runner.report import Progress, summary_table
 from nbops.spec import Pipeline, load_pipeline
 from nbops.stage.contract import coerce_overrides, load_contract
 from nbops.storage import layout
+from nbops.storage.store import open_store
 from nbops.tracking import record
 from nbops.tracking.store import ENV_TRACKING_URI, open_client, tracking_uri
 
@@ -90,14 +91,14 @@ def run_pipeline(options: RunOptions) -> RunSummary:
     pipeline = load_pipeline(options.pipeline_file)
     selected = select_stages(pipeline, options.stages, options.from_stage)
     params = _checked_params(pipeline, selected, options.params)
-    root = layout.artifact_root(pipeline.root)
+    store = open_store(pipeline.root)
     partial = bool(options.stages or options.from_stage)
-    run_id = options.run_id or (layout.latest_run_id(root, pipeline.name) if partial else None) or layout.new_run_id()
+    run_id = options.run_id or (store.latest_run_key(pipeline.name) if partial else None) or layout.new_run_id()
 
     state = layout.state_dir(pipeline.root)
     uri = tracking_uri(state)
     client = open_client(uri)
-    experiment = record.ensure_experiment(client, pipeline.name, (root / "mlflow").as_uri())
+    experiment = record.ensure_experiment(client, pipeline.name, store.mlflow_location)
     parent = record.get_or_create_parent_run(
         client,
         experiment,
@@ -114,7 +115,7 @@ def run_pipeline(options: RunOptions) -> RunSummary:
     progress = Progress(pipeline.name, run_id, selected)
     progress.start(jobs, parent)
     env = dict(os.environ, **{ENV_TRACKING_URI: uri, ENV_TRIGGER: "nbops run"})
-    log_dir = layout.run_dir(root, pipeline.name, run_id) / ".logs"
+    log_dir = layout.run_dir(store.local_root, pipeline.name, run_id) / ".logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     interrupted = False
     try:

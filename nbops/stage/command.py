@@ -21,14 +21,15 @@ from typing import Any
 
 from nbops import __version__
 from nbops.context import ENV_TRIGGER, StageContext, airflow_tags, git_commit
-from nbops.errors import EXIT_INFRA, EXIT_NOTEBOOK, EXIT_OK, InputError, NbopsError
+from nbops.errors import EXIT_INFRA, EXIT_NOTEBOOK, EXIT_OK, InfraError, InputError, NbopsError
 from nbops.graph import ancestors
 from nbops.lock import load_published
 from nbops.notebook.redact import Redactor
 from nbops.spec import Pipeline, load_pipeline
 from nbops.stage.contract import load_contract
 from nbops.storage import layout
-from nbops.storage.manifest import build_manifest, write_manifest
+from nbops.storage.manifest import build_manifest
+from nbops.storage.store import Store, open_store
 from nbops.tracking.store import ENV_TRACKING_URI, tracking_uri
 
 STATUS_EXIT = {"succeeded": EXIT_OK, "stopped": EXIT_OK, "failed": EXIT_NOTEBOOK, "timed_out": EXIT_NOTEBOOK}
@@ -87,14 +88,15 @@ def exec_stage(request: StageRequest) -> StageResult:
     # a run's record reads the same whichever backend injected which subset.
     redactor = Redactor.from_env()
     effective = redactor.value({**contract.schema.defaults, **params})
-    root = layout.artifact_root(pipeline.root)
-    inputs = _upstream_outputs(root, pipeline.name, request.run_id, stage.name, stage.needs, pipeline.needs())
+    store = open_store(pipeline.root)
+    inputs = _upstream_outputs(store, pipeline.name, request.run_id, stage.name, stage.needs, pipeline.needs())
     state = layout.state_dir(pipeline.root)
     uri = tracking_uri(state)
-    number, attempt = layout.claim_attempt(layout.stage_dir(root, pipeline.name, request.run_id, stage.name))
+    claimed = store.claim(pipeline.name, request.run_id, stage.name)
+    number, attempt = claimed.number, claimed.workdir
     outputs = attempt / "outputs"
     outputs.mkdir()
-    log(f"stage '{stage.name}' of run {request.run_id}: attempt {number} in {attempt}")
+    log(f"stage '{stage.name}' of run {request.run_id}: attempt {number} in {claimed.location}")
 
     ctx = StageContext(pipeline.name, request.run_id, stage.name, number, outputs, inputs)
     os.environ.update(ctx.to_env())
@@ -106,7 +108,7 @@ def exec_stage(request: StageRequest) -> StageResult:
     tracker = StageTracker(
         uri=uri,
         experiment=pipeline.name,
-        artifact_location=(root / "mlflow").as_uri(),
+        artifact_location=store.mlflow_location,
         run_id=request.run_id,
         stage=stage.name,
         attempt=number,
@@ -170,6 +172,13 @@ def exec_stage(request: StageRequest) -> StageResult:
 
         output_html.write_text(to_html(executed), encoding="utf-8")
 
+    try:  # archive what the attempt wrote, whatever its outcome (a no-op for a local store)
+        store.upload(claimed)
+    except InfraError as exc:
+        log(str(exc))
+        if status in MLFLOW_STATUS:
+            status, ename, evalue = "upload_failed", "ArtifactStoreError", str(exc)
+
     succeeded = status in MLFLOW_STATUS
     tags = {"nbops.status": status}
     if not succeeded:
@@ -203,7 +212,11 @@ def exec_stage(request: StageRequest) -> StageResult:
         manifest=manifest,
     )
     if manifest is not None:
-        write_manifest(attempt, manifest)
+        try:
+            store.seal(claimed, manifest)
+        except NbopsError as exc:
+            tracker.mark_failed("seal_failed", exc)  # the record must not claim a success the store lacks
+            raise
 
     exit_code = STATUS_EXIT.get(status, EXIT_INFRA)
     message = {
@@ -220,7 +233,7 @@ def exec_stage(request: StageRequest) -> StageResult:
         status=status,
         exit_code=exit_code,
         attempt=number,
-        attempt_dir=str(attempt),
+        attempt_dir=claimed.location,
         mlflow_run_id=mlflow_run,
         duration_s=round(time.monotonic() - started, 3),
         message=message,
@@ -261,17 +274,17 @@ def _load(request: StageRequest) -> Pipeline:
             f"--promoted {request.promoted}: {' and '.join(unset)} must be set; a promoted stage reads its notebook "
             "from the artifact store and records into the tracking server the deployment names (the DAG sets both)."
         )
-    return load_published(layout.artifact_root(Path.cwd()), request.promoted)
+    return load_published(open_store(Path.cwd()), request.promoted)
 
 
 def _upstream_outputs(
-    root: Path, pipeline: str, run_id: str, stage: str, needs: tuple[str, ...], graph: dict[str, tuple[str, ...]]
+    store: Store, pipeline: str, run_id: str, stage: str, needs: tuple[str, ...], graph: dict[str, tuple[str, ...]]
 ) -> dict[str, Path]:
     """Outputs of every completed ancestor in this run; a missing direct need is an input error."""
     found: dict[str, Path] = {}
     missing = []
     for up in sorted(ancestors(graph, stage)):
-        done = layout.latest_complete(layout.stage_dir(root, pipeline, run_id, up))
+        done = store.completed(pipeline, run_id, up)
         if done is not None:
             found[up] = done / "outputs"
         elif up in needs:
@@ -280,7 +293,7 @@ def _upstream_outputs(
         names = ", ".join(f"'{m}'" for m in missing)
         raise InputError(
             f"stage '{stage}' needs {names}, which has no completed attempt (no manifest.json) in run {run_id} "
-            f"under {layout.run_dir(root, pipeline, run_id)}. Run the upstream stage(s) first, "
+            f"under {store.run_location(pipeline, run_id)}. Run the upstream stage(s) first, "
             f"e.g. nbops run --run-id {run_id} --from {missing[0]}."
         )
     return found

@@ -116,3 +116,17 @@ class StageTracker:
                 what="upload the manifest",
             )
         record.finish_run(self.client, run, status)
+
+    def mark_failed(self, reason: str, exc: BaseException) -> None:
+        """Best effort: turn a finished record into a failed one (the store lost the manifest).
+
+        The caller is already failing with exit 3; a store that is also down must not hide that.
+        """
+        try:
+            run = self.run_id()
+            if self.client is None:
+                return
+            record.set_tags(self.client, run, {"nbops.status": reason, "nbops.error_message": str(exc)[:500]})
+            record.finish_run(self.client, run, "FAILED")
+        except Exception:  # noqa: S110 - the InfraError being raised says what went wrong
+            pass

@@ -28,20 +28,22 @@ def state_dir(pipeline_dir: Path) -> Path:
     return pipeline_dir / STATE_DIR
 
 
+def is_remote(value: str) -> bool:
+    """Whether an artifact root names a remote store (``s3://...``) rather than a directory."""
+    return "://" in value and not value.startswith("file://")
+
+
 def artifact_root(pipeline_dir: Path) -> Path:
-    """The artifact root: ``$NBOPS_ARTIFACT_ROOT`` or ``.nbops/artifacts`` beside the pipeline.
+    """The local artifact root: ``$NBOPS_ARTIFACT_ROOT`` or ``.nbops/artifacts`` beside the pipeline.
 
     Raises:
-        InputError: the variable names a remote URL; this layout needs a mounted path.
+        InputError: the variable names a remote URL; open it with ``nbops.storage.store.open_store``.
     """
     value = os.environ.get(ENV_ARTIFACT_ROOT, "").strip()
     if not value:
         return state_dir(pipeline_dir) / "artifacts"
-    if "://" in value and not value.startswith("file://"):
-        raise InputError(
-            f"{ENV_ARTIFACT_ROOT}={value}: only local or mounted paths (or file:// URLs) are supported "
-            "as artifact roots in this version."
-        )
+    if is_remote(value):
+        raise InputError(f"{ENV_ARTIFACT_ROOT}={value}: a remote store, not a local directory.")
     return Path(value.removeprefix("file://")).expanduser().resolve()
 
 

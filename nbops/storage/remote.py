@@ -1,0 +1,226 @@
+"""A remote artifact root (``s3://bucket/prefix``, ``gs://...``, any fsspec URL).
+
+The layout is the local one (DESIGN §5) under the URL. What differs is how the promises
+are kept without a shared file system:
+
+- an attempt is claimed by a create-only write of ``attempt-<n>/.claim`` (S3 conditional
+  write, ``If-None-Match: *``); a taken number moves on to the next, so concurrent attempts
+  never share a prefix;
+- the stage works in a local mirror under the cache directory; every write to the store is
+  retried with exponential backoff (``WRITE_ATTEMPTS``, waits 1, 2, 4, 8 s) on top of the
+  client's own retries, and a write that still fails is an InfraError (exit 3);
+- the manifest is uploaded last, only after every file it lists is in the store;
+- readers take only attempts with a manifest, download what it lists and check each file's
+  sha256 before a stage sees it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
+
+from nbops.errors import InfraError, InputError
+from nbops.storage import layout
+from nbops.storage.manifest import file_sha256
+from nbops.storage.store import Attempt, Store, atomic_write, sha256_matches_name
+
+T = TypeVar("T")
+
+WRITE_ATTEMPTS = 5
+CLAIM = ".claim"
+_ATTEMPT = re.compile(r"^attempt-(\d+)$")
+# Failures that retrying cannot mend: the object is missing, taken, or access is denied.
+_PERMANENT = (FileNotFoundError, FileExistsError, PermissionError)
+
+
+class RemoteStore(Store):
+    """An fsspec URL mirrored under ``cache``."""
+
+    def __init__(self, url: str, cache: Path) -> None:
+        import fsspec
+
+        self.url = url.rstrip("/")
+        protocol = self.url.split("://", 1)[0]
+        # The client's own retries stay short (standard mode, 3 tries); ours add the backoff.
+        options: dict[str, Any] = (
+            {"config_kwargs": {"retries": {"mode": "standard", "total_max_attempts": 3}}}
+            if protocol in ("s3", "s3a")
+            else {}
+        )
+        try:
+            self.fs, self.base = fsspec.core.url_to_fs(self.url, **options)
+        except (ImportError, ValueError) as exc:
+            raise InputError(
+                f"{layout.ENV_ARTIFACT_ROOT}={url}: cannot open this artifact store ({exc}). Supported are local "
+                "paths and fsspec URLs whose file system is installed (s3:// comes with nbops[runner])."
+            ) from None
+        self.local_root = cache / hashlib.sha256(self.url.encode()).hexdigest()[:16]
+
+    # -- attempts ---------------------------------------------------------------------------
+
+    def claim(self, pipeline: str, run_id: str, stage: str) -> Attempt:
+        rel = _stage_rel(pipeline, run_id, stage)
+        number = max(self._attempt_numbers(rel), default=0) + 1
+        body = json.dumps({"pipeline": pipeline, "run_id": run_id, "stage": stage}).encode()
+        while True:
+            key = f"{rel}/attempt-{number}"
+            try:
+                self._retry(
+                    f"claim {self._url(key)}", self.fs.pipe_file, self._key(f"{key}/{CLAIM}"), body, mode="create"
+                )
+                break
+            except FileExistsError:
+                number += 1
+        workdir = self.local_root / key
+        if workdir.exists():  # a stale mirror from an earlier cache of this store
+            shutil.rmtree(workdir)
+        try:
+            workdir.mkdir(parents=True)
+        except OSError as exc:
+            raise InfraError(f"{workdir}: cannot create the local copy of the attempt ({exc.strerror}).") from exc
+        return Attempt(number, workdir, self._url(key))
+
+    def upload(self, attempt: Attempt) -> None:
+        rel = attempt.workdir.relative_to(self.local_root).as_posix()
+        files = sorted(p for p in attempt.workdir.rglob("*") if p.is_file() and not p.name.endswith(".tmp"))
+        for path in files:
+            key = f"{rel}/{path.relative_to(attempt.workdir).as_posix()}"
+            self._retry(f"upload {self._url(key)}", self.fs.put_file, str(path), self._key(key))
+
+    def seal(self, attempt: Attempt, manifest: dict[str, Any]) -> None:
+        key = f"{attempt.workdir.relative_to(self.local_root).as_posix()}/{layout.MANIFEST}"
+        raw = json.dumps(manifest, indent=2, sort_keys=True).encode()
+        self._retry(f"upload {self._url(key)}", self.fs.pipe_file, self._key(key), raw)
+
+    def completed(self, pipeline: str, run_id: str, stage: str) -> Path | None:
+        rel = _stage_rel(pipeline, run_id, stage)
+        for number in sorted(self._attempt_numbers(rel), reverse=True):
+            manifest = self._manifest(f"{rel}/attempt-{number}")
+            if manifest is not None:
+                return self._download(f"{rel}/attempt-{number}", manifest)
+        return None
+
+    def latest_completed(self, pipeline: str, stage: str) -> Path | None:
+        newest: tuple[str, str, dict[str, Any]] | None = None
+        for run in self._names(f"runs/{pipeline}"):
+            rel = f"runs/{pipeline}/{run}/{stage}"
+            for number in sorted(self._attempt_numbers(rel), reverse=True):
+                manifest = self._manifest(f"{rel}/attempt-{number}")
+                if manifest is not None:
+                    stamp = str(manifest.get("finished_at", ""))
+                    if newest is None or stamp > newest[0]:
+                        newest = (stamp, f"{rel}/attempt-{number}", manifest)
+                    break
+        return None if newest is None else self._download(newest[1], newest[2])
+
+    def latest_run_key(self, pipeline: str) -> str | None:
+        runs = sorted(self._names(f"runs/{pipeline}"))
+        return runs[-1] if runs else None
+
+    # -- content-addressed files --------------------------------------------------------------
+
+    def publish(self, rel: str, raw: bytes) -> bool:
+        current = self._read(rel)
+        if current is not None and sha256_matches_name(current, rel):
+            return False
+        self._retry(f"upload {self._url(rel)}", self.fs.pipe_file, self._key(rel), raw)
+        return True
+
+    def fetch(self, rel: str) -> Path:
+        local = self.local_root / rel
+        if local.exists() and sha256_matches_name(local.read_bytes(), rel):
+            return local
+        raw = self._read(rel)
+        if raw is not None:
+            atomic_write(local, raw)
+        return local
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _key(self, rel: str) -> str:
+        return f"{self.base.rstrip('/')}/{rel}"
+
+    def _url(self, rel: str) -> str:
+        return f"{self.url}/{rel}"
+
+    def _retry(self, what: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``call`` with bounded exponential backoff; InfraError naming ``what`` when it keeps failing."""
+        from tenacity import Retrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
+
+        try:
+            for attempt in Retrying(
+                stop=stop_after_attempt(WRITE_ATTEMPTS),
+                wait=wait_exponential(multiplier=1, max=8),
+                retry=retry_if_not_exception_type(_PERMANENT),
+                reraise=True,
+            ):
+                with attempt:
+                    return call(*args, **kwargs)
+        except (FileNotFoundError, FileExistsError):
+            raise
+        except Exception as exc:
+            tries = "" if isinstance(exc, PermissionError) else f" after {WRITE_ATTEMPTS} attempts"
+            raise InfraError(f"artifact store: cannot {what}{tries} ({type(exc).__name__}: {exc}).") from exc
+        raise AssertionError("unreachable")  # pragma: no cover - Retrying either returns or raises
+
+    def _read(self, rel: str) -> bytes | None:
+        try:
+            raw: bytes = self._retry(f"read {self._url(rel)}", self.fs.cat_file, self._key(rel))
+        except FileNotFoundError:
+            return None
+        return raw
+
+    def _names(self, rel: str) -> list[str]:
+        try:
+            entries = self._retry(f"list {self._url(rel)}", self.fs.ls, self._key(rel), detail=False, refresh=True)
+        except FileNotFoundError:
+            return []
+        return [PurePosixPath(str(e)).name for e in entries]
+
+    def _attempt_numbers(self, rel: str) -> list[int]:
+        return [int(m.group(1)) for name in self._names(rel) if (m := _ATTEMPT.match(name))]
+
+    def _manifest(self, rel: str) -> dict[str, Any] | None:
+        raw = self._read(f"{rel}/{layout.MANIFEST}")
+        if raw is None:
+            return None
+        try:
+            data: dict[str, Any] = json.loads(raw)
+        except ValueError as exc:
+            raise InputError(f"{self._url(rel)}/{layout.MANIFEST}: unreadable manifest ({exc}).") from None
+        return data
+
+    def _download(self, rel: str, manifest: dict[str, Any]) -> Path:
+        """The attempt's files in the local mirror, each checked against the manifest."""
+        local = self.local_root / rel
+        for entry in manifest.get("files", []):
+            name = PurePosixPath(str(entry.get("path", "")))
+            if name.is_absolute() or ".." in name.parts or not name.parts:
+                raise InputError(f"{self._url(rel)}/{layout.MANIFEST}: lists an unsafe path {str(name)!r}.")
+            target = local / name
+            expected = str(entry.get("sha256", ""))
+            if target.is_file() and file_sha256(target) == expected:
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            url = self._url(f"{rel}/{name}")
+            try:
+                self._retry(f"download {url}", self.fs.get_file, self._key(f"{rel}/{name}"), str(target))
+            except FileNotFoundError:
+                raise InputError(f"{url}: listed in the attempt's manifest but missing from the store.") from None
+            actual = file_sha256(target)
+            if actual != expected:
+                target.unlink()
+                raise InputError(
+                    f"{url}: sha256 {actual} does not match its manifest ({expected}); the "
+                    "attempt was changed after it finished. Nothing was run; re-run the stage that produced it."
+                )
+        return local
+
+
+def _stage_rel(pipeline: str, run_id: str, stage: str) -> str:
+    return f"runs/{pipeline}/{layout.run_key(run_id)}/{stage}"
