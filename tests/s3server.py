@@ -3,8 +3,10 @@ injected in front of it: chosen requests answer 503 (SlowDown) or 500 until told
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
+import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,8 +32,10 @@ class Fault:
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
-        return method == self.method and re.search(self.path, path) is not None and (
-            self.times is None or self.hits < self.times
+        return (
+            method == self.method
+            and re.search(self.path, path) is not None
+            and (self.times is None or self.hits < self.times)
         )
 
 
@@ -110,9 +114,13 @@ class S3Server:
         return app
 
     def start(self) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request in the test log
         self._server = make_server("127.0.0.1", 0, self._app(), threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
+        # moto's backends live in this process: start every server from an empty store
+        reset = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
+        urllib.request.urlopen(reset, timeout=10).close()  # noqa: S310 - our loopback server
         import boto3
 
         boto3.client("s3", **self.client_kwargs()).create_bucket(Bucket=BUCKET)
@@ -145,6 +153,17 @@ class S3Server:
             "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
             "AWS_DEFAULT_REGION": "us-east-1",
         }
+
+    def object(self, key: str) -> bytes:
+        import boto3
+
+        body: bytes = boto3.client("s3", **self.client_kwargs()).get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        return body
+
+    def put(self, key: str, raw: bytes) -> None:
+        import boto3
+
+        boto3.client("s3", **self.client_kwargs()).put_object(Bucket=BUCKET, Key=key, Body=raw)
 
     def keys(self, prefix: str = "") -> list[str]:
         """Every object key under ``prefix``, read straight from the server (no client cache)."""

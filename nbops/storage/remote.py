@@ -7,8 +7,9 @@ are kept without a shared file system:
   write, ``If-None-Match: *``); a taken number moves on to the next, so concurrent attempts
   never share a prefix;
 - the stage works in a local mirror under the cache directory; every write to the store is
-  retried with exponential backoff (``WRITE_ATTEMPTS``, waits 1, 2, 4, 8 s) on top of the
-  client's own retries, and a write that still fails is an InfraError (exit 3);
+  retried with exponential backoff (``WRITE_ATTEMPTS``, waits 1, 2, 4, 8 s; the S3 client's
+  own retries are off so the bound is ours), and a write that still fails is an InfraError
+  (exit 3); reads are retried the same way;
 - the manifest is uploaded last, only after every file it lists is in the store;
 - readers take only attempts with a manifest, download what it lists and check each file's
   sha256 before a stage sees it.
@@ -46,19 +47,21 @@ class RemoteStore(Store):
 
         self.url = url.rstrip("/")
         protocol = self.url.split("://", 1)[0]
-        # The client's own retries stay short (standard mode, 3 tries); ours add the backoff.
+        # One layer of retries, ours (bounded, with backoff): the S3 client's own are turned off.
         options: dict[str, Any] = (
-            {"config_kwargs": {"retries": {"mode": "standard", "total_max_attempts": 3}}}
+            {"config_kwargs": {"retries": {"mode": "standard", "total_max_attempts": 1}}}
             if protocol in ("s3", "s3a")
             else {}
         )
         try:
-            self.fs, self.base = fsspec.core.url_to_fs(self.url, **options)
+            self.fs, self.base = fsspec.core.url_to_fs(self.url, skip_instance_cache=True, **options)
         except (ImportError, ValueError) as exc:
             raise InputError(
                 f"{layout.ENV_ARTIFACT_ROOT}={url}: cannot open this artifact store ({exc}). Supported are local "
                 "paths and fsspec URLs whose file system is installed (s3:// comes with nbops[runner])."
             ) from None
+        if hasattr(self.fs, "retries"):
+            self.fs.retries = 1  # s3fs's loop for throttling and dropped connections
         self.local_root = cache / hashlib.sha256(self.url.encode()).hexdigest()[:16]
 
     # -- attempts ---------------------------------------------------------------------------
