@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ class Faults:
     """The faults in force, and a log of every request the server saw."""
 
     active: list[Fault] = field(default_factory=list)
-    seen: list[tuple[str, str, int]] = field(default_factory=list)
+    seen: list[tuple[str, str, int, float]] = field(default_factory=list)  # method, path, status, time
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, fault: Fault) -> Fault:
@@ -64,7 +65,7 @@ class Faults:
                     return fault
         return None
 
-    def requests(self, method: str, path: str = "") -> list[tuple[str, str, int]]:
+    def requests(self, method: str, path: str = "") -> list[tuple[str, str, int, float]]:
         with self.lock:
             return [r for r in self.seen if r[0] == method and re.search(path, r[1])]
 
@@ -100,13 +101,13 @@ class S3Server:
 
                 body = inner(environ, recording_start)
                 with self.faults.lock:
-                    self.faults.seen.append((method, path, status_seen[0] if status_seen else 0))
+                    self.faults.seen.append((method, path, status_seen[0] if status_seen else 0, time.monotonic()))
                 return body
             length = int(environ.get("CONTENT_LENGTH") or 0)
             if length:
                 environ["wsgi.input"].read(length)  # drain the body so the connection stays sane
             with self.faults.lock:
-                self.faults.seen.append((method, path, fault.status))
+                self.faults.seen.append((method, path, fault.status, time.monotonic()))
             code = "SlowDown" if fault.status == 503 else "InternalError"
             start_response(f"{fault.status} Injected", [("Content-Type", "application/xml")])
             return [_ERROR.format(code=code).encode()]
@@ -119,7 +120,7 @@ class S3Server:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         # moto's backends live in this process: start every server from an empty store
-        reset = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
+        reset = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")  # noqa: S310
         urllib.request.urlopen(reset, timeout=10).close()  # noqa: S310 - our loopback server
         import boto3
 

@@ -172,21 +172,9 @@ def exec_stage(request: StageRequest) -> StageResult:
 
         output_html.write_text(to_html(executed), encoding="utf-8")
 
-    try:  # archive what the attempt wrote, whatever its outcome (a no-op for a local store)
-        store.upload(claimed)
-    except InfraError as exc:
-        log(str(exc))
-        if status in MLFLOW_STATUS:
-            status, ename, evalue = "upload_failed", "ArtifactStoreError", str(exc)
-
-    succeeded = status in MLFLOW_STATUS
-    tags = {"nbops.status": status}
-    if not succeeded:
-        evalue = redactor.text(evalue)
-        tags.update({"nbops.failed_cell": str(failed_cell), "nbops.error": ename, "nbops.error_message": evalue[:500]})
     mlflow_run = tracker.run_id()  # raises InfraError when there is no record to finish
     manifest = None
-    if succeeded:
+    if status in MLFLOW_STATUS:
         manifest = build_manifest(
             attempt,
             {
@@ -204,6 +192,18 @@ def exec_stage(request: StageRequest) -> StageResult:
                 "nbops_version": __version__,
             },
         )
+    try:  # archive the attempt whatever its outcome (a no-op for a local store); a success, exactly as listed
+        store.upload(claimed, manifest)
+    except InfraError as exc:
+        log(str(exc))
+        if manifest is not None:
+            status, ename, evalue, manifest = "upload_failed", "ArtifactStoreError", str(exc), None
+
+    succeeded = status in MLFLOW_STATUS
+    tags = {"nbops.status": status}
+    if not succeeded:
+        evalue = redactor.text(evalue)
+        tags.update({"nbops.failed_cell": str(failed_cell), "nbops.error": ename, "nbops.error_message": evalue[:500]})
     tracker.finish(
         status="KILLED" if status == "killed" else MLFLOW_STATUS.get(status, "FAILED"),
         metrics=metrics,

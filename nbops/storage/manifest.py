@@ -26,9 +26,9 @@ def file_sha256(path: Path) -> str:
 def list_files(attempt: Path) -> list[dict[str, Any]]:
     """Every file below ``attempt`` (manifest excluded) with size and sha256, sorted by path."""
     files = []
-    for path in sorted(p for p in attempt.rglob("*") if p.is_file() and p.name != MANIFEST):
+    for path in sorted(p for p in attempt.rglob("*") if p.is_file()):
         rel = path.relative_to(attempt).as_posix()
-        if rel.endswith(".tmp"):
+        if rel == MANIFEST or rel.endswith(".tmp"):
             continue
         files.append({"path": rel, "size": path.stat().st_size, "sha256": file_sha256(path)})
     return files

@@ -1,4 +1,4 @@
-"""A remote artifact root (``s3://bucket/prefix``, ``gs://...``, any fsspec URL).
+"""A remote artifact root: ``s3://bucket/prefix`` on AWS or any S3-compatible store, through fsspec.
 
 The layout is the local one (DESIGN §5) under the URL. What differs is how the promises
 are kept without a shared file system:
@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import secrets
 import shutil
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -27,7 +29,7 @@ from typing import Any, TypeVar
 
 from nbops.errors import InfraError, InputError
 from nbops.storage import layout
-from nbops.storage.manifest import file_sha256
+from nbops.storage.manifest import file_sha256, list_files
 from nbops.storage.store import Attempt, Store, atomic_write, sha256_matches_name
 
 T = TypeVar("T")
@@ -37,6 +39,9 @@ CLAIM = ".claim"
 _ATTEMPT = re.compile(r"^attempt-(\d+)$")
 # Failures that retrying cannot mend: the object is missing, taken, or access is denied.
 _PERMANENT = (FileNotFoundError, FileExistsError, PermissionError)
+# Schemes whose create-only write is atomic (S3 conditional writes); elsewhere fsspec checks
+# and then writes, and two attempts could share a number.
+SCHEMES = ("s3", "s3a")
 
 
 class RemoteStore(Store):
@@ -47,18 +52,19 @@ class RemoteStore(Store):
 
         self.url = url.rstrip("/")
         protocol = self.url.split("://", 1)[0]
+        if protocol not in SCHEMES:
+            raise InputError(
+                f"{layout.ENV_ARTIFACT_ROOT}={url}: remote artifact roots must be s3:// (any S3-compatible store; "
+                "attempts are claimed with S3 conditional writes), or use a local or mounted path."
+            )
         # One layer of retries, ours (bounded, with backoff): the S3 client's own are turned off.
-        options: dict[str, Any] = (
-            {"config_kwargs": {"retries": {"mode": "standard", "total_max_attempts": 1}}}
-            if protocol in ("s3", "s3a")
-            else {}
-        )
+        options: dict[str, Any] = {"config_kwargs": {"retries": {"mode": "standard", "total_max_attempts": 1}}}
         try:
             self.fs, self.base = fsspec.core.url_to_fs(self.url, skip_instance_cache=True, **options)
         except (ImportError, ValueError) as exc:
             raise InputError(
                 f"{layout.ENV_ARTIFACT_ROOT}={url}: cannot open this artifact store ({exc}). Supported are local "
-                "paths and fsspec URLs whose file system is installed (s3:// comes with nbops[runner])."
+                "paths and s3:// URLs (s3fs comes with nbops[runner])."
             ) from None
         if hasattr(self.fs, "retries"):
             self.fs.retries = 1  # s3fs's loop for throttling and dropped connections
@@ -74,7 +80,12 @@ class RemoteStore(Store):
             key = f"{rel}/attempt-{number}"
             try:
                 self._retry(
-                    f"claim {self._url(key)}", self.fs.pipe_file, self._key(f"{key}/{CLAIM}"), body, mode="create"
+                    f"claim {self._url(key)}",
+                    self.fs.pipe_file,
+                    self._key(f"{key}/{CLAIM}"),
+                    body,
+                    mode="create",
+                    passthrough=(FileExistsError,),
                 )
                 break
             except FileExistsError:
@@ -88,11 +99,17 @@ class RemoteStore(Store):
             raise InfraError(f"{workdir}: cannot create the local copy of the attempt ({exc.strerror}).") from exc
         return Attempt(number, workdir, self._url(key))
 
-    def upload(self, attempt: Attempt) -> None:
+    def upload(self, attempt: Attempt, manifest: dict[str, Any] | None = None) -> None:
         rel = attempt.workdir.relative_to(self.local_root).as_posix()
-        files = sorted(p for p in attempt.workdir.rglob("*") if p.is_file() and not p.name.endswith(".tmp"))
-        for path in files:
-            key = f"{rel}/{path.relative_to(attempt.workdir).as_posix()}"
+        if manifest is None:
+            names = [f["path"] for f in list_files(attempt.workdir)]
+        else:
+            names = [f["path"] for f in _entries(manifest, self._url(rel))]
+        expected = {} if manifest is None else {f["path"]: f["sha256"] for f in manifest["files"]}
+        for name in names:
+            path, key = attempt.workdir / name, f"{rel}/{name}"
+            if name in expected and file_sha256(path) != expected[name]:
+                raise InfraError(f"{path}: changed after the manifest was built (still being written?); not sealed.")
             self._retry(f"upload {self._url(key)}", self.fs.put_file, str(path), self._key(key))
 
     def seal(self, attempt: Attempt, manifest: dict[str, Any]) -> None:
@@ -136,11 +153,16 @@ class RemoteStore(Store):
 
     def fetch(self, rel: str) -> Path:
         local = self.local_root / rel
-        if local.exists() and sha256_matches_name(local.read_bytes(), rel):
-            return local
+        if local.exists():
+            if sha256_matches_name(local.read_bytes(), rel):
+                return local
+            local.unlink()  # a damaged cached copy: the store's copy decides
         raw = self._read(rel)
         if raw is not None:
-            atomic_write(local, raw)
+            try:
+                atomic_write(local, raw)
+            except InputError as exc:
+                raise InfraError(str(exc)) from exc
         return local
 
     # -- helpers ----------------------------------------------------------------------------
@@ -151,36 +173,51 @@ class RemoteStore(Store):
     def _url(self, rel: str) -> str:
         return f"{self.url}/{rel}"
 
-    def _retry(self, what: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """``call`` with bounded exponential backoff; InfraError naming ``what`` when it keeps failing."""
-        from tenacity import Retrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
+    def _retry(
+        self, what: str, call: Callable[..., T], *args: Any, passthrough: tuple[type[OSError], ...] = (), **kwargs: Any
+    ) -> T:
+        """``call`` with bounded exponential backoff. Errors in ``passthrough`` are the caller's
+        to handle; any other store error becomes InfraError (exit 3) naming ``what``; anything
+        else (a bug, Ctrl-C) propagates untouched."""
+        from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
         try:
             for attempt in Retrying(
                 stop=stop_after_attempt(WRITE_ATTEMPTS),
                 wait=wait_exponential(multiplier=1, max=8),
-                retry=retry_if_not_exception_type(_PERMANENT),
+                retry=retry_if_exception(lambda e: _is_store_error(e) and not isinstance(e, _PERMANENT)),
                 reraise=True,
             ):
                 with attempt:
                     return call(*args, **kwargs)
-        except (FileNotFoundError, FileExistsError):
+        except passthrough:
             raise
         except Exception as exc:
-            tries = "" if isinstance(exc, PermissionError) else f" after {WRITE_ATTEMPTS} attempts"
+            if not _is_store_error(exc):
+                raise
+            tries = "" if isinstance(exc, _PERMANENT) else f" after {WRITE_ATTEMPTS} attempts"
             raise InfraError(f"artifact store: cannot {what}{tries} ({type(exc).__name__}: {exc}).") from exc
         raise AssertionError("unreachable")  # pragma: no cover - Retrying either returns or raises
 
     def _read(self, rel: str) -> bytes | None:
         try:
-            raw: bytes = self._retry(f"read {self._url(rel)}", self.fs.cat_file, self._key(rel))
+            raw: bytes = self._retry(
+                f"read {self._url(rel)}", self.fs.cat_file, self._key(rel), passthrough=(FileNotFoundError,)
+            )
         except FileNotFoundError:
             return None
         return raw
 
     def _names(self, rel: str) -> list[str]:
         try:
-            entries = self._retry(f"list {self._url(rel)}", self.fs.ls, self._key(rel), detail=False, refresh=True)
+            entries = self._retry(
+                f"list {self._url(rel)}",
+                self.fs.ls,
+                self._key(rel),
+                detail=False,
+                refresh=True,
+                passthrough=(FileNotFoundError,),
+            )
         except FileNotFoundError:
             return []
         return [PurePosixPath(str(e)).name for e in entries]
@@ -199,30 +236,59 @@ class RemoteStore(Store):
         return data
 
     def _download(self, rel: str, manifest: dict[str, Any]) -> Path:
-        """The attempt's files in the local mirror, each checked against the manifest."""
+        """The attempt's files in the local mirror, each checked against the manifest.
+
+        Several stages may share the cache: each file is downloaded to a private temp name,
+        checked, then renamed into place, so a reader never sees half a file.
+        """
         local = self.local_root / rel
-        for entry in manifest.get("files", []):
-            name = PurePosixPath(str(entry.get("path", "")))
-            if name.is_absolute() or ".." in name.parts or not name.parts:
-                raise InputError(f"{self._url(rel)}/{layout.MANIFEST}: lists an unsafe path {str(name)!r}.")
-            target = local / name
-            expected = str(entry.get("sha256", ""))
-            if target.is_file() and file_sha256(target) == expected:
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            url = self._url(f"{rel}/{name}")
-            try:
-                self._retry(f"download {url}", self.fs.get_file, self._key(f"{rel}/{name}"), str(target))
-            except FileNotFoundError:
-                raise InputError(f"{url}: listed in the attempt's manifest but missing from the store.") from None
-            actual = file_sha256(target)
-            if actual != expected:
-                target.unlink()
-                raise InputError(
-                    f"{url}: sha256 {actual} does not match its manifest ({expected}); the "
-                    "attempt was changed after it finished. Nothing was run; re-run the stage that produced it."
-                )
+        try:
+            (local / "outputs").mkdir(parents=True, exist_ok=True)
+            for entry in _entries(manifest, self._url(rel)):
+                name, expected = entry["path"], entry["sha256"]
+                target, url = local / name, self._url(f"{rel}/{name}")
+                if target.is_file() and file_sha256(target) == expected:
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+                try:
+                    self._retry(
+                        f"download {url}", self.fs.get_file, self._key(f"{rel}/{name}"), str(tmp),
+                        passthrough=(FileNotFoundError,),
+                    )  # fmt: skip
+                except FileNotFoundError:
+                    raise InputError(f"{url}: listed in the attempt's manifest but missing from the store.") from None
+                actual = file_sha256(tmp)
+                if actual != expected:
+                    tmp.unlink()
+                    raise InputError(
+                        f"{url}: sha256 {actual} does not match its manifest ({expected}); the attempt was changed "
+                        "after it finished. Nothing was run; re-run the stage that produced it."
+                    )
+                os.replace(tmp, target)
+        except OSError as exc:
+            raise InfraError(f"{local}: cannot write the local copy of {self._url(rel)} ({exc}).") from exc
         return local
+
+
+def _entries(manifest: Any, where: str) -> list[dict[str, str]]:
+    """The manifest's file entries, refused unless each is a safe relative path with a sha256."""
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, list):
+        raise InputError(f"{where}/{layout.MANIFEST}: not a manifest (no list of files).")
+    entries = []
+    for entry in files:
+        name = PurePosixPath(str(entry.get("path", ""))) if isinstance(entry, dict) else PurePosixPath()
+        sha = entry.get("sha256") if isinstance(entry, dict) else None
+        if name.is_absolute() or ".." in name.parts or not name.parts or not isinstance(sha, str):
+            raise InputError(f"{where}/{layout.MANIFEST}: lists an unsafe or incomplete entry {entry!r}.")
+        entries.append({"path": name.as_posix(), "sha256": sha})
+    return entries
+
+
+def _is_store_error(exc: BaseException) -> bool:
+    """OSError (s3fs translates S3 errors to it) or an error of the S3 client stack itself."""
+    return isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in ("botocore", "aiobotocore", "aiohttp")
 
 
 def _stage_rel(pipeline: str, run_id: str, stage: str) -> str:

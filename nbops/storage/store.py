@@ -1,8 +1,8 @@
 """The artifact store: where stage attempts and promoted files live (DESIGN §5).
 
 Two kinds of root, one interface. A local (or mounted) directory is used in place: the
-attempt directory *is* the stage's working directory. A remote root (``s3://``, ``gs://``,
-any fsspec URL) is mirrored: the stage works in a local copy under the cache directory,
+attempt directory *is* the stage's working directory. A remote root (``s3://`` on AWS or
+any S3-compatible store) is mirrored: the stage works in a local copy under the cache directory,
 which is uploaded when the notebook is done, manifest last (``nbops.storage.remote``).
 """
 
@@ -48,8 +48,9 @@ class Store(ABC):
         """Claim the next attempt of ``stage`` exclusively (attempts never share a number)."""
 
     @abstractmethod
-    def upload(self, attempt: Attempt) -> None:
-        """Copy everything the attempt wrote into the store (the manifest excepted)."""
+    def upload(self, attempt: Attempt, manifest: dict[str, Any] | None = None) -> None:
+        """Copy the attempt into the store: exactly the files ``manifest`` lists (checked against
+        their sha256), or, for an attempt that did not succeed, everything it wrote."""
 
     @abstractmethod
     def seal(self, attempt: Attempt, manifest: dict[str, Any]) -> None:
@@ -97,7 +98,7 @@ class LocalStore(Store):
         number, path = layout.claim_attempt(layout.stage_dir(self.root, pipeline, run_id, stage))
         return Attempt(number, path, str(path))
 
-    def upload(self, attempt: Attempt) -> None:
+    def upload(self, attempt: Attempt, manifest: dict[str, Any] | None = None) -> None:
         """Nothing to copy: the stage wrote into the store directly."""
 
     def seal(self, attempt: Attempt, manifest: dict[str, Any]) -> None:

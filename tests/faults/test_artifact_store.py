@@ -5,6 +5,8 @@ downstream stage refuses an upstream without a manifest, naming it."""
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import os
 import subprocess
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from nbops.errors import InputError
 from nbops.promote import promote
 from nbops.storage.remote import WRITE_ATTEMPTS, RemoteStore
 from tests.conftest import Project, free_port
@@ -104,13 +107,13 @@ def test_a_pipeline_on_s3_stores_every_attempt_manifest_last(two_stages: Project
         keys = s3.keys(attempt_prefix(stage, 1))
         names = [k.removeprefix(attempt_prefix(stage, 1)) for k in keys]
         assert {".claim", "output.ipynb", "output.html", "manifest.json"} <= set(names)
-        puts = [path for _, path, status in s3.faults.requests("PUT", f"/{attempt_prefix(stage, 1)}") if status == 200]
+        puts = [
+            path for _, path, status, _ in s3.faults.requests("PUT", f"/{attempt_prefix(stage, 1)}") if status == 200
+        ]
         assert puts[-1].endswith("/manifest.json")  # written last, after every file it lists
     manifest = json.loads(s3.object(attempt_prefix("up", 1) + "manifest.json"))
     listed = {f["path"]: f["sha256"] for f in manifest["files"]}
     assert set(listed) == {"output.ipynb", "output.html", "outputs/data.txt"}
-    import hashlib
-
     for path, sha in listed.items():
         assert hashlib.sha256(s3.object(attempt_prefix("up", 1) + path)).hexdigest() == sha
     # the downstream pod fetched the upstream outputs from the store, into its own cache
@@ -130,8 +133,10 @@ def test_transient_write_faults_are_retried_with_backoff(two_stages: Project, s3
     result = exec_stage(two_stages, s3, "up")
     assert result.returncode == 0, result.stderr
     assert fault.hits == 2  # two writes failed; nbops backed off (1 s, 2 s) and wrote again
-    statuses = [status for _, _, status in s3.faults.requests("PUT", r"/attempt-1/outputs/data\.txt$")]
-    assert statuses == [500, 500, 200]
+    tries = s3.faults.requests("PUT", r"/attempt-1/outputs/data\.txt$")
+    assert [status for _, _, status, _ in tries] == [500, 500, 200]
+    gaps = [later[3] - earlier[3] for earlier, later in itertools.pairwise(tries)]
+    assert gaps[0] >= 0.9 and gaps[1] >= 1.9  # exponential backoff, 1 s then 2 s
     assert s3.keys(attempt_prefix("up", 1) + "manifest.json")
     assert time.monotonic() - started_at < 120
 
@@ -152,7 +157,9 @@ def test_a_failed_upload_leaves_no_manifest_and_the_retry_is_a_new_attempt(
     assert failed.returncode == 3, failed.stderr
     assert f"after {WRITE_ATTEMPTS} attempts" in failed.stderr
     assert fault.hits == WRITE_ATTEMPTS  # each of nbops's attempts reached the store, no more
-    assert elapsed < 90  # bounded: backoff 1+2+4+8 s plus the stage itself
+    tries = [t for *_, t in s3.faults.requests("PUT", broken)]
+    assert tries[-1] - tries[0] >= 1 + 2 + 4 + 8 - 0.5  # backed off between them
+    assert elapsed < 120  # bounded: backoff 1+2+4+8 s plus the stage itself
     assert not s3.keys(attempt_prefix("up", 1) + "manifest.json")
     [run] = stage_runs(two_stages)
     assert run.info.status == "FAILED" and run.data.tags["nbops.status"] == status
@@ -193,7 +200,7 @@ def test_store_unreachable_at_start_fails_before_a_kernel_starts(two_stages: Pro
     assert result.returncode == 3, result.stderr
     assert f"artifact store: cannot list {ROOT}/runs/remote/r1/up after {WRITE_ATTEMPTS} attempts" in result.stderr
     assert "attempt 1" not in result.stderr  # nothing claimed, so no kernel was started
-    assert elapsed < 40  # bounded: backoff 1+2+4+8 s
+    assert elapsed < 60  # bounded: backoff 1+2+4+8 s plus start-up
     assert not stage_runs(two_stages)
 
 
@@ -248,3 +255,37 @@ def test_promoted_stage_reads_the_lock_and_notebook_from_s3(
         )
         assert result.returncode == 0, result.stderr
         assert s3.keys(attempt_prefix(stage, 1) + "manifest.json")
+
+
+def test_unsafe_or_malformed_manifests_are_refused(
+    s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in s3.env().items():
+        monkeypatch.setenv(name, value)
+    store = RemoteStore(ROOT, tmp_path / "cache")
+    prefix = "store/runs/remote/r1/up/attempt-1/"
+    s3.put(prefix + "escape", b"x")
+    bad = [
+        {"files": [{"path": "../../escape", "sha256": hashlib.sha256(b"x").hexdigest()}]},
+        {"files": [{"path": "/etc/passwd", "sha256": "0" * 64}]},
+        {"files": "everything"},
+        ["not", "a", "manifest"],
+    ]
+    for manifest in bad:
+        s3.put(prefix + "manifest.json", json.dumps(manifest).encode())
+        with pytest.raises(InputError, match="manifest"):
+            store.completed("remote", "r1", "up")
+    assert not list((tmp_path / "cache").rglob("escape"))
+
+
+def test_a_missing_bucket_is_exit_3_naming_the_store(two_stages: Project, s3: S3Server) -> None:
+    result = exec_stage(two_stages, s3, "up", extra={"NBOPS_ARTIFACT_ROOT": "s3://no-such-bucket/store"})
+    assert result.returncode == 3, result.stderr
+    assert "artifact store: cannot claim s3://no-such-bucket/store/runs/remote/r1/up/attempt-1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("url", ["gs://bucket/x", "memory://x", "ftp://host/x"])
+def test_roots_without_atomic_claims_are_refused(url: str, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="remote artifact roots must be s3://"):
+        RemoteStore(url, tmp_path)
