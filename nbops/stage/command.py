@@ -204,19 +204,22 @@ def exec_stage(request: StageRequest) -> StageResult:
     if not succeeded:
         evalue = redactor.text(evalue)
         tags.update({"nbops.failed_cell": str(failed_cell), "nbops.error": ename, "nbops.error_message": evalue[:500]})
+    mlflow_status = "KILLED" if status == "killed" else MLFLOW_STATUS.get(status, "FAILED")
     tracker.finish(
-        status="KILLED" if status == "killed" else MLFLOW_STATUS.get(status, "FAILED"),
+        status=mlflow_status,
         metrics=metrics,
         tags=tags,
         files=[output_nb, output_html],
         manifest=manifest,
+        close=manifest is None,
     )
-    if manifest is not None:
+    if manifest is not None:  # manifest, then FINISHED: the record never claims a success the store lacks
         try:
             store.seal(claimed, manifest)
         except NbopsError as exc:
-            tracker.mark_failed("seal_failed", exc)  # the record must not claim a success the store lacks
+            tracker.mark_failed("seal_failed", exc)
             raise
+        tracker.close(mlflow_status)
 
     exit_code = STATUS_EXIT.get(status, EXIT_INFRA)
     message = {

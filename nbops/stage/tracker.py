@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,13 +81,30 @@ class StageTracker:
         tags: dict[str, str],
         files: list[Path],
         manifest: dict[str, Any] | None,
+        close: bool = True,
     ) -> None:
-        """Record the outcome: metrics, tags, artifacts, then the terminal status.
+        """Record the outcome: metrics, tags, artifacts, then (``close``) the terminal status.
 
         The notebook has already run, so a store that drops out now is given time to come
         back: the whole record is retried with bounded backoff (every step is idempotent),
-        then InfraError (exit 3) and no manifest.
+        then InfraError (exit 3) and no manifest. A success is recorded with ``close=False``
+        and closed by ``close()`` once its manifest is stored, so that ``FINISHED`` is the last
+        word and never stands for an attempt without a manifest.
         """
+        self._with_backoff(lambda: self._record(status, metrics, tags, files, manifest, close))
+
+    def close(self, status: str) -> None:
+        """Set the terminal status of a run recorded with ``close=False``."""
+        self._with_backoff(lambda: record.finish_run(self._client(), self.run_id(), status))
+
+    def _client(self) -> MlflowClient:
+        self.run_id()
+        if self.client is None:
+            raise InfraError("MLflow client missing after set-up")
+        return self.client
+
+    @staticmethod
+    def _with_backoff(step: Callable[[], None]) -> None:
         from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
         for attempt in Retrying(
@@ -96,37 +114,40 @@ class StageTracker:
             reraise=True,
         ):
             with attempt:
-                self._record(status, metrics, tags, files, manifest)
+                step()
 
     def _record(
-        self, status: str, metrics: dict[str, float], tags: dict[str, str], files: list[Path], manifest: Any
+        self,
+        status: str,
+        metrics: dict[str, float],
+        tags: dict[str, str],
+        files: list[Path],
+        manifest: Any,
+        close: bool,
     ) -> None:
-        run = self.run_id()
-        if self.client is None:
-            raise InfraError("MLflow client missing after set-up")
-        record.log_metrics(self.client, run, metrics)
-        record.set_tags(self.client, run, tags)
-        record.log_files(self.client, run, [f for f in files if f.exists()])
+        client, run = self._client(), self.run_id()
+        record.log_metrics(client, run, metrics)
+        record.set_tags(client, run, tags)
+        record.log_files(client, run, [f for f in files if f.exists()])
         if manifest is not None:
             record.call(
-                self.client.log_text,
+                client.log_text,
                 run,
                 json.dumps(manifest, indent=2, sort_keys=True),
                 "manifest.json",
                 what="upload the manifest",
             )
-        record.finish_run(self.client, run, status)
+        if close:
+            record.finish_run(client, run, status)
 
     def mark_failed(self, reason: str, exc: BaseException) -> None:
-        """Best effort: turn a finished record into a failed one (the store lost the manifest).
+        """Best effort: close the record as failed (the artifact store did not take the manifest).
 
         The caller is already failing with exit 3; a store that is also down must not hide that.
         """
         try:
-            run = self.run_id()
-            if self.client is None:
-                return
-            record.set_tags(self.client, run, {"nbops.status": reason, "nbops.error_message": str(exc)[:500]})
-            record.finish_run(self.client, run, "FAILED")
+            client, run = self._client(), self.run_id()
+            record.set_tags(client, run, {"nbops.status": reason, "nbops.error_message": str(exc)[:500]})
+            record.finish_run(client, run, "FAILED")
         except Exception:  # noqa: S110 - the InfraError being raised says what went wrong
             pass

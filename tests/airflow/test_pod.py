@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 
 from tests.airflow.conftest import SCHEDULED_RUN_ID, render, serialize
 from tests.conftest import Project, example_project, read_json
+from tests.s3server import BUCKET, S3Server, started
 
 pytestmark = pytest.mark.integration
 
@@ -224,3 +226,56 @@ def test_the_pods_exact_command_line_runs_here(every_field: Project, monkeypatch
     assert parent.data.tags["airflow.run_id"] == SCHEDULED_RUN_ID
     assert parent.data.tags["airflow.try_number"] == "1"
     assert parent.data.tags["nbops.trigger"] == "airflow"
+
+
+@pytest.fixture
+def s3() -> Iterator[S3Server]:
+    yield from started()
+
+
+def test_a_stage_pod_on_an_s3_store_runs_here(project: Project, s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The object-store deployment: no claim, credentials from a Secret, lock and notebook from S3."""
+    from nbops.promote import promote
+
+    project.add_notebook("fit", [("n: int = 2", ["parameters"]), ("import nbops\nnbops.log_metric('n2', n * 2)", [])])
+    project.write_spec(
+        {
+            "name": "on-s3",
+            "kubernetes": {"artifacts_claim": None},
+            "stages": {"fit": {"notebook": "nb/fit.ipynb", "secrets": ["s3-credentials"]}},
+        }
+    )
+    root = f"s3://{BUCKET}/prod"
+    for name, value in {**s3.env(), "NBOPS_ARTIFACT_ROOT": root, "NBOPS_CACHE_DIR": str(project.root / "c")}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", project.tracking_uri)
+    sha = promote(project.pipeline, project.root / "dags").lock_sha256
+    assert s3.keys(f"prod/locks/{sha}.json")
+
+    pod = serialize(render(load_dag(project.root / "dags", "on-s3").get_task("fit")))
+    kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+    container = pod["spec"]["containers"][0]
+    assert container["envFrom"] == [{"secretRef": {"name": "s3-credentials"}}]
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/tmp", "/home/nbops"}  # no claim
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["NBOPS_ARTIFACT_ROOT"] == root
+    env["HOME"] = str(project.root / "pod-home")  # the pod's emptyDir; the local mirror goes there
+    (project.root / "pod-home").mkdir()
+    bin_dir = Path(sys.executable).parent
+    result = subprocess.run(
+        [*container["command"], *container["args"]],
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", **env, **s3.env()},  # s3.env(): what the Secret holds
+        cwd=project.root / "pod-home",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    run = "scheduled__2026-11-21T02-00-00-00-00"
+    manifest = json.loads(s3.object(f"prod/runs/on-s3/{run}/fit/attempt-1/manifest.json"))
+    assert manifest["parameters"] == {"n": 2}
+    [stage_run] = [r for r in project.runs("on-s3") if r.data.tags.get("nbops.kind") == "stage"]
+    assert stage_run.data.metrics == {"n2": 4} and stage_run.info.status == "FINISHED"
+    assert stage_run.info.artifact_uri.startswith(f"{root}/mlflow/")
+    assert list((project.root / "pod-home" / ".cache" / "nbops").rglob("notebooks/*.ipynb"))

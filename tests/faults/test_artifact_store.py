@@ -289,3 +289,15 @@ def test_a_missing_bucket_is_exit_3_naming_the_store(two_stages: Project, s3: S3
 def test_roots_without_atomic_claims_are_refused(url: str, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="remote artifact roots must be s3://"):
         RemoteStore(url, tmp_path)
+
+
+def test_nbops_run_on_s3_and_resume_from_a_stage(two_stages: Project, s3: S3Server) -> None:
+    """The local runner on a remote root: logs in the local mirror, resume finds the run in S3."""
+    first = nbops(two_stages, s3, "run", "pipeline.yaml", "--run-id", "r1")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert s3.keys(attempt_prefix("up", 1) + "manifest.json") and s3.keys(attempt_prefix("down", 1) + "manifest.json")
+    assert list((two_stages.root / "cache").rglob("runs/remote/r1/.logs/*"))
+    again = nbops(two_stages, s3, "run", "pipeline.yaml", "--from", "down", cache="other-cache")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert s3.keys(attempt_prefix("down", 2) + "manifest.json")  # the latest run, found in the store
+    assert not s3.keys(attempt_prefix("up", 2))
