@@ -194,6 +194,21 @@ def test_invalid_pod_is_caught_by_the_validator(every_field: Project) -> None:
         kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
 
 
+def run_pod_command(container: dict[str, Any], env: dict[str, str], home: Path) -> subprocess.CompletedProcess[str]:
+    """The container's exact command and args with its env, ``home`` standing in for its emptyDir."""
+    home.mkdir()
+    bin_dir = Path(sys.executable).parent  # where the runner image puts `nbops`: first on PATH
+    return subprocess.run(
+        [*container["command"], *container["args"]],
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", **env, "HOME": str(home)},
+        cwd=home,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
 def test_the_pods_exact_command_line_runs_here(every_field: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     """The rendered container command and args, run with the pod's env (store paths mapped here)."""
     dag = load_dag(every_field.root / "dags", "gpu-train")
@@ -203,18 +218,7 @@ def test_the_pods_exact_command_line_runs_here(every_field: Project, monkeypatch
     container = pod["spec"]["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["NBOPS_ARTIFACT_ROOT"] == str(every_field.root / ".nbops" / "artifacts")
-    env["HOME"] = str(every_field.root / "home")  # the pod's emptyDir
-    (every_field.root / "home").mkdir()
-    bin_dir = Path(sys.executable).parent  # where the runner image puts `nbops`: first on PATH
-    result = subprocess.run(
-        [*container["command"], *container["args"]],
-        env={"PATH": f"{bin_dir}:/usr/bin:/bin", **env},
-        cwd=every_field.root / "home",
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_pod_command(container, env, every_field.root / "home")
     assert result.returncode == 0, result.stderr
     run_dir = every_field.root / ".nbops" / "artifacts" / "runs" / "gpu-train" / "scheduled__2026-11-21T02-00-00-00-00"
     manifest = read_json(run_dir / "train" / "attempt-1" / "manifest.json")
@@ -259,18 +263,7 @@ def test_a_stage_pod_on_an_s3_store_runs_here(project: Project, s3: S3Server, mo
     assert {m["mountPath"] for m in container["volumeMounts"]} == {"/tmp", "/home/nbops"}  # no claim
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["NBOPS_ARTIFACT_ROOT"] == root
-    env["HOME"] = str(project.root / "pod-home")  # the pod's emptyDir; the local mirror goes there
-    (project.root / "pod-home").mkdir()
-    bin_dir = Path(sys.executable).parent
-    result = subprocess.run(
-        [*container["command"], *container["args"]],
-        env={"PATH": f"{bin_dir}:/usr/bin:/bin", **env, **s3.env()},  # s3.env(): what the Secret holds
-        cwd=project.root / "pod-home",
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_pod_command(container, {**env, **s3.env()}, project.root / "pod-home")  # s3.env(): the Secret
     assert result.returncode == 0, result.stderr
     run = "scheduled__2026-11-21T02-00-00-00-00"
     manifest = json.loads(s3.object(f"prod/runs/on-s3/{run}/fit/attempt-1/manifest.json"))
