@@ -101,14 +101,10 @@ class RemoteStore(Store):
 
     def upload(self, attempt: Attempt, manifest: dict[str, Any] | None = None) -> None:
         rel = attempt.workdir.relative_to(self.local_root).as_posix()
-        if manifest is None:
-            names = [f["path"] for f in list_files(attempt.workdir)]
-        else:
-            names = [f["path"] for f in _entries(manifest, self._url(rel))]
-        expected = {} if manifest is None else {f["path"]: f["sha256"] for f in manifest["files"]}
-        for name in names:
-            path, key = attempt.workdir / name, f"{rel}/{name}"
-            if name in expected and file_sha256(path) != expected[name]:
+        entries = list_files(attempt.workdir) if manifest is None else _entries(manifest, self._url(rel))
+        for entry in entries:
+            path, key = attempt.workdir / entry["path"], f"{rel}/{entry['path']}"
+            if manifest is not None and file_sha256(path) != entry["sha256"]:
                 raise InfraError(f"{path}: changed after the manifest was built (still being written?); not sealed.")
             self._retry(f"upload {self._url(key)}", self.fs.put_file, str(path), self._key(key))
 
