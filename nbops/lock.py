@@ -69,12 +69,14 @@ class Lock(BaseModel):
         """Canonical JSON text: the same lock always gives the same bytes."""
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
-    def pipeline(self, path: Path, store: Store) -> Pipeline:
-        """The pipeline as the stage command sees it, notebooks read from the artifact store."""
-        frozen = {
-            name: FrozenNotebook(path=store.fetch(notebook_rel(s.sha256)), sha256=s.sha256)
-            for name, s in self.stages.items()
-        }
+    def pipeline(self, path: Path, store: Store, stage: str) -> Pipeline:
+        """The pipeline as the stage command for ``stage`` sees it: that stage's notebook is
+        fetched from the artifact store; the others are only named (a pod runs one stage)."""
+        frozen = {}
+        for name, locked in self.stages.items():
+            rel = notebook_rel(locked.sha256)
+            path_of = store.fetch(rel) if name == stage else store.local_root / rel
+            frozen[name] = FrozenNotebook(path=path_of, sha256=locked.sha256)
         return Pipeline(spec=self.spec, path=path, sha256=self.spec_sha256, frozen=frozen)
 
 
@@ -120,8 +122,9 @@ def read_lock(path: Path) -> tuple[Lock, str]:
     return parse_lock(raw, path), hashlib.sha256(raw).hexdigest()
 
 
-def load_published(store: Store, sha256: str) -> Pipeline:
-    """The promoted pipeline whose lock hashes to ``sha256``; refuses any other bytes.
+def load_published(store: Store, sha256: str, stage: str) -> Pipeline:
+    """The promoted pipeline whose lock hashes to ``sha256``, with ``stage``'s notebook fetched;
+    refuses any other bytes.
 
     Raises:
         InfraError: the lock is not in the store (yet).
@@ -142,4 +145,4 @@ def load_published(store: Store, sha256: str) -> Pipeline:
             f"{path}: the lock's bytes have sha256 {actual}, not {sha256}; the published lock was changed "
             "after `nbops promote`. Nothing was run; promote the pipeline again."
         )
-    return lock.pipeline(path, store)
+    return lock.pipeline(path, store, stage)

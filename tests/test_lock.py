@@ -48,11 +48,11 @@ def test_bad_locks_name_the_file(tmp_path: Path, raw: bytes, message: str) -> No
 def test_published_lock_must_hash_to_its_name(lock_file: Path, project: Project) -> None:
     root = project.root / ".nbops" / "artifacts"
     _, sha = read_lock(lock_file)
-    assert load_published(LocalStore(root), sha).frozen["a"].sha256 == read_lock(lock_file)[0].stages["a"].sha256
+    assert load_published(LocalStore(root), sha, "a").frozen["a"].sha256 == read_lock(lock_file)[0].stages["a"].sha256
     published = root / "locks" / f"{sha}.json"
     published.write_bytes(published.read_bytes() + b" ")
     with pytest.raises(InputError, match="the published lock was changed"):
-        load_published(LocalStore(root), sha)
+        load_published(LocalStore(root), sha, "a")
 
 
 def test_dag_factory_names_a_broken_lock(tmp_path: Path) -> None:

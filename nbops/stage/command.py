@@ -277,7 +277,7 @@ def _load(request: StageRequest) -> Pipeline:
             f"--promoted {request.promoted}: {' and '.join(unset)} must be set; a promoted stage reads its notebook "
             "from the artifact store and records into the tracking server the deployment names (the DAG sets both)."
         )
-    return load_published(open_store(Path.cwd()), request.promoted)
+    return load_published(open_store(Path.cwd()), request.promoted, request.stage)
 
 
 def _upstream_outputs(

@@ -239,6 +239,7 @@ def test_promoted_stage_reads_the_lock_and_notebook_from_s3(
     assert s3.keys(f"store/locks/{sha}.json")
     assert len(s3.keys("store/notebooks/")) == 2
     extra = {"MLFLOW_TRACKING_URI": two_stages.tracking_uri}
+    notebook_gets = len(s3.faults.requests("GET", "/store/notebooks/"))
     for stage in ("up", "down"):
         result = nbops(
             two_stages,
@@ -255,6 +256,8 @@ def test_promoted_stage_reads_the_lock_and_notebook_from_s3(
         )
         assert result.returncode == 0, result.stderr
         assert s3.keys(attempt_prefix(stage, 1) + "manifest.json")
+        assert len(s3.faults.requests("GET", "/store/notebooks/")) == notebook_gets + 1  # its own notebook only
+        notebook_gets += 1
 
 
 def test_unsafe_or_malformed_manifests_are_refused(
