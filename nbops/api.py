@@ -15,8 +15,7 @@ from typing import Any
 from nbops.context import ENV_PIPELINE_FILE, StageContext
 from nbops.errors import InputError
 from nbops.spec import Pipeline, load_pipeline
-from nbops.storage import layout
-from nbops.storage.store import open_store
+from nbops.storage import layout, open_store
 
 PIPELINE_FILE = "pipeline.yaml"
 _FLAVORS = {"sklearn": "sklearn", "xgboost": "xgboost", "lightgbm": "lightgbm", "torch": "pytorch"}
@@ -101,7 +100,9 @@ def _active_run_id() -> str:
     pipeline = _interactive_pipeline()
     mlflow.set_tracking_uri(tracking_uri(layout.state_dir(pipeline.root)))
     mlflow.set_experiment(f"{pipeline.name}-interactive")
-    run = mlflow.active_run() or mlflow.start_run(tags={"nbops.kind": "interactive", "nbops.pipeline": pipeline.name})
+    from nbops.tracking import tags
+
+    run = mlflow.active_run() or mlflow.start_run(tags={tags.KIND: "interactive", tags.PIPELINE: pipeline.name})
     os.environ["MLFLOW_RUN_ID"] = run.info.run_id
     return str(run.info.run_id)
 

@@ -1,7 +1,7 @@
 """The ``nbops`` command line: parse, build a request, call one library function, map errors.
 
-Exit codes (DESIGN §6): 0 success, 1 the notebook's own code failed, 2 bad input found
-before execution, 3 infrastructure failure.
+Exit codes (``nbops.status.ExitCode``): 0 success, 1 the notebook's own code failed, 2 bad
+input found before execution, 3 infrastructure failure or a signal.
 """
 
 from __future__ import annotations
@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
-from nbops.errors import EXIT_INPUT, NbopsError
+from nbops.errors import NbopsError
+from nbops.status import ExitCode
 
 PIPELINE_ARG = click.argument("pipeline_file", required=False, default="pipeline.yaml", type=click.Path(path_type=Path))
 
@@ -52,6 +54,7 @@ def exec_stage_cmd(
     """
     from nbops.errors import InputError
     from nbops.stage.command import StageRequest, exec_stage, log, result_of_error
+    from nbops.status import StageStatus
 
     started = time.monotonic()
     request = StageRequest(pipeline_file=pipeline_file, stage=stage, run_id=run_id, promoted=promoted)
@@ -69,10 +72,12 @@ def exec_stage_cmd(
         result = result_of_error(request, InputError(f"--params-json: not valid JSON ({exc.msg})."), started)
     except NbopsError as exc:
         result = result_of_error(request, exc, started)
-    except KeyboardInterrupt:
-        result = result_of_error(request, NbopsError("interrupted"), started)
+    except KeyboardInterrupt:  # a signal outside the attempt's own handling
+        result = replace(result_of_error(request, NbopsError("interrupted"), started), status=StageStatus.KILLED)
     if result_file is not None:
-        result_file.write_text(result.to_json(), encoding="utf-8")
+        from nbops.storage.atomic import write_atomic
+
+        write_atomic(result_file, result.to_json().encode("utf-8"))
     level = "done" if result.exit_code == 0 else "error"
     log(f"{level}: stage '{result.stage}' {result.message} (exit {result.exit_code})")
     sys.exit(result.exit_code)
@@ -85,6 +90,13 @@ def exec_stage_cmd(
 @click.option("-p", "--param", "params", multiple=True, help="Override: STAGE.NAME=VALUE (typed by the notebook).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Stages run at once (default: cores).")
 @click.option("--run-id", help="Run id; with --stage/--from it defaults to the latest run (resume).")
+@click.option(
+    "--retry-delay",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="Seconds before the first retry of a stage that failed for a retryable reason (exit 3); doubled each time.",
+)
 def run_cmd(
     pipeline_file: Path,
     stages: tuple[str, ...],
@@ -92,17 +104,31 @@ def run_cmd(
     params: tuple[str, ...],
     jobs: int | None,
     run_id: str | None,
+    retry_delay: float,
 ) -> None:
-    """Run the pipeline locally, one subprocess per stage, independent stages in parallel."""
+    """Run the pipeline locally, one subprocess per stage, independent stages in parallel.
+
+    SIGTERM or Ctrl-C stops every running stage (each archives and records its partial
+    notebook), closes the run's MLflow record as KILLED and exits 3.
+    """
     from nbops.runner.local import RunOptions, run_pipeline
 
     options = RunOptions(
-        pipeline_file=pipeline_file, stages=stages, from_stage=from_stage, params=params, jobs=jobs, run_id=run_id
+        pipeline_file=pipeline_file,
+        stages=stages,
+        from_stage=from_stage,
+        params=params,
+        jobs=jobs,
+        run_id=run_id,
+        retry_delay=retry_delay,
     )
     try:
         summary = run_pipeline(options)
     except NbopsError as exc:
         _fail(exc)
+    except KeyboardInterrupt:  # only before the runner's own handling is in place
+        click.echo("nbops run: interrupted before any stage started; nothing ran.", err=True)
+        sys.exit(ExitCode.INFRA)
     sys.exit(summary.exit_code)
 
 
@@ -117,7 +143,7 @@ def lint_cmd(pipeline_file: Path) -> None:
         click.echo(f"nbops lint: {len(problems)} problem(s) in {pipeline_file}:", err=True)
         for problem in problems:
             click.echo(f"\n{problem}", err=True)
-        sys.exit(EXIT_INPUT)
+        sys.exit(ExitCode.INPUT)
     click.echo(f"nbops lint: {pipeline_file} is clean.")
 
 

@@ -17,11 +17,13 @@ ENV_ATTEMPT = "NBOPS_ATTEMPT"
 ENV_OUTPUT_DIR = "NBOPS_OUTPUT_DIR"
 ENV_INPUTS = "NBOPS_INPUTS"
 ENV_TRIGGER = "NBOPS_TRIGGER"
+ENV_IMAGE = "NBOPS_IMAGE"
+"""Set in stage pods to the stage's image, so the record names what the stage ran in."""
 # Set by the Airflow DAG on every stage command so the MLflow record names the DAG run.
 ENV_AIRFLOW = {
-    "airflow.dag_id": "NBOPS_AIRFLOW_DAG_ID",
-    "airflow.run_id": "NBOPS_AIRFLOW_RUN_ID",
-    "airflow.try_number": "NBOPS_AIRFLOW_TRY_NUMBER",
+    "dag_id": "NBOPS_AIRFLOW_DAG_ID",
+    "run_id": "NBOPS_AIRFLOW_RUN_ID",
+    "try_number": "NBOPS_AIRFLOW_TRY_NUMBER",
 }
 
 
@@ -62,11 +64,6 @@ class StageContext:
             output_dir=Path(env[ENV_OUTPUT_DIR]),
             inputs={k: Path(v) for k, v in inputs.items()},
         )
-
-
-def airflow_tags() -> dict[str, str]:
-    """MLflow tags naming the Airflow DAG run and try, when the stage runs under Airflow."""
-    return {tag: os.environ[var] for tag, var in ENV_AIRFLOW.items() if os.environ.get(var)}
 
 
 def git_commit(directory: Path) -> str:

@@ -24,7 +24,7 @@ from nbops.notebook.parameters import Param
 from nbops.spec import FrozenNotebook, Pipeline, PipelineSpec, ResolvedStage
 
 if TYPE_CHECKING:
-    from nbops.storage.store import Store
+    from nbops.storage import Store
 
 LOCK_VERSION = 1
 LOCKS_DIR = "locks"

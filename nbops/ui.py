@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from nbops.spec import load_pipeline
+from nbops.storage import open_store
 from nbops.storage.layout import state_dir
-from nbops.storage.store import open_store
 from nbops.tracking.store import open_client, tracking_uri
 
 

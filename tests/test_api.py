@@ -9,8 +9,9 @@ import pytest
 import nbops
 from nbops.errors import InputError
 from nbops.storage import layout
-from nbops.storage.manifest import build_manifest, write_manifest
+from nbops.storage.manifest import write_manifest
 from tests.conftest import Project
+from tests.storage.factory import manifest_of
 
 pytestmark = pytest.mark.unit
 
@@ -21,10 +22,12 @@ def test_interactive_fallbacks(project: Project, monkeypatch: pytest.MonkeyPatch
     with pytest.raises(InputError, match="no completed run of stage 'a'"):
         nbops.input_dir("a")
     root = layout.artifact_root(project.root)
-    for run in ("20260101T000000Z-aaaaaa", "20260102T000000Z-bbbbbb"):
+    for run, day in (("20260101T000000Z-aaaaaa", 1), ("20260102T000000Z-bbbbbb", 2)):
         _, attempt = layout.claim_attempt(layout.stage_dir(root, "api", run, "a"))
         (attempt / "outputs").mkdir()
-        write_manifest(attempt, build_manifest(attempt, {"run": run}))
+        write_manifest(
+            attempt, manifest_of(attempt, pipeline="api", run_id=run, finished_at=f"2026-01-0{day}T00:00:00Z")
+        )
     layout.claim_attempt(layout.stage_dir(root, "api", "20260103T000000Z-cccccc", "a"))  # never finished
     found = nbops.input_dir("a")
     assert found.parent.parent.parent.name == "20260102T000000Z-bbbbbb"

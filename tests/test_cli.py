@@ -13,6 +13,7 @@ from nbops.cli import main
 from nbops.errors import InfraError, InputError
 from nbops.runner.local import RunSummary
 from nbops.stage.command import StageResult
+from nbops.status import StageStatus
 
 pytestmark = pytest.mark.unit
 
@@ -25,15 +26,27 @@ def test_run_builds_options(monkeypatch: pytest.MonkeyPatch) -> None:
         return RunSummary(run_id="r", exit_code=0)
 
     monkeypatch.setattr("nbops.runner.local.run_pipeline", fake)
-    result = CliRunner().invoke(main, ["run", "p.yaml", "--from", "train", "-p", "train.C=2", "-j", "3"])
+    args = ["run", "p.yaml", "--from", "train", "-p", "train.C=2", "-j", "3", "--retry-delay", "0.5"]
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     options = seen["options"]
-    assert (options.pipeline_file, options.from_stage, options.params, options.jobs) == (
+    assert (options.pipeline_file, options.from_stage, options.params, options.jobs, options.retry_delay) == (
         Path("p.yaml"),
         "train",
         ("train.C=2",),
         3,
+        0.5,
     )
+
+
+def test_run_interrupted_before_the_runner_took_over_exits_3(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fake(options: Any) -> RunSummary:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("nbops.runner.local.run_pipeline", fake)
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code == 3
+    assert "nothing ran" in result.output
 
 
 @pytest.mark.parametrize(("error", "code"), [(InputError("bad spec"), 2), (InfraError("store down"), 3)])
@@ -52,7 +65,7 @@ def test_exec_stage_writes_result_file(monkeypatch: pytest.MonkeyPatch, tmp_path
 
     def fake(request: Any) -> StageResult:
         seen["request"] = request
-        return StageResult(stage="s", run_id="r", status="failed", exit_code=1, message="cell 2 raised")
+        return StageResult(stage="s", run_id="r", status=StageStatus.FAILED, message="cell 2 raised")
 
     monkeypatch.setattr("nbops.stage.command.exec_stage", fake)
     out = tmp_path / "result.json"

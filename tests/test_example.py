@@ -28,8 +28,8 @@ def test_example_runs_end_to_end(example: tuple[Project, subprocess.CompletedPro
     _, result = example
     assert result.returncode == 0, result.stdout + result.stderr
     for stage in STAGES:
-        assert f"ok    {stage}" in result.stdout
-    assert "succeeded" in result.stdout.splitlines()[-1]
+        assert f"ok    {stage}" in result.stderr
+    assert "succeeded" in result.stderr.splitlines()[-1]
 
 
 def test_example_mlflow_record(example: tuple[Project, subprocess.CompletedProcess[str]]) -> None:

@@ -10,7 +10,7 @@ import pytest
 from nbops.errors import InputError
 from nbops.lock import load_published, parse_lock, read_lock
 from nbops.promote import promote
-from nbops.storage.store import LocalStore
+from nbops.storage.local import LocalStore
 from tests.conftest import Project
 
 pytestmark = pytest.mark.unit

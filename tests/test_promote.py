@@ -117,3 +117,11 @@ def test_a_corrupted_published_copy_is_restored(two_stages: Project) -> None:
     assert str(published) in report.published
     assert published.read_bytes() == (two_stages.root / "nb" / "fit.ipynb").read_bytes()
     assert report.unchanged
+
+
+def test_a_dags_dir_that_cannot_be_written_is_named(two_stages: Project) -> None:
+    blocked = two_stages.root / "dags"
+    blocked.write_text("a file where the DAG directory should be")
+    with pytest.raises(InputError, match=rf"{blocked}/two.lock.json: cannot write .*Choose a writable --dags-dir"):
+        promote(two_stages.pipeline, blocked)
+    assert blocked.read_text() == "a file where the DAG directory should be"

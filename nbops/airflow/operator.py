@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -21,14 +20,13 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from nbops.airflow.settings import backend
-from nbops.errors import EXIT_INPUT, EXIT_NOTEBOOK
+from nbops.context import ENV_IMAGE
+from nbops.stage.process import stop
+from nbops.status import ExitCode
 from nbops.storage.layout import ENV_ARTIFACT_ROOT
 from nbops.tracking.store import ENV_TRACKING_URI
 
-# Exit codes that a retry cannot fix (DESIGN §6): the notebook's own failure, bad input.
-NO_RETRY = (EXIT_NOTEBOOK, EXIT_INPUT)
-TERM_GRACE_S = 25
-POD_ONLY_ENV = ("HOME",)
+POD_ONLY_ENV = ("HOME", ENV_IMAGE)
 
 
 class NbopsStageOperator(KubernetesPodOperator):
@@ -80,7 +78,7 @@ class NbopsStageOperator(KubernetesPodOperator):
         if code == 0:
             return
         message = f"stage command exited {code}; see the log above and the stage's MLflow run"
-        if code in NO_RETRY:
+        if not ExitCode.of(code).retryable:
             raise AirflowFailException(f"{message} (not retried: exit {code} is not an infrastructure failure)")
         raise AirflowException(message)
 
@@ -101,7 +99,7 @@ class NbopsStageOperator(KubernetesPodOperator):
             super().cleanup(pod, remote_pod, *args, **kwargs)
         except AirflowException as exc:
             code = _exit_code(remote_pod, self.base_container_name)
-            if code in NO_RETRY:
+            if code is not None and not ExitCode.of(code).retryable:
                 raise AirflowFailException(f"{exc} (stage command exited {code}; not retried)") from exc
             raise
 
@@ -116,14 +114,8 @@ class NbopsStageOperator(KubernetesPodOperator):
 
     def _terminate(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(TERM_GRACE_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc is not None:
+            stop([proc])
 
 
 def _nbops_executable() -> str:

@@ -15,7 +15,7 @@ from kubernetes.client import models as k8s
 
 from nbops.airflow.params import params_argument
 from nbops.airflow.settings import POD_ARTIFACT_ROOT
-from nbops.context import ENV_AIRFLOW, ENV_TRIGGER
+from nbops.context import ENV_AIRFLOW, ENV_IMAGE, ENV_TRIGGER
 from nbops.storage.layout import ENV_ARTIFACT_ROOT
 from nbops.tracking.store import ENV_TRACKING_URI
 
@@ -30,6 +30,7 @@ LABEL_STAGE = "nbops.io/stage"
 ANNOTATION_SHA = "nbops.io/notebook-sha256"
 ANNOTATION_LOCK = "nbops.io/lock-sha256"
 ANNOTATION_NOTEBOOK = "nbops.io/notebook"
+SAFE_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
 
 
 def label_value(text: str) -> str:
@@ -104,17 +105,21 @@ def volumes(claim: str | None) -> tuple[list[k8s.V1Volume], list[k8s.V1VolumeMou
     return vols, mounts
 
 
-def env_vars() -> dict[str, str]:
-    """Where to record, and which DAG run and try this is (templates, rendered per task)."""
-    return {
+def env_vars(image: str) -> dict[str, str]:
+    """Where to record, which DAG run and try this is (templates, rendered per task) and, so the
+    record can name it, the image (a literal: Jinja in the spec is never rendered)."""
+    env = {
         ENV_TRACKING_URI: f"{{{{ nbops_setting('{ENV_TRACKING_URI}') }}}}",
         ENV_ARTIFACT_ROOT: f"{{{{ nbops_setting('{ENV_ARTIFACT_ROOT}') }}}}",
         ENV_TRIGGER: "airflow",
-        ENV_AIRFLOW["airflow.dag_id"]: "{{ dag.dag_id }}",
-        ENV_AIRFLOW["airflow.run_id"]: "{{ run_id }}",
-        ENV_AIRFLOW["airflow.try_number"]: "{{ ti.try_number }}",
+        ENV_AIRFLOW["dag_id"]: "{{ dag.dag_id }}",
+        ENV_AIRFLOW["run_id"]: "{{ run_id }}",
+        ENV_AIRFLOW["try_number"]: "{{ ti.try_number }}",
         "HOME": HOME,
     }
+    if SAFE_IMAGE.match(image):
+        env[ENV_IMAGE] = f"{{% raw %}}{image}{{% endraw %}}"
+    return env
 
 
 def pod_arguments(lock: dict[str, Any], lock_sha256: str, stage_name: str) -> dict[str, Any]:
@@ -130,7 +135,7 @@ def pod_arguments(lock: dict[str, Any], lock_sha256: str, stage_name: str) -> di
         "image_pull_policy": kube["image_pull_policy"],
         "cmds": ["nbops"],
         "arguments": stage_command(lock_sha256, stage_name, params_argument(lock, stage_name)),
-        "env_vars": env_vars(),
+        "env_vars": env_vars(stage["image"]),
         "env_from": [k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=s)) for s in stage["secrets"]],
         "container_resources": resources(stage),
         "node_selector": dict(stage["node_selector"]) or None,

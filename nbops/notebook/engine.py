@@ -4,28 +4,34 @@ Papermill's own engine leaves cells "completed" when the kernel dies, records no
 on a cell timeout and counts ``sys.exit(0)`` as an error in its metadata. This engine runs
 the same nbclient loop but records one :class:`Outcome`, marks the cell that was running,
 skips exploration cells, reads metrics cells and hands the kernel its tracking
-environment once the kernel is up, so tracking set-up overlaps kernel start-up.
+environment once the kernel is up, so tracking set-up overlaps kernel start-up. Cells are
+named by their index in the source notebook (:attr:`Hooks.source_index`), never by their
+position in the executed one, which has Papermill's injected cell and lacks its old error
+markers.
 """
 
 from __future__ import annotations
 
 import ast
+import asyncio
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import nbformat
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from papermill.clientwrap import PapermillNotebookClient
-from papermill.engines import NBClientEngine, papermill_engines
+from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
 from traitlets import Any as AnyTrait
 from traitlets.config import Config
 
 from nbops.notebook.tags import is_skipped
+from nbops.status import StageStatus
 
 ENGINE_NAME = "nbops"
 
@@ -33,36 +39,113 @@ _METRICS_EXPR = (
     "__import__('json').dumps({{k: float(v) for k, v in globals().items() if k in {names!r} "
     "and isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float('inf')}})"
 )
+_KERNEL_GONE = frozenset(
+    {StageStatus.KERNEL_DIED, StageStatus.CELL_TIMED_OUT, StageStatus.STAGE_TIMED_OUT, StageStatus.KILLED}
+)
 
 
 class Terminated(KeyboardInterrupt):
-    """Raised in the main thread by the stage command's SIGTERM handler while cells run.
+    """Raised in the main thread by the stage command's SIGTERM/SIGINT handler.
 
     A KeyboardInterrupt because asyncio re-raises only KeyboardInterrupt and SystemExit out
     of a running task (any other BaseException would be stored on whichever task happened to
     be running, and the cell would wait forever); no ``except Exception`` swallows it either.
     """
 
+    status: ClassVar[StageStatus] = StageStatus.KILLED
+    ename: ClassVar[str] = "Terminated"
+
+    def __init__(self, signal: str = "SIGTERM") -> None:
+        super().__init__(signal)
+        self.signal = signal
+        self.limit: float | None = None
+
+    @property
+    def evalue(self) -> str:
+        """What the record says about the stop: the signal's name."""
+        return self.signal
+
+    def __str__(self) -> str:
+        return self.evalue
+
+
+class StageTimedOut(Terminated):
+    """Raised in the main thread by the stage command's timer when the stage timeout runs out."""
+
+    status: ClassVar[StageStatus] = StageStatus.STAGE_TIMED_OUT
+    ename: ClassVar[str] = "StageTimeout"
+
+    def __init__(self, limit: float) -> None:
+        KeyboardInterrupt.__init__(self, limit)
+        self.signal = ""
+        self.limit = limit
+
+    @property
+    def evalue(self) -> str:
+        """The limit that ran out, in seconds."""
+        return f"the stage timeout of {self.limit:g} s ran out"
+
 
 @dataclass
 class Outcome:
-    """What the stage command needs to know after execution."""
+    """What the stage command needs to know after execution.
 
-    status: str = "succeeded"  # succeeded | failed | timed_out | kernel_died | killed | stopped
+    ``cell_index`` is the failing (or stopping) cell's 0-based index in the source notebook,
+    None when no cell was running or the cell was Papermill's injected-parameters cell;
+    ``skipped_cells`` are source indices too. ``limit`` is the cell or stage timeout, in
+    seconds, that ran out.
+    """
+
+    status: StageStatus = StageStatus.SUCCEEDED
     cell_index: int | None = None
+    execution_count: int | None = None
     ename: str = ""
     evalue: str = ""
+    limit: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     skipped_cells: list[int] = field(default_factory=list)
+
+    @property
+    def cell(self) -> str:
+        """How messages name the cell: ``cell 3 [4]`` (source index, execution count)."""
+        if self.cell_index is None:
+            return ""
+        count = f" [{self.execution_count}]" if self.execution_count is not None else ""
+        return f"cell {self.cell_index}{count}"
+
+    @property
+    def message(self) -> str:
+        """One sentence saying what happened (:meth:`StageStatus.message`)."""
+        return self.status.message(
+            cell=self.cell, ename=self.ename, evalue=self.evalue, limit=self.limit, signal=self.evalue or "SIGTERM"
+        )
+
+    def stopped_by(self, exc: Terminated, index: int | None = None, execution_count: int | None = None) -> None:
+        """Record a signal or the stage timeout, unless the notebook had already failed."""
+        if not self.status.succeeded:
+            return
+        self.status, self.ename, self.evalue, self.limit = exc.status, exc.ename, exc.evalue, exc.limit
+        self.cell_index, self.execution_count = index, execution_count
 
 
 @dataclass
 class Hooks:
-    """Per-execution inputs and the outcome the engine fills in."""
+    """Per-execution inputs and the outcome the engine fills in.
+
+    ``source_index`` maps each cell of the executed notebook to its index in the source
+    notebook (None for the injected-parameters cell); ``metrics_cells`` is keyed by position
+    in the executed notebook; ``save`` writes the notebook whenever Papermill would.
+    """
 
     kernel_env: Callable[[], dict[str, str]] = dict
     metrics_cells: dict[int, list[str]] = field(default_factory=dict)
+    source_index: list[int | None] | None = None
+    save: Callable[[Any], None] | None = None
     outcome: Outcome = field(default_factory=Outcome)
+
+    def source(self, index: int) -> int | None:
+        """The source index of the executed notebook's cell ``index``."""
+        return index if self.source_index is None else self.source_index[index]
 
 
 class NbopsClient(PapermillNotebookClient):  # type: ignore[misc]
@@ -71,15 +154,30 @@ class NbopsClient(PapermillNotebookClient):  # type: ignore[misc]
     nbops_hooks = AnyTrait(None).tag(config=True)
 
     def execute(self, **kwargs: Any) -> Any:
-        """Start the kernel, run the cells, and record language info unless the kernel died."""
+        """Start the kernel, run the cells, and record language info unless the kernel is gone.
+
+        A :class:`Terminated` (or :class:`StageTimedOut`) is never raised from here: during
+        start-up, between cells or during shutdown it is recorded in the outcome and the
+        kernel is stopped.
+        """
+        hooks: Hooks = self.nbops_hooks
         self.reset_execution_trackers()
-        with self.setup_kernel(**kwargs):
-            self._export_env(self.nbops_hooks.kernel_env())
-            self._run_cells()
-            if self.nbops_hooks.outcome.status not in ("kernel_died", "timed_out", "killed"):
-                info = self.wait_for_reply(self.kc.kernel_info())
-                self.nb.metadata["language_info"] = info["content"]["language_info"]
-            self.set_widgets_metadata()
+        try:
+            with self.setup_kernel(**kwargs):
+                try:
+                    self._export_env(hooks.kernel_env())
+                    self._run_cells()
+                except Terminated as exc:  # between cells: no cell to mark
+                    hooks.outcome.stopped_by(exc)
+                    self._give_up()
+                if hooks.outcome.status not in _KERNEL_GONE:
+                    info = self.wait_for_reply(self.kc.kernel_info())
+                    self.nb.metadata["language_info"] = info["content"]["language_info"]
+                self.set_widgets_metadata()
+        except Terminated as exc:  # while the kernel started or stopped
+            hooks.outcome.stopped_by(exc)
+            self._give_up()
+            self._stop_kernel()
         return self.nb
 
     def _export_env(self, env: dict[str, str]) -> None:
@@ -94,8 +192,10 @@ class NbopsClient(PapermillNotebookClient):  # type: ignore[misc]
         hooks: Hooks = self.nbops_hooks
         outcome = hooks.outcome
         for index, cell in enumerate(self.nb.cells):
+            source = hooks.source(index)
             if cell.cell_type == "code" and is_skipped(cell):
-                outcome.skipped_cells.append(index)
+                if source is not None:
+                    outcome.skipped_cells.append(source)
                 cell.outputs = []
                 cell.execution_count = None
                 cell.metadata.setdefault("nbops", {})["skipped"] = True
@@ -103,35 +203,77 @@ class NbopsClient(PapermillNotebookClient):  # type: ignore[misc]
             try:
                 self.nb_man.cell_start(cell, index)
                 self.execute_cell(cell, index)
-            except CellExecutionError as exc:
-                if exc.ename == "SystemExit" and str(exc.evalue).strip() in ("", "0", "None"):
-                    outcome.status, outcome.cell_index = "stopped", index
-                    break
-                self.nb_man.cell_exception(self.nb.cells[index], cell_index=index, exception=exc)
-                self._fail(outcome, "failed", index, exc.ename, str(exc.evalue))
-                break
-            except CellTimeoutError:
-                timeout = self._get_timeout(cell)
-                self._mark(index, "CellTimeoutError", f"cell {index} ran longer than the {timeout} s cell timeout")
-                self._fail(outcome, "timed_out", index, "CellTimeoutError", f"cell timeout of {timeout} s exceeded")
-                break
-            except DeadKernelError as exc:
-                self._mark(index, "DeadKernelError", f"the kernel died while cell {index} ran ({exc})")
-                self._fail(outcome, "kernel_died", index, "DeadKernelError", "kernel died")
-                break
-            except Terminated:
-                self._mark(index, "Terminated", f"the stage was terminated (SIGTERM) while cell {index} ran")
-                self._fail(outcome, "killed", index, "Terminated", "SIGTERM")
+            except (CellExecutionError, CellTimeoutError, DeadKernelError, Terminated) as exc:
+                self._cell_stopped(index, exc)
                 break
             finally:
                 self.nb_man.cell_complete(self.nb.cells[index], cell_index=index)
             if index in hooks.metrics_cells:
                 outcome.metrics.update(self._read_metrics(hooks.metrics_cells[index]))
+        if outcome.status in _KERNEL_GONE:
+            self._give_up()
 
-    def _fail(self, outcome: Outcome, status: str, index: int, ename: str, evalue: str) -> None:
-        outcome.status, outcome.cell_index, outcome.ename, outcome.evalue = status, index, ename, evalue
-        if status in ("kernel_died", "timed_out", "killed"):
-            self.shutdown_kernel = "immediate"
+    def _cell_stopped(self, index: int, exc: BaseException) -> None:
+        """Record why the cell at ``index`` ended the run, and say so on the cell if nbclient would not."""
+        outcome: Outcome = self.nbops_hooks.outcome
+        name = _cell_name(self.nbops_hooks.source(index))
+        if isinstance(exc, CellExecutionError):
+            if exc.ename == "SystemExit" and str(exc.evalue).strip() in ("", "0", "None"):
+                self._record(StageStatus.STOPPED, index, "", "")
+                return
+            self.nb_man.cell_exception(self.nb.cells[index], cell_index=index, exception=exc)
+            self._record(StageStatus.FAILED, index, exc.ename, str(exc.evalue))
+        elif isinstance(exc, CellTimeoutError):
+            timeout = self._get_timeout(self.nb.cells[index])
+            self._mark(index, "CellTimeoutError", f"{name} ran longer than the {timeout} s cell timeout")
+            self._record(StageStatus.CELL_TIMED_OUT, index, "CellTimeoutError", f"cell timeout of {timeout} s exceeded")
+            outcome.limit = float(timeout) if timeout else None
+        elif isinstance(exc, DeadKernelError):
+            self._mark(index, "DeadKernelError", f"the kernel died while {name} ran ({exc})")
+            self._record(StageStatus.KERNEL_DIED, index, "DeadKernelError", "kernel died")
+        elif isinstance(exc, Terminated):
+            if isinstance(exc, StageTimedOut):
+                self._mark(index, exc.ename, f"{exc.evalue} while {name} ran")
+            else:
+                self._mark(index, exc.ename, f"the stage was terminated ({exc.signal}) while {name} ran")
+            outcome.stopped_by(exc, self.nbops_hooks.source(index), self._execution_count(index))
+
+    def _record(self, status: StageStatus, index: int, ename: str, evalue: str) -> None:
+        outcome: Outcome = self.nbops_hooks.outcome
+        outcome.status, outcome.ename, outcome.evalue = status, ename, evalue
+        outcome.cell_index = self.nbops_hooks.source(index)
+        outcome.execution_count = self._execution_count(index)
+
+    def _execution_count(self, index: int) -> int | None:
+        count = self.nb.cells[index].get("execution_count")
+        return count if isinstance(count, int) else None
+
+    def _give_up(self) -> None:
+        """Stop waiting for the kernel: it is killed at once and nbclient's pollers are cancelled.
+
+        nbclient leaves the tasks polling a cell's reply, outputs and kernel liveness behind
+        when a timeout or a signal interrupts the cell; left alone they would report the
+        kernel we are stopping as dead ("Kernel died while waiting for execute reply") and
+        outlive it. A kernel that really died was reported before we get here.
+        """
+        self.shutdown_kernel = "immediate"
+        from jupyter_core.utils import ensure_event_loop
+
+        loop = ensure_event_loop()
+        if loop.is_running():
+            return
+        ours = [task for task in asyncio.all_tasks(loop) if _owner(task) is self]
+        for task in ours:
+            task.cancel()
+        if ours:
+            loop.run_until_complete(asyncio.gather(*ours, return_exceptions=True))
+
+    def _stop_kernel(self) -> None:
+        """Shut the kernel down when a signal interrupted its start-up or its shutdown."""
+        if self.km is None:
+            return
+        with contextlib.suppress(Exception):
+            self._cleanup_kernel()
 
     def _mark(self, index: int, ename: str, evalue: str) -> None:
         """Record on the cell itself that it did not complete (Papermill would not)."""
@@ -160,8 +302,54 @@ class NbopsClient(PapermillNotebookClient):  # type: ignore[misc]
             return {}
 
 
+def _cell_name(source: int | None) -> str:
+    return "the injected-parameters cell" if source is None else f"cell {source}"
+
+
+def _owner(task: asyncio.Task[Any]) -> Any:
+    """The object whose coroutine method a task runs (nbclient's pollers are methods of the client)."""
+    frame = getattr(task.get_coro(), "cr_frame", None)
+    return None if frame is None else frame.f_locals.get("self")
+
+
+class _ExecutionManager(NotebookExecutionManager):  # type: ignore[misc]
+    """Papermill's bookkeeping, saving through nbops's archive instead of ``write_ipynb``."""
+
+    def __init__(self, nb: Any, save: Callable[[Any], None] | None, **kwargs: Any) -> None:
+        super().__init__(nb, output_path=None, progress_bar=False, **kwargs)
+        self._save = save
+
+    def save(self, **kwargs: Any) -> None:
+        if kwargs.get("nb") is not None:
+            self.nb = kwargs["nb"]
+        if self._save is not None:
+            self._save(self.nb)
+        self.last_save_time = self.now()
+
+
 class NbopsEngine(NBClientEngine):  # type: ignore[misc]
     """Papermill engine entry point; kwargs flow to :class:`NbopsClient` as traitlets."""
+
+    @classmethod
+    def execute_notebook(
+        cls,
+        nb: Any,
+        kernel_name: str,
+        output_path: Any = None,
+        progress_bar: Any = False,
+        log_output: bool = False,
+        autosave_cell_every: int = 30,
+        **kwargs: Any,
+    ) -> Any:
+        """Papermill's ``Engine.execute_notebook``, with saves going to ``Hooks.save``."""
+        hooks: Hooks = kwargs["nbops_hooks"]
+        nb_man = _ExecutionManager(nb, hooks.save, log_output=log_output, autosave_cell_every=autosave_cell_every)
+        nb_man.notebook_start()
+        try:
+            cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
+        finally:
+            nb_man.notebook_complete()
+        return nb_man.nb
 
     @classmethod
     def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:

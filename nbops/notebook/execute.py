@@ -4,58 +4,33 @@ from __future__ import annotations
 
 import ast
 import copy
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbformat import NotebookNode
 
+from nbops.notebook import html
+from nbops.notebook.archive import NotebookArchive
 from nbops.notebook.overrides import check_injected_source
+from nbops.notebook.reader import KERNEL_NAME
 from nbops.notebook.redact import RedactingStream, Redactor
 from nbops.notebook.tags import INJECTED, METRICS, cell_tags
+from nbops.status import StageStatus
 
-KERNEL_NAME = "python3"
-"""Stages always run on the native Python kernel of the stage's own environment."""
-REDACTED = "nbops-redacted://"
-"""Papermill path prefix: every save of the executed notebook goes through the redactor."""
+if TYPE_CHECKING:
+    from nbops.notebook.engine import Outcome
 
-
-class _RedactingHandler:
-    """Papermill I/O handler writing notebooks to local files with secrets masked."""
-
-    redactor = Redactor()
-
-    @classmethod
-    def write(cls, buf: str, path: str) -> None:
-        target = Path(path.removeprefix(REDACTED))
-        target.write_text(cls.redactor.notebook_json(buf), encoding="utf-8")
-
-    @classmethod
-    def read(cls, path: str) -> str:
-        return Path(path.removeprefix(REDACTED)).read_text(encoding="utf-8")
-
-    @classmethod
-    def listdir(cls, path: str) -> list[str]:
-        return [str(p) for p in Path(path.removeprefix(REDACTED)).iterdir()]
-
-    @classmethod
-    def pretty_path(cls, path: str) -> str:
-        return path.removeprefix(REDACTED)
-
-
-_registered = False
-
-
-def _redacting_target(output_path: Path, redactor: Redactor) -> str:
-    global _registered
-    if not _registered:
-        from papermill.iorw import papermill_io
-
-        papermill_io.register(REDACTED, _RedactingHandler)
-        _registered = True
-    _RedactingHandler.redactor = redactor
-    return REDACTED + str(output_path)
+SOURCE_INDEX = "nbops_source_index"
+"""Cell metadata key holding a cell's index in the source notebook, from :func:`parameterize`
+until :func:`execute` takes it off (the archive never shows it)."""
+AUTOSAVE_SECONDS = 30
+"""While a cell runs and prints, the notebook is saved at most this often (Papermill's default)."""
+KERNEL_ENV = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+"""Set in the kernel unless the stage's environment sets them. MLflow's artifact progress bars
+(widgets, now that the runner has ipywidgets) are nbops's record-keeping, not the notebook's output."""
 
 
 def metrics_names(source: str) -> list[str]:
@@ -80,10 +55,16 @@ def metrics_names(source: str) -> list[str]:
 
 
 def parameterize(nb: NotebookNode, parameters: dict[str, Any], where: str) -> NotebookNode:
-    """Insert Papermill's injected-parameters cell and prove it says what was validated."""
+    """Insert Papermill's injected-parameters cell and prove it says what was validated.
+
+    Each cell of the copy returned is stamped with its index in ``nb`` (the source), so
+    :func:`execute` names cells by it whatever was inserted or removed on the way.
+    """
     from papermill.parameterize import parameterize_notebook
 
     nb = _with_papermill_metadata(nb)
+    for index, cell in enumerate(nb.cells):
+        cell.metadata[SOURCE_INDEX] = index
     if not parameters:
         return nb
     result: NotebookNode = parameterize_notebook(nb, parameters, kernel_name=KERNEL_NAME, language="python")
@@ -117,55 +98,75 @@ def execute(
     cell_timeout: int | None,
     kernel_env: Callable[[], dict[str, str]],
     start_timeout: int = 60,
-) -> tuple[NotebookNode, Any]:
-    """Run a parameterized notebook; the executed notebook is saved after every cell.
+) -> tuple[NotebookNode, Outcome]:
+    """Run a parameterized notebook; the executed notebook is saved, secrets masked, as it runs.
 
-    Returns the executed notebook and the engine's :class:`~nbops.notebook.engine.Outcome`.
-    Only infrastructure trouble raises; notebook failures are reported in the outcome.
+    ``nb`` is not modified. Returns the executed notebook as archived (secrets masked) and
+    the engine's :class:`~nbops.notebook.engine.Outcome`, whose cell indices are those of
+    the source notebook (see :func:`parameterize`). Notebook failures are reported in the
+    outcome, and so is a :class:`~nbops.notebook.engine.Terminated` or
+    :class:`~nbops.notebook.engine.StageTimedOut` raised while the engine runs, whenever it
+    arrives (kernel start-up, a cell, between cells, shutdown): the kernel is stopped, the
+    partial notebook archived, and the outcome says KILLED or STAGE_TIMED_OUT (unless the
+    notebook had failed already). One raised in the few statements before the engine starts,
+    or a second one while the first is handled, propagates: callers catch ``Terminated``
+    around this call too. Infrastructure trouble (the kernel does not start, nbclient breaks
+    down) raises.
     """
-    from papermill.engines import papermill_engines
     from papermill.execute import prepare_notebook_metadata, remove_error_markers
-    from papermill.iorw import write_ipynb
     from papermill.utils import chdir
 
-    from nbops.notebook.engine import ENGINE_NAME, Hooks
+    from nbops.notebook.engine import Hooks, NbopsEngine, Terminated
+
+    redactor = Redactor.from_env()
+    archive = NotebookArchive(output_path, redactor)
+    nb = copy.deepcopy(nb)
+    if not any(SOURCE_INDEX in cell.metadata for cell in nb.cells):  # not from parameterize(): nb is the source
+        for index, cell in enumerate(nb.cells):
+            cell.metadata[SOURCE_INDEX] = index
+    nb = remove_error_markers(prepare_notebook_metadata(nb, str(input_path), str(output_path)))
+    fixed = {k: v for k, v in KERNEL_ENV.items() if k not in os.environ}
+
+    def environment() -> dict[str, str]:
+        values = {**fixed, **kernel_env()}
+        html.prepare()  # the kernel is up and tracking ready: the export warms up while cells run
+        return values
 
     hooks = Hooks(
-        kernel_env=kernel_env,
+        kernel_env=environment,
         metrics_cells={
             i: metrics_names(c.source)
             for i, c in enumerate(nb.cells)
             if c.cell_type == "code" and METRICS in cell_tags(c)
         },
+        source_index=[cell.metadata.pop(SOURCE_INDEX, None) for cell in nb.cells],
+        save=archive.save,
     )
-    nb = prepare_notebook_metadata(nb, str(input_path), str(output_path))
-    nb = remove_error_markers(nb)
-    redactor = Redactor.from_env()
-    target = _redacting_target(output_path, redactor)
-    with chdir(str(cwd)):
-        executed = papermill_engines.execute_notebook_with_engine(
-            ENGINE_NAME,
-            nb,
-            input_path=str(input_path),
-            output_path=target,
-            kernel_name=KERNEL_NAME,
-            progress_bar=False,
-            log_output=False,
-            start_timeout=start_timeout,
-            execution_timeout=cell_timeout,
-            nbops_hooks=hooks,
-            stdout_file=RedactingStream(sys.stdout, redactor),
-            stderr_file=RedactingStream(sys.stderr, redactor),
-        )
-    executed.metadata["nbops"] = {
-        "status": hooks.outcome.status,
-        "failed_cell": hooks.outcome.cell_index if hooks.outcome.status != "succeeded" else None,
-        "error": hooks.outcome.ename or None,
-        "skipped_cells": hooks.outcome.skipped_cells,
+    outcome = hooks.outcome
+    try:
+        with chdir(str(cwd)):
+            NbopsEngine.execute_notebook(
+                nb,
+                KERNEL_NAME,
+                progress_bar=False,
+                log_output=False,
+                autosave_cell_every=AUTOSAVE_SECONDS,
+                input_path=str(input_path),
+                start_timeout=start_timeout,
+                execution_timeout=cell_timeout,
+                nbops_hooks=hooks,
+                stdout_file=RedactingStream(sys.stdout, redactor),
+                stderr_file=RedactingStream(sys.stderr, redactor),
+            )
+    except Terminated as exc:  # before the kernel was asked for, or while Papermill wrapped up
+        outcome.stopped_by(exc)
+    nb.metadata["nbops"] = {
+        "status": outcome.status.value,
+        "failed_cell": outcome.cell_index if outcome.status is not StageStatus.SUCCEEDED else None,
+        "failed_execution_count": outcome.execution_count,
+        "error": outcome.ename or None,
+        "limit": outcome.limit,
+        "skipped_cells": outcome.skipped_cells,
     }
-    write_ipynb(executed, target)
-    # Callers (the HTML export) see the notebook as archived: secrets masked.
-    import nbformat
-
-    masked = nbformat.reads(redactor.notebook_json(nbformat.writes(executed)), as_version=4)  # type: ignore[no-untyped-call]
-    return masked, hooks.outcome
+    archive.save(nb)
+    return archive.masked(), outcome

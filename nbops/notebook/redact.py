@@ -10,7 +10,6 @@ formats.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -36,6 +35,20 @@ PREFIXED = [
     re.compile(r"(?P<keep>(?:aws_secret_access_key|password|passwd)\s*[=:]\s*['\"]?)[^\s'\"]{4,}", re.I),
 ]
 
+# Each pattern with literals one of which every match contains, whether they are looked up
+# in the casefolded text (the pattern ignores case), and characters one of which every match
+# contains as it is: a scan for one character costs a fraction of a scan for a word.
+_GUARDED: list[tuple[re.Pattern[str], tuple[str, ...], bool, str]] = [
+    (PATTERNS[0], ("-----BEGIN ",), False, "-"),
+    (PATTERNS[1], ("AKIA", "ASIA"), False, "A"),
+    (PATTERNS[2], ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), False, "_"),
+    (PATTERNS[3], ("xox",), False, "x"),
+    (PATTERNS[4], ("eyJ",), False, "J"),
+    (PREFIXED[0], ("://",), False, ":"),
+    (PREFIXED[1], ("bearer",), True, "bB"),
+    (PREFIXED[2], ("aws_secret_access_key", "password", "passwd"), True, "_wW"),
+]
+
 
 def is_secret_name(name: str) -> bool:
     """Whether a variable or parameter name says it holds a credential."""
@@ -48,6 +61,8 @@ class Redactor:
     def __init__(self, values: Iterable[str] = ()) -> None:
         # Longest first, so a secret containing another is masked whole.
         self.values = sorted({v for v in values if len(v) >= MIN_SECRET_LEN}, key=len, reverse=True)
+        self.scanned = 0
+        """Characters passed through :meth:`text` so far (what masking has cost)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Redactor:
@@ -57,14 +72,30 @@ class Redactor:
         return cls(v for k, v in env.items() if k in listed or is_secret_name(k))
 
     def text(self, text: str) -> str:
-        """``text`` with every secret masked."""
+        """``text`` with every secret masked.
+
+        A pattern runs only when the text holds a literal every match of it contains (a
+        substring test is a hundred times faster than a regular expression over megabytes of
+        clean output), and the literals are looked for only when a character they contain is
+        there; the literals of case-insensitive patterns are looked up casefolded.
+        """
+        self.scanned += len(text)
         for value in self.values:
             if value in text:
                 text = text.replace(value, MASK)
-        for pattern in PATTERNS:
-            text = pattern.sub(MASK, text)
-        for pattern in PREFIXED:
-            text = pattern.sub(lambda m: m.group("keep") + MASK, text)
+        folded = ""
+        for pattern, literals, fold, chars in _GUARDED:
+            if not any(char in text for char in chars):
+                continue
+            if fold and not folded:
+                folded = text.casefold()
+            haystack = folded if fold else text
+            if not any(literal in haystack for literal in literals):
+                continue
+            if "keep" in pattern.groupindex:
+                text = pattern.sub(lambda m: m.group("keep") + MASK, text)
+            else:
+                text = pattern.sub(MASK, text)
         return text
 
     def value(self, value: Any) -> Any:
@@ -76,10 +107,6 @@ class Redactor:
         if isinstance(value, dict):
             return {k: self.value(v) for k, v in value.items()}
         return value
-
-    def notebook_json(self, text: str) -> str:
-        """A serialized notebook with sources, outputs and metadata strings masked."""
-        return json.dumps(self.value(json.loads(text)), indent=1, ensure_ascii=False) + "\n"
 
 
 class RedactingStream:

@@ -1,8 +1,12 @@
 """``nbops run``: run a pipeline on this machine with the same stage command as every backend.
 
 Every selected stage is checked before anything starts. Stages whose upstream stages are
-done run concurrently up to ``--jobs``; a failure stops its descendants while unrelated
-branches finish; at the end a summary table and, on failure, the command that resumes.
+done run concurrently up to ``--jobs``; an attempt that fails for a retryable reason (exit 3)
+is tried again up to the stage's ``retries``, with exponential backoff as Airflow does; a
+failure stops its descendants while unrelated branches finish. SIGTERM or SIGINT stops
+every running stage (each archives and records its partial notebook), closes the parent
+run ``KILLED`` and exits 3. At the end: a summary table and, unless the run succeeded, the
+command that resumes it. Everything is printed to stderr.
 """
 
 from __future__ import annotations
@@ -10,27 +14,36 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from nbops.context import ENV_TRIGGER, git_commit
-from nbops.errors import EXIT_INFRA, EXIT_OK, InputError, NbopsError, format_problems
+from nbops.errors import InputError, NbopsError, format_problems
 from nbops.graph import descendants, topological_order
 from nbops.notebook.overrides import parse_assignments, validate_overrides
-from nbops.runner.report import Progress, summary_table
+from nbops.runner.interrupt import RunInterrupted, RunSignals
+from nbops.runner.report import Progress, say, summary_table
 from nbops.spec import Pipeline, load_pipeline
 from nbops.stage.contract import coerce_overrides, load_contract
-from nbops.storage import layout
-from nbops.storage.store import open_store
-from nbops.tracking import record
+from nbops.stage.process import STOP_GRACE_S, stop
+from nbops.stage.result import StageResult
+from nbops.status import ExitCode, StageStatus
+from nbops.storage import layout, open_store
+from nbops.tracking import pipeline_run, record, tags
 from nbops.tracking.store import ENV_TRACKING_URI, open_client, tracking_uri
 
-KILL_GRACE_S = 20
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+RETRY_DELAY_S = 2.0
+"""First wait before retrying an attempt locally; doubled each time (Airflow's default is 300 s)."""
+MAX_RETRY_DELAY_S = 60.0
+BACKSTOP_S = STOP_GRACE_S + 30
+"""How long past its timeout a stage command may run before the runner stops it itself."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,7 @@ class RunOptions:
     params: tuple[str, ...] = ()
     jobs: int | None = None
     run_id: str | None = None
+    retry_delay: float = RETRY_DELAY_S
 
 
 @dataclass
@@ -50,8 +64,11 @@ class StageState:
     """Bookkeeping of one stage during a run."""
 
     name: str
-    status: str = "pending"  # pending | running | succeeded | failed | skipped
+    status: str = "pending"  # pending | waiting (to retry) | running | succeeded | failed | killed | skipped
+    outcome: StageStatus | None = None
     exit_code: int | None = None
+    tries: int = 0
+    not_before: float = 0.0
     started: float = 0.0
     duration: float = 0.0
     attempt: int | None = None
@@ -69,8 +86,9 @@ class RunSummary:
 
     run_id: str
     stages: dict[str, StageState] = field(default_factory=dict)
-    exit_code: int = EXIT_OK
+    exit_code: int = ExitCode.OK
     parent_run_id: str = ""
+    interrupted: str | None = None
 
 
 def select_stages(pipeline: Pipeline, stages: tuple[str, ...], from_stage: str | None) -> list[str]:
@@ -87,54 +105,197 @@ def select_stages(pipeline: Pipeline, stages: tuple[str, ...], from_stage: str |
 
 
 def run_pipeline(options: RunOptions) -> RunSummary:
-    """Run the selected stages; input problems of any stage are reported before any starts."""
-    pipeline = load_pipeline(options.pipeline_file)
-    selected = select_stages(pipeline, options.stages, options.from_stage)
-    params = _checked_params(pipeline, selected, options.params)
-    store = open_store(pipeline.root)
-    partial = bool(options.stages or options.from_stage)
-    run_id = options.run_id or (store.latest_run_key(pipeline.name) if partial else None) or layout.new_run_id()
+    """Run the selected stages; input problems of any stage are reported before any starts.
 
-    state = layout.state_dir(pipeline.root)
-    uri = tracking_uri(state)
-    client = open_client(uri)
-    experiment = record.ensure_experiment(client, pipeline.name, store.mlflow_location)
-    parent = record.get_or_create_parent_run(
-        client,
-        experiment,
-        pipeline.name,
-        run_id,
-        {
-            "nbops.spec_sha256": pipeline.sha256,
-            "nbops.git_commit": git_commit(pipeline.root),
-            "nbops.trigger": "nbops run",
-        },
-    )
-    summary = RunSummary(run_id=run_id, stages={s: StageState(s) for s in selected}, parent_run_id=parent)
-    jobs = options.jobs or os.cpu_count() or 1
-    progress = Progress(pipeline.name, run_id, selected)
-    progress.start(jobs, parent)
-    env = dict(os.environ, **{ENV_TRACKING_URI: uri, ENV_TRIGGER: "nbops run"})
-    log_dir = layout.run_dir(store.local_root, pipeline.name, run_id) / ".logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    interrupted = False
-    try:
-        _schedule(pipeline, summary, params, jobs, env, log_dir, progress)
-    except KeyboardInterrupt:
-        interrupted = True
-        _stop_all(summary, progress)
-    failed = [s for s in summary.stages.values() if s.status == "failed"]
-    record.set_tags(client, parent, {"nbops.status": "failed" if failed or interrupted else "succeeded"})
-    record.finish_run(client, parent, "KILLED" if interrupted else "FAILED" if failed else "FINISHED")
-    print(summary_table(summary.stages.values()), flush=True)
-    if failed or interrupted:
-        first = failed[0] if failed else None
-        summary.exit_code = (first.exit_code or EXIT_INFRA) if first else EXIT_INFRA
-        resume = _resume_command(options, run_id, first.name if first else selected[0])
-        print(f"\nRun {run_id} did not finish. Resume from the failed stage with:\n  {resume}", flush=True)
-    else:
-        print(f"\nRun {run_id} succeeded. See it with: nbops ui {shlex.quote(str(options.pipeline_file))}", flush=True)
-    return summary
+    Raises:
+        InputError: the spec, a notebook or an override is wrong (nothing was started).
+        InfraError: the tracking store or artifact store cannot be opened.
+    """
+    with RunSignals() as signals:
+        run = _LocalRun(options)
+        try:
+            run.prepare()
+            run.schedule()
+        except RunInterrupted as exc:
+            signals.defer()
+            run.summary.interrupted = str(exc)
+            run.stop_all()
+        signals.defer()
+        return run.finish()
+
+
+class _LocalRun:
+    """One ``nbops run``: prepare, schedule stage commands, finish the record."""
+
+    def __init__(self, options: RunOptions) -> None:
+        self.options = options
+        self.summary = RunSummary(run_id=options.run_id or "")
+        self.pipeline: Pipeline | None = None
+        self.client: MlflowClient | None = None
+        self.progress: Progress | None = None
+        self.params: dict[str, dict[str, object]] = {}
+        self.env: dict[str, str] = {}
+        self.log_dir = Path()
+
+    def prepare(self) -> None:
+        options = self.options
+        pipeline = self.pipeline = load_pipeline(options.pipeline_file)
+        selected = select_stages(pipeline, options.stages, options.from_stage)
+        self.params = _checked_params(pipeline, selected, options.params)
+        store = open_store(pipeline.root)
+        partial = bool(options.stages or options.from_stage)
+        run_id = options.run_id or (store.latest_run_key(pipeline.name) if partial else None) or layout.new_run_id()
+        self.summary = RunSummary(run_id=run_id, stages={s: StageState(s) for s in selected})
+        uri = tracking_uri(layout.state_dir(pipeline.root))
+        self.client = open_client(uri)
+        experiment = record.ensure_experiment(self.client, pipeline.name, store.mlflow_location)
+        self.summary.parent_run_id = pipeline_run.get_or_create(
+            self.client,
+            experiment,
+            pipeline.name,
+            run_id,
+            {tags.SPEC_SHA256: pipeline.sha256, tags.GIT_COMMIT: git_commit(pipeline.root), tags.TRIGGER: "nbops run"},
+        )
+        jobs = options.jobs or os.cpu_count() or 1
+        self.progress = Progress(pipeline.name, run_id, selected)
+        self.progress.start(jobs, self.summary.parent_run_id)
+        self.env = dict(os.environ, **{ENV_TRACKING_URI: uri, ENV_TRIGGER: "nbops run"})
+        self.log_dir = layout.run_dir(store.local_root, pipeline.name, run_id) / ".logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.jobs = jobs
+
+    def schedule(self) -> None:
+        assert self.pipeline is not None  # noqa: S101 - prepare() ran
+        graph = self.pipeline.needs()
+        states = self.summary.stages
+        while True:
+            for st in [s for s in states.values() if s.status == "running"]:
+                self._poll(st, graph)
+            running = sum(1 for s in states.values() if s.status == "running")
+            now = time.monotonic()
+            for st in states.values():
+                if running >= self.jobs:
+                    break
+                ready = all(states[u].status == "succeeded" for u in graph[st.name] if u in states)
+                if (st.status == "pending" and ready) or (st.status == "waiting" and now >= st.not_before):
+                    self._launch(st)
+                    running += 1
+            if not any(s.status in ("pending", "waiting", "running") for s in states.values()):
+                return
+            time.sleep(0.05)
+
+    def _launch(self, st: StageState) -> None:
+        assert self.pipeline is not None and self.progress is not None  # noqa: S101 - prepare() ran
+        st.tries += 1
+        n = len(list(self.log_dir.glob(f"{st.name}-*.log"))) + 1
+        st.log_path = self.log_dir / f"{st.name}-{n}.log"
+        st.result_path = self.log_dir / f"{st.name}-{n}.result.json"
+        cmd = [
+            sys.executable, "-m", "nbops", "exec-stage",
+            "--pipeline", str(self.pipeline.path), "--stage", st.name, "--run-id", self.summary.run_id,
+            "--params-json", json.dumps(self.params[st.name]), "--result-file", str(st.result_path),
+        ]  # fmt: skip
+        st.log_file = st.log_path.open("wb")
+        st.process = subprocess.Popen(
+            cmd, stdout=st.log_file, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+        )
+        st.status, st.started, st.message = "running", time.monotonic(), ""
+        self.progress.started(st.name, st.tries)
+
+    def _poll(self, st: StageState, graph: dict[str, tuple[str, ...]]) -> None:
+        assert self.pipeline is not None and self.progress is not None  # noqa: S101 - prepare() ran
+        if st.process is None:
+            return
+        st.duration = time.monotonic() - st.started
+        stage = self.pipeline.stage(st.name)
+        if st.process.poll() is None:
+            if st.duration > stage.timeout + BACKSTOP_S:
+                stop([st.process])
+                st.message = f"stage timeout of {stage.timeout} s exceeded and the stage command did not stop itself"
+            return
+        self._collect(st)
+        if st.outcome is not None and st.outcome.succeeded:
+            st.status = "succeeded"
+            self.progress.succeeded(st)
+            return
+        if st.outcome is not None and st.outcome.retryable and st.tries <= stage.retries:
+            delay = min(self.options.retry_delay * 2 ** (st.tries - 1), MAX_RETRY_DELAY_S)
+            st.status, st.not_before = "waiting", time.monotonic() + delay
+            self.progress.retrying(st, delay, stage.retries)
+            return
+        st.status = "failed"
+        self.progress.failed(st)
+        for child in descendants(graph, [st.name]):
+            child_state = self.summary.stages.get(child)
+            if child_state is not None and child_state.status == "pending":
+                child_state.status, child_state.message = "skipped", f"upstream stage '{st.name}' failed"
+                self.progress.skipped(child, st.name)
+
+    def _collect(self, st: StageState) -> None:
+        """Read the finished stage command's exit code and result file into ``st``."""
+        assert st.process is not None  # noqa: S101 - launched
+        if st.log_file:
+            st.log_file.close()
+        st.duration = time.monotonic() - st.started
+        code = st.process.returncode
+        st.exit_code = int(ExitCode.of(code))
+        result = _read_result(st.result_path)
+        if result is not None:
+            st.outcome, st.attempt, st.mlflow_run_id = result.status, result.attempt, result.mlflow_run_id
+            st.message = st.message or result.message
+        else:  # killed before it could write one
+            st.outcome = StageStatus.KILLED if code < 0 else _status_of_exit(st.exit_code)
+            st.message = st.message or f"stage command exited {code} without a result"
+        st.process = None
+
+    def stop_all(self) -> None:
+        """Stop every running stage within the grace period and record how each ended."""
+        states = self.summary.stages.values()
+        running = [s for s in states if s.status == "running" and s.process is not None]
+        if running:
+            names = ", ".join(s.name for s in running)
+            say(f"nbops run: {self.summary.interrupted}: stopping {names} (up to {STOP_GRACE_S} s)")
+        stop([s.process for s in running if s.process is not None])
+        for st in running:
+            self._collect(st)
+            st.status = "killed"
+            if self.progress is not None:
+                self.progress.failed(st)
+        for st in states:
+            if st.status in ("pending", "waiting"):
+                st.status, st.message = "skipped", "run interrupted"
+
+    def finish(self) -> RunSummary:
+        summary = self.summary
+        stages = list(summary.stages.values())
+        failed = [s for s in stages if s.status in ("failed", "killed")]
+        if summary.interrupted:
+            outcome, mlflow_status, summary.exit_code = "killed", "KILLED", ExitCode.INFRA
+        elif failed:
+            outcome, mlflow_status = "failed", "FAILED"
+            summary.exit_code = failed[0].exit_code or ExitCode.INFRA
+        else:
+            outcome, mlflow_status = "succeeded", "FINISHED"
+        if self.client is not None and summary.parent_run_id:
+            try:
+                pipeline_run.close(self.client, summary.parent_run_id, outcome, mlflow_status)
+            except NbopsError as exc:
+                say(f"nbops run: {exc}")
+                summary.exit_code = summary.exit_code or ExitCode.INFRA
+        if not any(s.tries for s in stages) and summary.interrupted:
+            say(f"\nnbops run: {summary.interrupted} before any stage started; nothing ran.")
+            return summary
+        say(summary_table(stages))
+        if outcome == "succeeded":
+            ui = f"nbops ui {shlex.quote(str(self.options.pipeline_file))}"
+            say(f"\nRun {summary.run_id} succeeded. See it with: {ui}")
+            return summary
+        first = failed[0].name if failed else next(s.name for s in stages if s.status != "succeeded")
+        why = f"was stopped ({summary.interrupted})" if summary.interrupted else "did not finish"
+        which = "stopped" if summary.interrupted else "failed"
+        say(f"\nRun {summary.run_id} {why}. Resume from the {which} stage with:")
+        say(f"  {_resume_command(self.options, summary.run_id, first)}")
+        return summary
 
 
 def _checked_params(pipeline: Pipeline, selected: list[str], items: tuple[str, ...]) -> dict[str, dict[str, object]]:
@@ -155,115 +316,19 @@ def _checked_params(pipeline: Pipeline, selected: list[str], items: tuple[str, .
     return result
 
 
-def _schedule(
-    pipeline: Pipeline,
-    summary: RunSummary,
-    params: dict[str, dict[str, object]],
-    jobs: int,
-    env: dict[str, str],
-    log_dir: Path,
-    progress: Progress,
-) -> None:
-    graph = pipeline.needs()
-    states = summary.stages
-    while True:
-        for st in [s for s in states.values() if s.status == "running"]:
-            _poll(pipeline, st, graph, states, progress)
-        running = sum(1 for s in states.values() if s.status == "running")
-        for st in states.values():
-            if running >= jobs:
-                break
-            if st.status == "pending" and all(states[u].status == "succeeded" for u in graph[st.name] if u in states):
-                _launch(pipeline, summary.run_id, st, params[st.name], env, log_dir)
-                progress.started(st.name)
-                running += 1
-        if not any(s.status in ("pending", "running") for s in states.values()):
-            return
-        time.sleep(0.05)
-
-
-def _launch(
-    pipeline: Pipeline, run_id: str, st: StageState, params: dict[str, object], env: dict[str, str], log_dir: Path
-) -> None:
-    n = len(list(log_dir.glob(f"{st.name}-*.log"))) + 1
-    st.log_path = log_dir / f"{st.name}-{n}.log"
-    st.result_path = log_dir / f"{st.name}-{n}.result.json"
-    cmd = [
-        sys.executable, "-m", "nbops", "exec-stage",
-        "--pipeline", str(pipeline.path), "--stage", st.name, "--run-id", run_id,
-        "--params-json", json.dumps(params), "--result-file", str(st.result_path),
-    ]  # fmt: skip
-    st.log_file = st.log_path.open("wb")
-    st.process = subprocess.Popen(cmd, stdout=st.log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    st.status, st.started = "running", time.monotonic()
-
-
-def _poll(
-    pipeline: Pipeline,
-    st: StageState,
-    graph: dict[str, tuple[str, ...]],
-    states: dict[str, StageState],
-    progress: Progress,
-) -> None:
-    if st.process is None:
-        return
-    st.duration = time.monotonic() - st.started
-    timeout = pipeline.stage(st.name).timeout
-    if st.process.poll() is None:
-        if st.duration > timeout:
-            _terminate(st.process)
-            st.message = f"stage timeout of {timeout} s exceeded"
-        return
-    if st.log_file:
-        st.log_file.close()
-    code = st.process.returncode
-    st.exit_code = code if code >= 0 else EXIT_INFRA
-    result = _read_result(st.result_path)
-    attempt, mlflow_run, message = result.get("attempt"), result.get("mlflow_run_id"), result.get("message")
-    st.attempt = attempt if isinstance(attempt, int) else None
-    st.mlflow_run_id = mlflow_run if isinstance(mlflow_run, str) else None
-    st.message = st.message or (message if isinstance(message, str) else "") or f"stage command exited {code}"
-    if code == 0:
-        st.status = "succeeded"
-        progress.succeeded(st)
-        return
-    st.status = "failed"
-    progress.failed(st)
-    for child in descendants(graph, [st.name]):
-        if child in states and states[child].status == "pending":
-            states[child].status = "skipped"
-            states[child].message = f"upstream stage '{st.name}' failed"
-            progress.skipped(child, st.name)
-
-
-def _read_result(path: Path | None) -> dict[str, object]:
+def _read_result(path: Path | None) -> StageResult | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8")) if path else {}
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        return StageResult.from_json(path.read_text(encoding="utf-8")) if path else None
+    except (OSError, ValueError, TypeError):
+        return None
 
 
-def _terminate(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the stage's process group, SIGKILL after the grace period."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(KILL_GRACE_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass
-
-
-def _stop_all(summary: RunSummary, progress: Progress) -> None:
-    for st in summary.stages.values():
-        if st.status == "running" and st.process is not None:
-            _terminate(st.process)
-            st.status, st.exit_code, st.message = "failed", EXIT_INFRA, "interrupted"
-            progress.failed(st)
-        elif st.status == "pending":
-            st.status, st.message = "skipped", "run interrupted"
+def _status_of_exit(code: int) -> StageStatus:
+    return {
+        ExitCode.OK: StageStatus.SUCCEEDED,
+        ExitCode.NOTEBOOK: StageStatus.FAILED,
+        ExitCode.INPUT: StageStatus.INPUT_ERROR,
+    }.get(ExitCode.of(code), StageStatus.INFRA_FAILED)
 
 
 def _resume_command(options: RunOptions, run_id: str, stage: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from nbops.errors import InfraError, InputError, format_problems
 from nbops.notebook.overrides import coerce_text, validate_overrides
 from nbops.notebook.parameters import ParameterSchema, parse_parameters
-from nbops.notebook.reader import LoadedNotebook, parse_notebook, read_notebook
+from nbops.notebook.reader import LoadedNotebook, check_python, parse_notebook, read_notebook
 from nbops.notebook.redact import is_secret_name
 from nbops.spec import Pipeline, ResolvedStage
 
@@ -41,9 +41,7 @@ def load_contract(pipeline: Pipeline, name: str, overrides: Mapping[str, Any] | 
     path = pipeline.notebook_path(name)
     frozen = pipeline.frozen.get(name)
     notebook = read_notebook(path) if frozen is None else _read_frozen(path, name, frozen.sha256)
-    language = notebook.node.metadata.get("kernelspec", {}).get("language", "python")
-    if language != "python":
-        raise InputError(f"{path}: kernel language is '{language}'; nbops stages run Python notebooks.")
+    check_python(notebook.node, path)
     schema = parse_parameters(notebook.node.cells, str(path))
     secret = [p.name for p in schema.params if is_secret_name(p.name)]
     if secret:

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbops.errors import InfraError
-from nbops.tracking import record
+from nbops.retry import TRACKING_RECORD
+from nbops.tracking import pipeline_run, record, tags
 from nbops.tracking.store import open_client
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-
-FINISH_ATTEMPTS = 4  # with backoff 2, 4, 8 s between them, on top of MLflow's own bounded retries
+    from nbops.storage.manifest import Manifest
 
 
 class StageTracker:
@@ -55,9 +54,9 @@ class StageTracker:
         try:
             client = open_client(uri)
             exp_id = record.ensure_experiment(client, experiment, location)
-            self.parent_id = record.get_or_create_parent_run(client, exp_id, experiment, run_id, parent_tags)
+            self.parent_id = pipeline_run.get_or_create(client, exp_id, experiment, run_id, parent_tags)
             self.stage_run_id = record.start_stage_run(
-                client, exp_id, self.parent_id, stage=stage, attempt=attempt, tags=stage_tags
+                client, exp_id, self.parent_id, stage=stage, attempt=attempt, extra_tags=stage_tags
             )
             record.log_parameters(client, self.stage_run_id, parameters)
             self.client = client
@@ -80,7 +79,7 @@ class StageTracker:
         metrics: dict[str, float],
         tags: dict[str, str],
         files: list[Path],
-        manifest: dict[str, Any] | None,
+        manifest: Manifest | None,
         close: bool = True,
     ) -> None:
         """Record the outcome: metrics, tags, artifacts, then (``close``) the terminal status.
@@ -105,16 +104,7 @@ class StageTracker:
 
     @staticmethod
     def _with_backoff(step: Callable[[], None]) -> None:
-        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
-
-        for attempt in Retrying(
-            stop=stop_after_attempt(FINISH_ATTEMPTS),
-            wait=wait_exponential(multiplier=2, max=10),
-            retry=retry_if_exception_type(InfraError),
-            reraise=True,
-        ):
-            with attempt:
-                step()
+        TRACKING_RECORD.call(step, retry_on=lambda exc: isinstance(exc, InfraError))
 
     def _record(
         self,
@@ -122,7 +112,7 @@ class StageTracker:
         metrics: dict[str, float],
         tags: dict[str, str],
         files: list[Path],
-        manifest: Any,
+        manifest: Manifest | None,
         close: bool,
     ) -> None:
         client, run = self._client(), self.run_id()
@@ -130,13 +120,8 @@ class StageTracker:
         record.set_tags(client, run, tags)
         record.log_files(client, run, [f for f in files if f.exists()])
         if manifest is not None:
-            record.call(
-                client.log_text,
-                run,
-                json.dumps(manifest, indent=2, sort_keys=True),
-                "manifest.json",
-                what="upload the manifest",
-            )
+            text = manifest.to_bytes().decode("utf-8")
+            record.call(client.log_text, run, text, "manifest.json", what="upload the manifest")
         if close:
             record.finish_run(client, run, status)
 
@@ -147,7 +132,8 @@ class StageTracker:
         """
         try:
             client, run = self._client(), self.run_id()
-            record.set_tags(client, run, {"nbops.status": reason, "nbops.error_message": str(exc)[:500]})
+            message = str(exc)[: tags.ERROR_MESSAGE_LIMIT]
+            record.set_tags(client, run, {tags.STATUS: reason, tags.ERROR_MESSAGE: message})
             record.finish_run(client, run, "FAILED")
         except Exception:  # noqa: S110 - the InfraError being raised says what went wrong
             pass

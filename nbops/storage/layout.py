@@ -37,7 +37,7 @@ def artifact_root(pipeline_dir: Path) -> Path:
     """The local artifact root: ``$NBOPS_ARTIFACT_ROOT`` or ``.nbops/artifacts`` beside the pipeline.
 
     Raises:
-        InputError: the variable names a remote URL; open it with ``nbops.storage.store.open_store``.
+        InputError: the variable names a remote URL; open it with ``nbops.storage.open_store``.
     """
     value = os.environ.get(ENV_ARTIFACT_ROOT, "").strip()
     if not value:
@@ -105,15 +105,6 @@ def latest_complete(directory: Path) -> Path | None:
         if (path / MANIFEST).is_file():
             return path
     return None
-
-
-def latest_complete_any_run(root: Path, pipeline: str, stage: str) -> Path | None:
-    """Newest completed attempt of ``stage`` across all runs (by manifest time)."""
-    base = root / "runs" / pipeline
-    if not base.is_dir():
-        return None
-    candidates = [p for run in base.iterdir() if (p := latest_complete(run / stage)) is not None]
-    return max(candidates, key=lambda p: (p / MANIFEST).stat().st_mtime, default=None)
 
 
 def latest_run_id(root: Path, pipeline: str) -> str | None:

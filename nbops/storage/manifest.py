@@ -1,17 +1,126 @@
-"""The stage attempt manifest: the last file written, the only proof an attempt finished."""
+"""The stage attempt manifest: the last file written, the only proof an attempt finished.
+
+A typed record (DESIGN §5): the attempt's files with sha256, its status, parameters,
+metrics, notebook hash, and ``inputs``, the upstream attempts it consumed. Its bytes are
+canonical JSON, so ``Manifest.sha256`` is the hash of ``manifest.json`` as nbops writes it
+and can stand for the attempt in a downstream manifest or an MLflow dataset digest.
+
+Manifests of nbops 0.1 (no ``schema_version``, no ``inputs``) parse as version 1 with no
+inputs; their stored bytes then differ from ``to_bytes()``, so hash the stored file when
+the bytes themselves are being verified.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from nbops.errors import InfraError, InputError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
+
+from nbops.errors import InputError, format_problems
+from nbops.storage.atomic import is_temp, write_atomic
 from nbops.storage.layout import MANIFEST
 
+SCHEMA_VERSION = 1
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
 _CHUNK = 1 << 20
+_MAX_PROBLEMS = 10
+
+
+class ManifestFile(BaseModel):
+    """One file of the attempt, as it was when the attempt finished."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str = Field(description="Path relative to the attempt directory, '/'-separated and normalized.")
+    size: int = Field(ge=0, description="Size in bytes.")
+    sha256: str = Field(pattern=SHA256_PATTERN, description="sha256 of the file's bytes (lowercase hex).")
+
+    @field_validator("path")
+    @classmethod
+    def _inside_the_attempt(cls, value: str) -> str:
+        """Refuse any path that could name something outside the attempt directory."""
+        posix = PurePosixPath(value)
+        if not value or not posix.parts or posix.parts == (".",):
+            raise ValueError("empty path")
+        if "\x00" in value:
+            raise ValueError(f"{value!r} contains a NUL byte")
+        if posix.is_absolute():
+            raise ValueError(f"{value!r} is absolute; paths are relative to the attempt directory")
+        if ".." in posix.parts:
+            raise ValueError(f"{value!r} contains '..' and would leave the attempt directory")
+        if posix.as_posix() != value:
+            raise ValueError(f"{value!r} is not normalized (expected {posix.as_posix()!r})")
+        return value
+
+
+class NotebookRef(BaseModel):
+    """The notebook the attempt ran."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str = Field(description="Notebook path as written in the pipeline spec.")
+    sha256: str = Field(pattern=SHA256_PATTERN, description="sha256 of the notebook's bytes before injection.")
+
+
+class ManifestInput(BaseModel):
+    """An upstream attempt whose outputs this attempt consumed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stage: str = Field(description="The upstream stage.")
+    attempt: int = Field(ge=1, description="Its attempt number.")
+    manifest_sha256: str = Field(pattern=SHA256_PATTERN, description="sha256 of that attempt's manifest.json.")
+    location: str = Field("", description="Where that attempt lives in the store (a path or URL), for readers.")
+
+
+class Manifest(BaseModel):
+    """The record of one finished stage attempt."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: int = Field(SCHEMA_VERSION, description="Format version of this record.")
+    pipeline: str = Field(description="Pipeline name.")
+    run_id: str = Field(description="Pipeline run id.")
+    stage: str = Field(description="Stage name.")
+    attempt: int = Field(ge=1, description="Attempt number within the stage and run.")
+    status: str = Field(description="Outcome of the attempt (a value of nbops.status.StageStatus).")
+    notebook: NotebookRef = Field(description="The notebook that ran and its hash.")
+    parameters: dict[str, Any] = Field(description="Effective parameters injected into the notebook.")
+    metrics: dict[str, float] = Field(description="Final values of the metrics the stage logged.")
+    image: str | None = Field(description="Container image the stage ran in; None outside a container.")
+    mlflow_run_id: str = Field(description="MLflow run id of the attempt's nested run.")
+    finished_at: str = Field(description="When the attempt finished, ISO 8601 with offset.")
+    nbops_version: str = Field(description="nbops version that ran the attempt.")
+    inputs: tuple[ManifestInput, ...] = Field((), description="Upstream attempts consumed, in the order read.")
+    files: tuple[ManifestFile, ...] = Field(description="Every file of the attempt but the manifest, by path.")
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, value: int) -> int:
+        if not 1 <= value <= SCHEMA_VERSION:
+            raise ValueError(f"schema version {value}; this nbops reads 1 to {SCHEMA_VERSION} (upgrade nbops?)")
+        return value
+
+    @model_validator(mode="after")
+    def _paths_unique(self) -> Manifest:
+        paths = [f.path for f in self.files]
+        repeated = sorted({p for p in paths if paths.count(p) > 1})
+        if repeated:
+            raise ValueError(f"files listed more than once: {', '.join(repeated)}")
+        return self
+
+    def to_bytes(self) -> bytes:
+        """Canonical JSON (sorted keys, indent 2): the same manifest always gives the same bytes."""
+        return (json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+    @property
+    def sha256(self) -> str:
+        """sha256 of ``to_bytes()``: of ``manifest.json`` as nbops writes it."""
+        return hashlib.sha256(self.to_bytes()).hexdigest()
 
 
 def file_sha256(path: Path) -> str:
@@ -23,48 +132,78 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def list_files(attempt: Path) -> list[dict[str, Any]]:
-    """Every file below ``attempt`` (manifest excluded) with size and sha256, sorted by path."""
+def list_files(attempt_dir: Path) -> list[ManifestFile]:
+    """Every file below ``attempt_dir`` with size and sha256, sorted by path; the manifest
+    and temp files of unfinished atomic writes are left out."""
     files = []
-    for path in sorted(p for p in attempt.rglob("*") if p.is_file()):
-        rel = path.relative_to(attempt).as_posix()
-        if rel == MANIFEST or rel.endswith(".tmp"):
+    for path in sorted(p for p in attempt_dir.rglob("*") if p.is_file()):
+        rel = path.relative_to(attempt_dir).as_posix()
+        if rel == MANIFEST or is_temp(path.name):
             continue
-        files.append({"path": rel, "size": path.stat().st_size, "sha256": file_sha256(path)})
+        files.append(ManifestFile(path=rel, size=path.stat().st_size, sha256=file_sha256(path)))
     return files
 
 
-def build_manifest(attempt: Path, record: dict[str, Any]) -> dict[str, Any]:
-    """The manifest body: ``record`` plus every file of the attempt with its sha256."""
-    return dict(record, files=list_files(attempt))
+def build_manifest(attempt_dir: Path, **fields: Any) -> Manifest:
+    """The manifest of a finished attempt: ``fields`` plus every file of ``attempt_dir``.
+
+    Raises:
+        TypeError: ``files`` was passed (they are listed here, from the directory).
+        pydantic.ValidationError: ``fields`` do not make a manifest (a bug of the caller).
+    """
+    if "files" in fields:
+        raise TypeError("build_manifest lists the attempt's files itself; do not pass files=")
+    return Manifest(files=tuple(list_files(attempt_dir)), **fields)
 
 
-def write_manifest(attempt: Path, body: dict[str, Any]) -> Path:
-    """Write ``manifest.json`` atomically (temp file, fsync, rename): the attempt's last write."""
-    target = attempt / MANIFEST
-    tmp = attempt / f".{MANIFEST}.tmp"
+def parse_manifest(raw: bytes, where: str) -> Manifest:
+    """Parse manifest bytes read from ``where`` (a path or URL, named in errors).
+
+    Raises:
+        InputError: not JSON, not a manifest of a known schema, or a file entry with an
+            unsafe path; every problem is listed.
+    """
     try:
-        with tmp.open("w", encoding="utf-8") as fh:
-            json.dump(body, fh, indent=2, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise InfraError(f"{target}: cannot write the manifest ({exc.strerror}).") from exc
-    return target
+        data: Any = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{where}: unreadable manifest, not JSON ({exc}); the attempt cannot be trusted.") from None
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        problems = [_problem(e) for e in exc.errors()[:_MAX_PROBLEMS]]
+        if exc.error_count() > _MAX_PROBLEMS:
+            problems.append(f"... and {exc.error_count() - _MAX_PROBLEMS} more")
+        header = f"{where}: not a manifest this nbops can read; the attempt cannot be trusted:"
+        raise InputError(format_problems(header, problems)) from None
 
 
-def read_manifest(attempt: Path) -> dict[str, Any]:
-    """Read an attempt's manifest.
+def read_manifest(attempt_dir: Path) -> Manifest:
+    """The manifest of the attempt in ``attempt_dir``.
 
     Raises:
         InputError: there is none (the attempt never finished) or it is unreadable.
     """
-    path = attempt / MANIFEST
+    path = attempt_dir / MANIFEST
     try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError:
-        raise InputError(f"{attempt}: no {MANIFEST}; the attempt did not finish and cannot be read.") from None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: unreadable manifest ({exc}).") from None
-    return data
+        raise InputError(f"{attempt_dir}: no {MANIFEST}; the attempt did not finish and cannot be read.") from None
+    except OSError as exc:
+        raise InputError(f"{path}: unreadable manifest ({exc.strerror or exc}).") from None
+    return parse_manifest(raw, str(path))
+
+
+def write_manifest(attempt_dir: Path, manifest: Manifest) -> Path:
+    """Write ``manifest.json`` atomically: the attempt's last write.
+
+    Raises:
+        InfraError: the file system refused.
+    """
+    target = attempt_dir / MANIFEST
+    write_atomic(target, manifest.to_bytes())
+    return target
+
+
+def _problem(error: ErrorDetails) -> str:
+    where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    return f"{where}: {str(error['msg']).removeprefix('Value error, ')}"

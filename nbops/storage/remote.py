@@ -7,34 +7,35 @@ are kept without a shared file system:
   write, ``If-None-Match: *``); a taken number moves on to the next, so concurrent attempts
   never share a prefix;
 - the stage works in a local mirror under the cache directory; every write to the store is
-  retried with exponential backoff (``WRITE_ATTEMPTS``, waits 1, 2, 4, 8 s; the S3 client's
-  own retries are off so the bound is ours), and a write that still fails is an InfraError
-  (exit 3); reads are retried the same way;
+  retried under ``nbops.retry.ARTIFACT_STORE`` (5 attempts, waits 1, 2, 4, 8 s; the S3
+  client's own retries are off so the bound is ours), and a write that still fails is an
+  InfraError (exit 3); reads are retried the same way;
 - the manifest is uploaded last, only after every file it lists is in the store;
 - readers take only attempts with a manifest, download what it lists and check each file's
-  sha256 before a stage sees it.
+  sha256 before a stage sees it, then copy the manifest itself, last, into the mirror.
+
+This module knows nothing of the local store, nor of what chooses between them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import secrets
 import shutil
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from nbops.errors import InfraError, InputError
+from nbops.retry import ARTIFACT_STORE
 from nbops.storage import layout
-from nbops.storage.manifest import file_sha256, list_files
-from nbops.storage.store import Attempt, Store, atomic_write, sha256_matches_name
+from nbops.storage.atomic import replacing, write_atomic
+from nbops.storage.base import Attempt, Store, sha256_matches_name
+from nbops.storage.manifest import Manifest, file_sha256, list_files, parse_manifest
 
 T = TypeVar("T")
 
-WRITE_ATTEMPTS = 5
 CLAIM = ".claim"
 _ATTEMPT = re.compile(r"^attempt-(\d+)$")
 # Failures that retrying cannot mend: the object is missing, taken, or access is denied.
@@ -99,40 +100,39 @@ class RemoteStore(Store):
             raise InfraError(f"{workdir}: cannot create the local copy of the attempt ({exc.strerror}).") from exc
         return Attempt(number, workdir, self._url(key))
 
-    def upload(self, attempt: Attempt, manifest: dict[str, Any] | None = None) -> None:
+    def upload(self, attempt: Attempt, manifest: Manifest | None = None) -> None:
         rel = attempt.workdir.relative_to(self.local_root).as_posix()
-        entries = list_files(attempt.workdir) if manifest is None else _entries(manifest, self._url(rel))
+        entries = list_files(attempt.workdir) if manifest is None else manifest.files
         for entry in entries:
-            path, key = attempt.workdir / entry["path"], f"{rel}/{entry['path']}"
-            if manifest is not None and file_sha256(path) != entry["sha256"]:
+            path, key = attempt.workdir / entry.path, f"{rel}/{entry.path}"
+            if manifest is not None and file_sha256(path) != entry.sha256:
                 raise InfraError(f"{path}: changed after the manifest was built (still being written?); not sealed.")
             self._retry(f"upload {self._url(key)}", self.fs.put_file, str(path), self._key(key))
 
-    def seal(self, attempt: Attempt, manifest: dict[str, Any]) -> None:
+    def seal(self, attempt: Attempt, manifest: Manifest) -> None:
         key = f"{attempt.workdir.relative_to(self.local_root).as_posix()}/{layout.MANIFEST}"
-        raw = json.dumps(manifest, indent=2, sort_keys=True).encode()
-        self._retry(f"upload {self._url(key)}", self.fs.pipe_file, self._key(key), raw)
+        self._retry(f"upload {self._url(key)}", self.fs.pipe_file, self._key(key), manifest.to_bytes())
 
     def completed(self, pipeline: str, run_id: str, stage: str) -> Path | None:
         rel = _stage_rel(pipeline, run_id, stage)
         for number in sorted(self._attempt_numbers(rel), reverse=True):
-            manifest = self._manifest(f"{rel}/attempt-{number}")
-            if manifest is not None:
-                return self._download(f"{rel}/attempt-{number}", manifest)
+            sealed = self._manifest(f"{rel}/attempt-{number}")
+            if sealed is not None:
+                return self._download(f"{rel}/attempt-{number}", *sealed)
         return None
 
     def latest_completed(self, pipeline: str, stage: str) -> Path | None:
-        newest: tuple[str, str, dict[str, Any]] | None = None
+        newest: tuple[str, str, Manifest, bytes] | None = None
         for run in self._names(f"runs/{pipeline}"):
             rel = f"runs/{pipeline}/{run}/{stage}"
             for number in sorted(self._attempt_numbers(rel), reverse=True):
-                manifest = self._manifest(f"{rel}/attempt-{number}")
-                if manifest is not None:
-                    stamp = str(manifest.get("finished_at", ""))
+                sealed = self._manifest(f"{rel}/attempt-{number}")
+                if sealed is not None:
+                    stamp = sealed[0].finished_at
                     if newest is None or stamp > newest[0]:
-                        newest = (stamp, f"{rel}/attempt-{number}", manifest)
+                        newest = (stamp, f"{rel}/attempt-{number}", *sealed)
                     break
-        return None if newest is None else self._download(newest[1], newest[2])
+        return None if newest is None else self._download(newest[1], newest[2], newest[3])
 
     def latest_run_key(self, pipeline: str) -> str | None:
         runs = sorted(self._names(f"runs/{pipeline}"))
@@ -155,10 +155,7 @@ class RemoteStore(Store):
             local.unlink()  # a damaged cached copy: the store's copy decides
         raw = self._read(rel)
         if raw is not None:
-            try:
-                atomic_write(local, raw)
-            except InputError as exc:
-                raise InfraError(str(exc)) from exc
+            write_atomic(local, raw)
         return local
 
     # -- helpers ----------------------------------------------------------------------------
@@ -172,28 +169,18 @@ class RemoteStore(Store):
     def _retry(
         self, what: str, call: Callable[..., T], *args: Any, passthrough: tuple[type[OSError], ...] = (), **kwargs: Any
     ) -> T:
-        """``call`` with bounded exponential backoff. Errors in ``passthrough`` are the caller's
-        to handle; any other store error becomes InfraError (exit 3) naming ``what``; anything
+        """``call`` under ``ARTIFACT_STORE``. Errors in ``passthrough`` are the caller's to
+        handle; any other store error becomes InfraError (exit 3) naming ``what``; anything
         else (a bug, Ctrl-C) propagates untouched."""
-        from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
-
         try:
-            for attempt in Retrying(
-                stop=stop_after_attempt(WRITE_ATTEMPTS),
-                wait=wait_exponential(multiplier=1, max=8),
-                retry=retry_if_exception(lambda e: _is_store_error(e) and not isinstance(e, _PERMANENT)),
-                reraise=True,
-            ):
-                with attempt:
-                    return call(*args, **kwargs)
+            return ARTIFACT_STORE.call(lambda: call(*args, **kwargs), retry_on=_is_transient)
         except passthrough:
             raise
         except Exception as exc:
             if not _is_store_error(exc):
                 raise
-            tries = "" if isinstance(exc, _PERMANENT) else f" after {WRITE_ATTEMPTS} attempts"
+            tries = "" if isinstance(exc, _PERMANENT) else f" after {ARTIFACT_STORE.attempts} attempts"
             raise InfraError(f"artifact store: cannot {what}{tries} ({type(exc).__name__}: {exc}).") from exc
-        raise AssertionError("unreachable")  # pragma: no cover - Retrying either returns or raises
 
     def _read(self, rel: str) -> bytes | None:
         try:
@@ -221,18 +208,16 @@ class RemoteStore(Store):
     def _attempt_numbers(self, rel: str) -> list[int]:
         return [int(m.group(1)) for name in self._names(rel) if (m := _ATTEMPT.match(name))]
 
-    def _manifest(self, rel: str) -> dict[str, Any] | None:
+    def _manifest(self, rel: str) -> tuple[Manifest, bytes] | None:
+        """The attempt's manifest and its bytes as stored, or None when it has none (unsealed)."""
         raw = self._read(f"{rel}/{layout.MANIFEST}")
         if raw is None:
             return None
-        try:
-            data: dict[str, Any] = json.loads(raw)
-        except ValueError as exc:
-            raise InputError(f"{self._url(rel)}/{layout.MANIFEST}: unreadable manifest ({exc}).") from None
-        return data
+        return parse_manifest(raw, f"{self._url(rel)}/{layout.MANIFEST}"), raw
 
-    def _download(self, rel: str, manifest: dict[str, Any]) -> Path:
-        """The attempt's files in the local mirror, each checked against the manifest.
+    def _download(self, rel: str, manifest: Manifest, raw: bytes) -> Path:
+        """The attempt's files in the local mirror, each checked against the manifest, then
+        the manifest's own bytes, last, as in the store.
 
         Several stages may share the cache: each file is downloaded to a private temp name,
         checked, then renamed into place, so a reader never sees half a file.
@@ -240,46 +225,37 @@ class RemoteStore(Store):
         local = self.local_root / rel
         try:
             (local / "outputs").mkdir(parents=True, exist_ok=True)
-            for entry in _entries(manifest, self._url(rel)):
-                name, expected = entry["path"], entry["sha256"]
-                target, url = local / name, self._url(f"{rel}/{name}")
-                if target.is_file() and file_sha256(target) == expected:
+            for entry in manifest.files:
+                target, url = local / entry.path, self._url(f"{rel}/{entry.path}")
+                if target.is_file() and file_sha256(target) == entry.sha256:
                     continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-                try:
-                    self._retry(
-                        f"download {url}", self.fs.get_file, self._key(f"{rel}/{name}"), str(tmp),
-                        passthrough=(FileNotFoundError,),
-                    )  # fmt: skip
-                except FileNotFoundError:
-                    raise InputError(f"{url}: listed in the attempt's manifest but missing from the store.") from None
-                actual = file_sha256(tmp)
-                if actual != expected:
-                    tmp.unlink()
-                    raise InputError(
-                        f"{url}: sha256 {actual} does not match its manifest ({expected}); the attempt was changed "
-                        "after it finished. Nothing was run; re-run the stage that produced it."
-                    )
-                os.replace(tmp, target)
+                with replacing(target) as tmp:
+                    try:
+                        self._retry(
+                            f"download {url}", self.fs.get_file, self._key(f"{rel}/{entry.path}"), str(tmp),
+                            passthrough=(FileNotFoundError,),
+                        )  # fmt: skip
+                    except FileNotFoundError:
+                        raise InputError(
+                            f"{url}: listed in the attempt's manifest but missing from the store."
+                        ) from None
+                    actual = file_sha256(tmp)
+                    if actual != entry.sha256:
+                        raise InputError(
+                            f"{url}: sha256 {actual} does not match its manifest ({entry.sha256}); the attempt was "
+                            "changed after it finished. Nothing was run; re-run the stage that produced it."
+                        )
+            mirrored = local / layout.MANIFEST
+            if not (mirrored.is_file() and mirrored.read_bytes() == raw):
+                write_atomic(mirrored, raw)
         except OSError as exc:
             raise InfraError(f"{local}: cannot write the local copy of {self._url(rel)} ({exc}).") from exc
         return local
 
 
-def _entries(manifest: Any, where: str) -> list[dict[str, str]]:
-    """The manifest's file entries, refused unless each is a safe relative path with a sha256."""
-    files = manifest.get("files") if isinstance(manifest, dict) else None
-    if not isinstance(files, list):
-        raise InputError(f"{where}/{layout.MANIFEST}: not a manifest (no list of files).")
-    entries = []
-    for entry in files:
-        name = PurePosixPath(str(entry.get("path", ""))) if isinstance(entry, dict) else PurePosixPath()
-        sha = entry.get("sha256") if isinstance(entry, dict) else None
-        if name.is_absolute() or ".." in name.parts or not name.parts or not isinstance(sha, str):
-            raise InputError(f"{where}/{layout.MANIFEST}: lists an unsafe or incomplete entry {entry!r}.")
-        entries.append({"path": name.as_posix(), "sha256": sha})
-    return entries
+def _is_transient(exc: BaseException) -> bool:
+    """A store error that a later attempt may not meet (not a missing, taken or denied object)."""
+    return _is_store_error(exc) and not isinstance(exc, _PERMANENT)
 
 
 def _is_store_error(exc: BaseException) -> bool:

@@ -1,4 +1,5 @@
-"""Runs in MLflow: one parent run per pipeline run, one nested run per stage attempt."""
+"""MLflow calls nbops makes, retried on SQLite lock contention and wrapped as InfraError; the
+nested run of a stage attempt. The parent run has a module of its own (``pipeline_run``)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
-
 from nbops.errors import InfraError
+from nbops.retry import SQLITE_LOCK
+from nbops.tracking import tags
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 T = TypeVar("T")
 
-TAG_PIPELINE = "nbops.pipeline"
-TAG_RUN_ID = "nbops.run_id"
-TAG_KIND = "nbops.kind"
-TAG_STAGE = "nbops.stage"
-TAG_ATTEMPT = "nbops.attempt"
-PARENT_TAG = "mlflow.parentRunId"
 PARAM_VALUE_LIMIT = 6000
 
 
@@ -30,18 +25,11 @@ def _is_transient(exc: BaseException) -> bool:
     return "database is locked" in text or "database table is locked" in text or "busy" in text
 
 
-_retry = retry(
-    retry=retry_if_exception(_is_transient),
-    wait=wait_exponential(multiplier=0.2, max=5),
-    stop=stop_after_attempt(10),
-    reraise=True,
-)
-
-
 def call(fn: Callable[..., T], *args: Any, what: str, **kwargs: Any) -> T:
-    """Call an MLflow client method, retrying lock contention; wrap other failures as InfraError."""
+    """Call an MLflow client method, retrying lock contention (``SQLITE_LOCK``); wrap other
+    failures as InfraError."""
     try:
-        return _retry(fn)(*args, **kwargs)
+        return SQLITE_LOCK.call(lambda: fn(*args, **kwargs), retry_on=_is_transient)
     except InfraError:
         raise
     except Exception as exc:
@@ -63,41 +51,6 @@ def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | 
         return str(again.experiment_id)
 
 
-def find_parent_run(client: MlflowClient, experiment_id: str, run_id: str) -> str | None:
-    """MLflow run id of the parent run of pipeline run ``run_id``, oldest first if several."""
-    runs = call(
-        client.search_runs,
-        [experiment_id],
-        filter_string=f"tags.`{TAG_RUN_ID}` = '{run_id}' and tags.`{TAG_KIND}` = 'pipeline'",
-        order_by=["attributes.start_time ASC"],
-        max_results=10,
-        what="search for the pipeline run",
-    )
-    return str(runs[0].info.run_id) if runs else None
-
-
-def get_or_create_parent_run(
-    client: MlflowClient, experiment_id: str, pipeline: str, run_id: str, tags: Mapping[str, str]
-) -> str:
-    """The single parent run of pipeline run ``run_id``.
-
-    Concurrent creators converge: after creating, the oldest matching run wins and a
-    loser deletes its own duplicate.
-    """
-    existing = find_parent_run(client, experiment_id, run_id)
-    if existing:
-        return existing
-    all_tags = {TAG_PIPELINE: pipeline, TAG_RUN_ID: run_id, TAG_KIND: "pipeline", **tags}
-    created = call(
-        client.create_run, experiment_id, tags=all_tags, run_name=f"{pipeline} {run_id}", what="create the pipeline run"
-    )
-    mine = str(created.info.run_id)
-    winner = find_parent_run(client, experiment_id, run_id) or mine
-    if winner != mine:
-        call(client.delete_run, mine, what="drop a duplicate pipeline run")
-    return winner
-
-
 def start_stage_run(
     client: MlflowClient,
     experiment_id: str,
@@ -105,13 +58,19 @@ def start_stage_run(
     *,
     stage: str,
     attempt: int,
-    tags: Mapping[str, str],
+    extra_tags: Mapping[str, str],
 ) -> str:
     """Create the nested run of one stage attempt."""
     run = call(
         client.create_run,
         experiment_id,
-        tags={PARENT_TAG: parent_id, TAG_KIND: "stage", TAG_STAGE: stage, TAG_ATTEMPT: str(attempt), **tags},
+        tags={
+            tags.PARENT_RUN: parent_id,
+            tags.KIND: "stage",
+            tags.STAGE: stage,
+            tags.ATTEMPT: str(attempt),
+            **extra_tags,
+        },
         run_name=f"{stage} #{attempt}",
         what=f"create the run of stage '{stage}'",
     )

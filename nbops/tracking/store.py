@@ -7,6 +7,7 @@ and the database is switched to WAL so readers never block writers.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from pathlib import Path
@@ -45,6 +46,16 @@ def bound_http_retries() -> None:
         os.environ.setdefault(key, value)
 
 
+def quiet_mlflow_logs() -> None:
+    """Keep MLflow's own INFO lines (database creation, migrations) out of nbops's output.
+
+    Only in this process: a notebook's kernel still logs as MLflow does by default, and
+    ``MLFLOW_LOGGING_LEVEL``, when set, is respected.
+    """
+    if not os.environ.get("MLFLOW_LOGGING_LEVEL"):
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+
 def open_client(uri: str) -> MlflowClient:
     """An MLflow client on ``uri`` whose schema is ready.
 
@@ -53,6 +64,7 @@ def open_client(uri: str) -> MlflowClient:
     """
     from mlflow import MlflowClient
 
+    quiet_mlflow_logs()
     bound_http_retries()
     db = sqlite_path(uri)
     try:

@@ -20,9 +20,11 @@ import pytest
 
 from nbops.errors import InputError
 from nbops.promote import promote
-from nbops.storage.remote import WRITE_ATTEMPTS, RemoteStore
+from nbops.retry import ARTIFACT_STORE
+from nbops.storage.remote import RemoteStore
 from tests.conftest import Project, free_port
 from tests.s3server import BUCKET, Fault, S3Server, started
+from tests.storage.factory import fields
 
 pytestmark = [pytest.mark.integration]
 
@@ -155,8 +157,8 @@ def test_a_failed_upload_leaves_no_manifest_and_the_retry_is_a_new_attempt(
     failed = exec_stage(two_stages, s3, "up")
     elapsed = time.monotonic() - started_at
     assert failed.returncode == 3, failed.stderr
-    assert f"after {WRITE_ATTEMPTS} attempts" in failed.stderr
-    assert fault.hits == WRITE_ATTEMPTS  # each of nbops's attempts reached the store, no more
+    assert f"after {ARTIFACT_STORE.attempts} attempts" in failed.stderr
+    assert fault.hits == ARTIFACT_STORE.attempts  # each of nbops's attempts reached the store, no more
     tries = [t for *_, t in s3.faults.requests("PUT", broken)]
     assert tries[-1] - tries[0] >= 1 + 2 + 4 + 8 - 0.5  # backed off between them
     assert elapsed < 120  # bounded: backoff 1+2+4+8 s plus the stage itself
@@ -198,7 +200,10 @@ def test_store_unreachable_at_start_fails_before_a_kernel_starts(two_stages: Pro
     result = exec_stage(two_stages, s3, "up", extra=dead)
     elapsed = time.monotonic() - started_at
     assert result.returncode == 3, result.stderr
-    assert f"artifact store: cannot list {ROOT}/runs/remote/r1/up after {WRITE_ATTEMPTS} attempts" in result.stderr
+    assert (
+        f"artifact store: cannot list {ROOT}/runs/remote/r1/up after {ARTIFACT_STORE.attempts} attempts"
+        in result.stderr
+    )
     assert "attempt 1" not in result.stderr  # nothing claimed, so no kernel was started
     assert elapsed < 60  # bounded: backoff 1+2+4+8 s plus start-up
     assert not stage_runs(two_stages)
@@ -268,16 +273,18 @@ def test_unsafe_or_malformed_manifests_are_refused(
     store = RemoteStore(ROOT, tmp_path / "cache")
     prefix = "store/runs/remote/r1/up/attempt-1/"
     s3.put(prefix + "escape", b"x")
+    sha = hashlib.sha256(b"x").hexdigest()
     bad = [
-        {"files": [{"path": "../../escape", "sha256": hashlib.sha256(b"x").hexdigest()}]},
-        {"files": [{"path": "/etc/passwd", "sha256": "0" * 64}]},
-        {"files": "everything"},
-        ["not", "a", "manifest"],
+        ({**fields(), "files": [{"path": "../../escape", "sha256": sha, "size": 1}]}, "contains '..'"),
+        ({**fields(), "files": [{"path": "/etc/passwd", "sha256": sha, "size": 1}]}, "is absolute"),
+        ({**fields(), "files": "everything"}, "files: Input should be a valid tuple"),
+        (["not", "a", "manifest"], "Input should be a valid dictionary"),
     ]
-    for manifest in bad:
+    for manifest, problem in bad:
         s3.put(prefix + "manifest.json", json.dumps(manifest).encode())
-        with pytest.raises(InputError, match="manifest"):
+        with pytest.raises(InputError, match=problem) as caught:
             store.completed("remote", "r1", "up")
+        assert str(caught.value).startswith(f"{ROOT}/runs/remote/r1/up/attempt-1/manifest.json: not a manifest")
     assert not list((tmp_path / "cache").rglob("escape"))
 
 

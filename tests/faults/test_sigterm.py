@@ -44,7 +44,7 @@ def test_sigterm_archives_the_partial_notebook_and_exits_3(project: Project) -> 
     stderr = proc.stderr.read() if proc.stderr else ""
     assert code == 3, stderr
     assert elapsed <= GRACE_S, f"took {elapsed:.1f} s after SIGTERM"
-    assert "terminated (SIGTERM) while cell 1 ran" in stderr
+    assert "terminated (SIGTERM) while cell 1 (In [2]) ran" in stderr
 
     attempt = project.attempts("term", "long")[0]
     assert not (attempt / "manifest.json").exists()

@@ -1,10 +1,15 @@
-"""Regenerates the failure-mode notebooks in this folder (run by hand; outputs are committed)."""
+"""Regenerates the failure-mode notebooks in this folder (run by hand; outputs are committed).
+
+.venv/bin/python tests/files/make_files.py [NAME ...]
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nbformat
+from nbformat.v4 import nbjson
 
 HERE = Path(__file__).parent
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -36,18 +41,94 @@ CASES: dict[str, list[tuple[str, list[str]]]] = {
 }
 
 
-def main() -> None:
+# Notebooks whose metadata or cell kinds are the point: name -> (kernelspec, cells), each cell
+# (kind, source, tags). Written only when asked for by name or when missing, so regenerating
+# one never rewrites the others' cell ids.
+ERROR_MARKER = (
+    '<span style="color:red; font-family:Helvetica Neue, Helvetica, Arial, sans-serif; font-size:2em;">'
+    "An Exception was encountered at '<a href=\"#papermill-error-cell\">In [3]</a>'.</span>"
+)
+SHAPED: dict[str, tuple[dict[str, str], list[tuple[str, str, list[str]]]]] = {
+    # nbclient's Output.ipynb has such a kernelspec: a language, no name or display name.
+    "kernelspec_language_only": (
+        {"language": "python"},
+        [("code", PARAMS[0], PARAMS[1]), ("code", "import sys\nprint(sys.version_info.major)", [])],
+    ),
+    # An R notebook: the kernelspec names the IRkernel and says nothing else.
+    "kernelspec_other_language": (
+        {"name": "ir", "display_name": "R"},
+        [("code", "x <- c(1, 2, 3)\nprint(mean(x))", [])],
+    ),
+    "cell_never_ends": (
+        KERNELSPEC,
+        [
+            ("code", PARAMS[0], PARAMS[1]),
+            ("code", "print('before')", []),
+            ("code", "import time\nwhile True:\n    time.sleep(1)", []),
+            ("code", "x = 1", []),
+        ],
+    ),
+    # Source cell 6 fails. Papermill removes the old error marker (cell 4) before running
+    # and injects a cell after the parameters cell, so only the source index is stable.
+    "markdown_and_error_markers": (
+        KERNELSPEC,
+        [
+            ("markdown", "# A report\nIt failed last time.", []),
+            ("code", PARAMS[0], PARAMS[1]),
+            ("markdown", "## Load", []),
+            ("code", "print(limit)", []),
+            ("markdown", ERROR_MARKER, ["papermill-error-cell-tag"]),
+            ("markdown", "## Check", []),
+            ("code", "raise ValueError('source cell 6 fails')", []),
+            ("code", "x = 1", []),
+        ],
+    ),
+    # About 4 MB on stdout in one cell.
+    "prints_megabytes": (
+        KERNELSPEC,
+        [
+            ("code", PARAMS[0], PARAMS[1]),
+            ("code", "print(('0123456789' * 10 + '\\n') * 40_000)", []),
+            ("code", "done = 1", ["metrics"]),
+        ],
+    ),
+}
+
+
+def write_case(name: str, cells: list[tuple[str, list[str]]]) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = KERNELSPEC
+    for source, tags in cells:
+        cell = nbformat.v4.new_code_cell(source)
+        if tags:
+            cell.metadata["tags"] = tags
+        nb.cells.append(cell)
+    nbformat.write(nb, HERE / f"{name}.ipynb")
+
+
+def write_shaped(name: str, kernelspec: dict[str, str], cells: list[tuple[str, str, list[str]]]) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = kernelspec
+    for kind, source, tags in cells:
+        cell = nbformat.v4.new_code_cell(source) if kind == "code" else nbformat.v4.new_markdown_cell(source)
+        if tags:
+            cell.metadata["tags"] = tags
+        nb.cells.append(cell)
+    # nbformat's JSON writer without its validation, which would refuse the incomplete kernelspec.
+    (HERE / f"{name}.ipynb").write_text(nbjson.writes(nb) + "\n")
+
+
+def main(names: list[str]) -> None:
+    """Write the named notebooks (all when none is named, else also any that are missing)."""
     for name, cells in CASES.items():
-        nb = nbformat.v4.new_notebook()
-        nb.metadata["kernelspec"] = KERNELSPEC
-        for source, tags in cells:
-            cell = nbformat.v4.new_code_cell(source)
-            if tags:
-                cell.metadata["tags"] = tags
-            nb.cells.append(cell)
-        nbformat.write(nb, HERE / f"{name}.ipynb")
-    (HERE / "malformed.ipynb").write_text('{"cells": [ {"cell_type": "code", "source": "x = 1"\n')
+        if not names or name in names:
+            write_case(name, cells)
+    for name, (kernelspec, shaped) in SHAPED.items():
+        if not names or name in names or not (HERE / f"{name}.ipynb").exists():
+            write_shaped(name, kernelspec, shaped)
+    if not names or "malformed" in names:
+        (HERE / "malformed.ipynb").write_text('{"cells": [ {"cell_type": "code", "source": "x = 1"\n')
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -71,7 +71,7 @@ def test_resume_from_a_stage_reuses_upstream_outputs(project: Project) -> None:
     first = project.nbops("run")
     assert first.returncode == 1
     resume = next(
-        ln.strip() for ln in first.stdout.splitlines() if ln.strip().startswith("nbops run") and "--from" in ln
+        ln.strip() for ln in first.stderr.splitlines() if ln.strip().startswith("nbops run") and "--from" in ln
     )
     assert "--from down" in resume
     second = project.nbops(*resume.split()[1:], "-p", "down.fail=false")

@@ -25,17 +25,20 @@ class Case:
     error: str = ""
     params: tuple[str, ...] = ()
     cell_timeout: int | None = None
+    timeout: int | None = None
 
 
 CASES = {
     "cell_raises": Case("cell_raises", 1, "failed", failed_cell=2, error="ValueError"),
     "kernel_dies": Case("kernel_dies", 3, "kernel_died", failed_cell=2, error="DeadKernelError"),
-    "cell_timeout": Case("cell_timeout", 1, "timed_out", failed_cell=2, error="CellTimeoutError", cell_timeout=3),
+    "cell_timeout": Case("cell_timeout", 1, "cell_timed_out", failed_cell=2, error="CellTimeoutError", cell_timeout=3),
     "kernel_sigkill": Case("kernel_sigkill", 3, "kernel_died", failed_cell=2, error="DeadKernelError"),
     "memory_exhausted": Case("memory_exhausted", 1, "failed", failed_cell=2, error="MemoryError"),
     "sys_exit_one": Case("sys_exit_one", 1, "failed", failed_cell=2, error="SystemExit"),
     "magic_raises": Case("magic_raises", 1, "failed", failed_cell=2, error="ZeroDivisionError"),
+    "cell_never_ends": Case("cell_never_ends", 1, "stage_timed_out", failed_cell=2, error="StageTimeout", timeout=8),
     "malformed_json": Case("malformed", 2, "none"),
+    "kernelspec_other_language": Case("kernelspec_other_language", 2, "none"),
     "unknown_parameter": Case("params", 2, "none", params=("s.limt=4",)),
     "wrong_type": Case("params", 2, "none", params=("s.limit=four",)),
 }
@@ -45,6 +48,8 @@ def _pipeline(project: Project, case: Case) -> None:
     stage: dict[str, Any] = {"notebook": project.add_notebook("s", copy=f"{case.notebook}.ipynb")}
     if case.cell_timeout:
         stage["cell_timeout"] = case.cell_timeout
+    if case.timeout:
+        stage["timeout"] = case.timeout
     project.write_spec(
         {
             "name": "faults",
@@ -78,6 +83,8 @@ def test_failure_mode(project: Project, name: str) -> None:
             assert "unknown parameter 'limt'" in output and "did you mean 'limit'" in output
         if name == "wrong_type":
             assert "expects int" in output
+        if name == "kernelspec_other_language":
+            assert "metadata.kernelspec.name" in output and "'ir'" in output
         return
 
     # The partial notebook is archived, with the failed cell marked and nothing after it run.
@@ -97,7 +104,7 @@ def test_failure_mode(project: Project, name: str) -> None:
     assert not project.attempts("faults", "down")
     (side,) = project.attempts("faults", "side")
     assert (side / "manifest.json").exists()
-    assert "--from s" in result.stdout
+    assert "--from s" in result.stderr
 
     runs = {r.data.tags.get("nbops.stage", "parent"): r for r in project.runs("faults")}
     assert runs["s"].info.status == "FAILED"
@@ -113,7 +120,12 @@ def test_failure_mode(project: Project, name: str) -> None:
 
 @pytest.mark.parametrize(
     ("copy", "status", "metrics"),
-    [("sys_exit_zero.ipynb", "stopped", {}), ("raises_allowed.ipynb", "succeeded", {"ok": 1.0})],
+    [
+        ("sys_exit_zero.ipynb", "stopped", {}),
+        ("raises_allowed.ipynb", "succeeded", {"ok": 1.0}),
+        ("kernelspec_language_only.ipynb", "succeeded", {}),
+        ("prints_megabytes.ipynb", "succeeded", {"done": 1.0}),
+    ],
 )
 def test_documented_non_failures_succeed(project: Project, copy: str, status: str, metrics: dict[str, float]) -> None:
     """sys.exit(0) stops the notebook early and succeeds; a raises-exception cell may raise."""
@@ -125,3 +137,28 @@ def test_documented_non_failures_succeed(project: Project, copy: str, status: st
     assert (manifest["status"], manifest["metrics"]) == (status, metrics)
     if status == "stopped":
         assert read_json(attempt / "output.ipynb")["cells"][-1]["execution_count"] is None  # never ran
+
+
+@pytest.mark.parametrize("override", [(), ("s.limit=7",)])
+def test_the_failed_cell_is_its_source_index_with_or_without_overrides(
+    project: Project, override: tuple[str, ...]
+) -> None:
+    """Markdown and an old Papermill error-marker cell precede the failing cell; the injected
+    parameters cell is added only with overrides. The record names source cell 6 either way."""
+    project.write_spec(
+        {
+            "name": "faults",
+            "stages": {"s": {"notebook": project.add_notebook("s", copy="markdown_and_error_markers.ipynb")}},
+        }
+    )
+    args = ["run"] + [a for p in override for a in ("-p", p)]
+    result = project.nbops(*args)
+    assert result.returncode == 1, result.stderr
+    assert "cell 6 (In [" in result.stderr and "raised ValueError: source cell 6 fails" in result.stderr
+    (attempt,) = project.attempts("faults", "s")
+    meta = read_json(attempt / "output.ipynb")["metadata"]["nbops"]
+    assert (meta["status"], meta["failed_cell"]) == ("failed", 6)
+    (run,) = [r for r in project.runs("faults") if r.data.tags.get("nbops.kind") == "stage"]
+    assert run.data.tags["nbops.failed_cell"] == "6"
+    assert isinstance(meta["failed_execution_count"], int)
+    assert run.data.tags["nbops.failed_execution_count"] == str(meta["failed_execution_count"])

@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 
 from nbops.errors import InfraError
+from nbops.retry import ARTIFACT_STORE, ENV_RETRY_SCALE
+from nbops.storage import open_store
+from nbops.storage.manifest import ManifestFile, read_manifest
 from nbops.storage.remote import RemoteStore
-from nbops.storage.store import open_store
-from tests.s3server import BUCKET, S3Server, started
+from tests.s3server import BUCKET, Fault, S3Server, started
+from tests.storage.factory import manifest_of
 
 pytestmark = pytest.mark.integration
 
@@ -28,12 +31,15 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
         yield server
 
 
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def finish(store: RemoteStore, run_id: str, stage: str, payload: str, finished_at: str) -> Path:
     attempt = store.claim("p", run_id, stage)
     (attempt.workdir / "outputs").mkdir()
     (attempt.workdir / "outputs" / "x.txt").write_text(payload)
-    sha = hashlib.sha256(payload.encode()).hexdigest()
-    manifest = {"finished_at": finished_at, "files": [{"path": "outputs/x.txt", "sha256": sha, "size": len(payload)}]}
+    manifest = manifest_of(attempt.workdir, run_id=run_id, stage=stage, finished_at=finished_at)
     store.upload(attempt, manifest)
     store.seal(attempt, manifest)
     return attempt.workdir
@@ -62,6 +68,9 @@ def test_readers_take_the_newest_manifest_and_check_it(s3: S3Server, tmp_path: P
     done = reader.completed("p", "20261102T000000Z-bbbbbb", "up")
     assert done is not None and done.name == "attempt-1"
     assert (done / "outputs" / "x.txt").read_text() == "new"
+    stored = s3.object("unit/runs/p/20261102T000000Z-bbbbbb/up/attempt-1/manifest.json")
+    assert (done / "manifest.json").read_bytes() == stored  # mirrored last, byte for byte
+    assert read_manifest(done).files == (ManifestFile(path="outputs/x.txt", size=3, sha256=sha("new")),)
     latest = reader.latest_completed("p", "up")
     assert latest is not None and (latest / "outputs" / "x.txt").read_text() == "new"
     assert reader.latest_run_key("p") == "20261102T000000Z-bbbbbb"
@@ -88,9 +97,40 @@ def test_publish_and_fetch_content_addressed_files(s3: S3Server, tmp_path: Path)
 def test_a_changed_file_is_not_uploaded_as_sealed(s3: S3Server, tmp_path: Path) -> None:
     store = RemoteStore(ROOT, tmp_path / "cache")
     attempt = store.claim("p", "r", "up")
+    (attempt.workdir / "out.txt").write_text("v1")
+    manifest = manifest_of(attempt.workdir)
     (attempt.workdir / "out.txt").write_text("v2")
-    manifest = {"files": [{"path": "out.txt", "sha256": hashlib.sha256(b"v1").hexdigest()}]}
     with pytest.raises(InfraError, match="changed after the manifest was built"):
         store.upload(attempt, manifest)
     assert s3.keys("unit/runs/p/r/up/attempt-1/") == ["unit/runs/p/r/up/attempt-1/.claim"]
     assert json.loads(s3.object("unit/runs/p/r/up/attempt-1/.claim")) == {"pipeline": "p", "run_id": "r", "stage": "up"}
+
+
+def test_the_sealed_manifest_is_its_canonical_bytes(s3: S3Server, tmp_path: Path) -> None:
+    store = RemoteStore(ROOT, tmp_path / "cache")
+    attempt = store.claim("p", "r", "up")
+    (attempt.workdir / "output.ipynb").write_text("{}")
+    manifest = manifest_of(attempt.workdir, stage="up")
+    store.upload(attempt, manifest)
+    store.seal(attempt, manifest)
+    stored = s3.object("unit/runs/p/r/up/attempt-1/manifest.json")
+    assert stored == manifest.to_bytes() and hashlib.sha256(stored).hexdigest() == manifest.sha256
+
+
+def test_store_calls_follow_the_artifact_store_policy(
+    s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two transient faults are ridden out; a lasting one fails after exactly ARTIFACT_STORE.attempts tries."""
+    monkeypatch.setenv(ENV_RETRY_SCALE, "0.01")  # the real waits are covered by tests/faults
+    store = RemoteStore(ROOT, tmp_path / "cache")
+    brief = s3.faults.add(Fault("PUT", r"/notebooks/", status=503, times=2))
+    raw = b"{}"
+    rel = f"notebooks/{hashlib.sha256(raw).hexdigest()}.ipynb"
+    assert store.publish(rel, raw) is True
+    assert brief.hits == 2 and s3.object(f"unit/{rel}") == raw
+    lasting = s3.faults.add(Fault("PUT", r"/locks/", status=500))
+    with pytest.raises(
+        InfraError, match=rf"cannot upload {ROOT}/locks/x\.json after {ARTIFACT_STORE.attempts} attempts"
+    ):
+        store.publish("locks/x.json", b"{}")
+    assert lasting.hits == ARTIFACT_STORE.attempts

@@ -1,0 +1,383 @@
+"""One stage attempt, phase by phase (DESIGN §10).
+
+    prepare -> [cache lookup] -> claim -> run -> archive -> record -> seal -> [registry gate]
+
+Every check that can fail on bad input runs in :meth:`StageAttempt.prepare`, before a claim
+or a kernel. MLflow set-up starts at the claim and overlaps kernel start-up. The executed
+notebook is archived whatever happened; a success is recorded, then sealed (the manifest,
+the attempt's last write), and only then closed ``FINISHED``. The bracketed phases are where
+incremental runs (reuse a completed attempt) and the retraining gate plug in; both backends
+run every phase because both run this command.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbops import __version__
+from nbops.context import ENV_AIRFLOW, ENV_IMAGE, ENV_TRIGGER, StageContext, git_commit
+from nbops.errors import InfraError, InputError, NbopsError
+from nbops.graph import ancestors
+from nbops.lock import load_published
+from nbops.notebook.redact import Redactor
+from nbops.spec import Pipeline, load_pipeline
+from nbops.stage.contract import StageContract, load_contract
+from nbops.stage.result import StageRequest, StageResult
+from nbops.status import StageStatus
+from nbops.storage import Attempt, Store, layout, open_store
+from nbops.storage.atomic import write_atomic
+from nbops.storage.manifest import Manifest, NotebookRef, build_manifest
+from nbops.tracking import tags
+from nbops.tracking.store import ENV_TRACKING_URI, tracking_uri
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
+
+    from nbops.stage.signals import AttemptSignals
+    from nbops.stage.tracker import StageTracker
+
+
+def log(message: str) -> None:
+    """Progress lines of the stage command go to stderr, prefixed for grep."""
+    print(f"nbops: {message}", file=sys.stderr, flush=True)  # noqa: T201 - the stage's own log
+
+
+class StageAttempt:
+    """The state of one attempt as it moves through its phases; each phase is one method."""
+
+    def __init__(self, request: StageRequest, signals: AttemptSignals) -> None:
+        self.request = request
+        self.signals = signals
+        self.started = time.monotonic()
+        # prepare
+        self.pipeline: Pipeline
+        self.contract: StageContract
+        self.prepared: NotebookNode
+        self.effective: dict[str, Any] = {}
+        self.redactor = Redactor.from_env()
+        self.store: Store
+        self.inputs: dict[str, Path] = {}
+        self.uri = ""
+        # claim
+        self.claimed: Attempt | None = None
+        self.tracker: StageTracker | None = None
+        # run
+        self.status = StageStatus.SUCCEEDED
+        self.executed: NotebookNode | None = None
+        self.cell_index: int | None = None
+        self.execution_count: int | None = None
+        self.ename = ""
+        self.evalue = ""
+        self.limit: float | None = None
+        self.signal = ""
+        self.metrics: dict[str, float] = {}
+        # archive / record / seal
+        self.manifest: Manifest | None = None
+        self.mlflow_run_id: str | None = None
+
+    # -- prepare ------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Load the pipeline, validate the stage's contract, parameterize, find the inputs.
+
+        Raises:
+            InputError: anything wrong with the spec, notebook, parameters or upstream outputs.
+            InfraError: the artifact store cannot be read.
+        """
+        from nbops.notebook.execute import parameterize
+
+        self.pipeline = _load(self.request)
+        self.contract = load_contract(self.pipeline, self.request.stage, self.request.params)
+        self.prepared = parameterize(self.contract.notebook.node, self.contract.params, self.contract.where)
+        # What the notebook runs with: its defaults under the injected values, recorded in full
+        # so a run's record reads the same whichever backend injected which subset.
+        self.effective = self.redactor.value({**self.contract.schema.defaults, **self.contract.params})
+        self.store = open_store(self.pipeline.root)
+        self.inputs = _upstream_outputs(self.store, self.pipeline, self.request.run_id, self.contract.stage.name)
+        self.uri = tracking_uri(layout.state_dir(self.pipeline.root))
+
+    def cache_lookup(self) -> StageResult | None:
+        """Where incremental runs plug in: a result when a completed attempt can be reused."""
+        return None
+
+    # -- claim --------------------------------------------------------------------------------
+
+    def claim(self) -> None:
+        """Claim the next attempt number and start the MLflow record in the background."""
+        from nbops.stage.tracker import StageTracker
+
+        stage, run_id = self.contract.stage, self.request.run_id
+        claimed = self.claimed = self.store.claim(self.pipeline.name, run_id, stage.name)
+        outputs = claimed.workdir / "outputs"
+        outputs.mkdir()
+        log(f"stage '{stage.name}' of run {run_id}: attempt {claimed.number} in {claimed.location}")
+        ctx = StageContext(self.pipeline.name, run_id, stage.name, claimed.number, outputs, self.inputs)
+        os.environ.update(ctx.to_env())
+        os.environ[ENV_TRACKING_URI] = self.uri
+        promoted = self.request.promoted
+        airflow = airflow_tags()
+        self.tracker = StageTracker(
+            uri=self.uri,
+            experiment=self.pipeline.name,
+            artifact_location=self.store.mlflow_location,
+            run_id=run_id,
+            stage=stage.name,
+            attempt=claimed.number,
+            parent_tags={
+                tags.SPEC_SHA256: self.pipeline.sha256,
+                tags.GIT_COMMIT: "unknown" if promoted else git_commit(self.pipeline.root),
+                tags.TRIGGER: os.environ.get(ENV_TRIGGER, "exec-stage"),
+                **airflow,
+                **({tags.LOCK_SHA256: promoted} if promoted else {}),
+            },
+            stage_tags={
+                tags.NOTEBOOK_PATH: stage.notebook,
+                tags.NOTEBOOK_SHA256: self.contract.notebook.sha256,
+                tags.IMAGE: image(),
+                tags.RUN_ID: run_id,
+                tags.PIPELINE: self.pipeline.name,
+                tags.VERSION: __version__,
+                **airflow,
+            },
+            parameters=self.effective,
+        )
+        self.tracker.start()
+
+    # -- run ----------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Execute the notebook within the stage timeout; every outcome is recorded, none raised."""
+        from nbops.notebook.engine import Terminated
+        from nbops.notebook.execute import execute
+
+        assert self.claimed is not None and self.tracker is not None  # noqa: S101 - claim() ran
+        tracker, stage = self.tracker, self.contract.stage
+        self.signals.start_timer(stage.timeout - (time.monotonic() - self.started), limit=stage.timeout)
+        # A promoted notebook sits in the shared store: it runs in a scratch directory instead.
+        scratch = tempfile.TemporaryDirectory(prefix="nbops-cwd-") if self.pipeline.frozen else None
+        path = self.contract.notebook.path
+        try:
+            self.executed, outcome = execute(
+                self.prepared,
+                input_path=path,
+                output_path=self.claimed.workdir / "output.ipynb",
+                cwd=Path(scratch.name) if scratch else path.parent,
+                cell_timeout=stage.cell_timeout,
+                kernel_env=lambda: {"MLFLOW_RUN_ID": tracker.run_id()},
+            )
+            self.status, self.cell_index = outcome.status, outcome.cell_index
+            self.execution_count = outcome.execution_count
+            self.ename, self.evalue, self.limit = outcome.ename, outcome.evalue, outcome.limit
+            self.metrics = outcome.metrics
+        except Terminated as exc:  # before the first cell or between cells: nothing was running
+            self.status, self.ename, self.evalue = exc.status, type(exc).__name__, str(exc)
+            self.limit = getattr(exc, "limit", None)
+        except Exception as exc:  # the kernel would not start, nbclient broke down, no MLflow run
+            self.status, self.ename, self.evalue = StageStatus.INFRA_FAILED, type(exc).__name__, str(exc)
+        finally:
+            self.signals.defer()
+            self.signal = self.signals.received or ""
+            if scratch is not None:
+                scratch.cleanup()
+
+    # -- archive --------------------------------------------------------------------------------
+
+    def archive(self) -> None:
+        """Export the readable HTML, list a success's files in its manifest, copy the attempt to the store."""
+        assert self.claimed is not None  # noqa: S101 - claim() ran
+        if self.executed is not None:
+            from nbops.notebook.html import to_html
+
+            write_atomic(self.claimed.workdir / "output.html", to_html(self.executed).encode("utf-8"))
+        self.mlflow_run_id = self._tracked_run()
+        if self.status.succeeded and self.mlflow_run_id:
+            self.manifest = self._build_manifest()
+        try:  # a no-op for a local store; a success exactly as listed, anything else as it is
+            self.store.upload(self.claimed, self.manifest)
+        except InfraError as exc:
+            log(str(exc))
+            if self.manifest is not None:
+                self.manifest = None  # never sealed: the store lacks what it would list
+                self._fail(StageStatus.UPLOAD_FAILED, "ArtifactStoreError", str(exc))
+
+    # -- record ---------------------------------------------------------------------------------
+
+    def record(self) -> None:
+        """Metrics, tags, the executed notebook and the manifest into the MLflow stage run.
+
+        A success is left open: :meth:`seal` closes it once the manifest is stored.
+        """
+        assert self.claimed is not None and self.tracker is not None  # noqa: S101 - claim() ran
+        if not self.mlflow_run_id:
+            return
+        run_tags = {tags.STATUS: self.status.value}
+        if not self.status.succeeded:
+            run_tags[tags.FAILED_CELL] = str(self.cell_index)
+            run_tags[tags.ERROR] = self.ename
+            run_tags[tags.ERROR_MESSAGE] = self.redactor.text(self.message())[: tags.ERROR_MESSAGE_LIMIT]
+            if self.execution_count is not None:
+                run_tags[tags.FAILED_EXECUTION_COUNT] = str(self.execution_count)
+            if self.limit is not None:
+                run_tags[tags.TIMEOUT_LIMIT] = f"{self.limit:g}"
+            if self.signal:
+                run_tags[tags.SIGNAL] = self.signal
+        workdir = self.claimed.workdir
+        try:
+            self.tracker.finish(
+                status=self.status.mlflow_status,
+                metrics=self.metrics,
+                tags=run_tags,
+                files=[workdir / "output.ipynb", workdir / "output.html"],
+                manifest=self.manifest,
+                close=self.manifest is None,
+            )
+        except InfraError as exc:
+            log(str(exc))
+            self.manifest = None  # never sealed without its record
+            if self.status.succeeded:
+                self._fail(StageStatus.INFRA_FAILED, "TrackingStoreError", str(exc))
+
+    # -- seal -----------------------------------------------------------------------------------
+
+    def seal(self) -> None:
+        """Write the manifest (the proof the attempt finished), then close the record ``FINISHED``."""
+        if self.manifest is None or self.claimed is None or self.tracker is None:
+            return
+        try:
+            self.store.seal(self.claimed, self.manifest)
+        except NbopsError as exc:
+            log(str(exc))
+            self.manifest = None
+            self._fail(StageStatus.SEAL_FAILED, "ArtifactStoreError", str(exc))
+            self.tracker.mark_failed(self.status.value, exc)
+            return
+        try:
+            self.tracker.close(self.status.mlflow_status)
+        except InfraError as exc:  # the manifest stands; the record says RUNNING until a retry
+            log(f"{exc}; the attempt's manifest is stored, its MLflow run could not be closed")
+            self._fail(StageStatus.INFRA_FAILED, "TrackingStoreError", str(exc))
+
+    def gate(self) -> None:
+        """Where the retraining gate plugs in: after a sealed success."""
+
+    # -- outcome --------------------------------------------------------------------------------
+
+    def result(self) -> StageResult:
+        """How the attempt ended."""
+        return StageResult(
+            stage=self.contract.stage.name,
+            run_id=self.request.run_id,
+            status=self.status,
+            attempt=self.claimed.number if self.claimed else None,
+            attempt_dir=self.claimed.location if self.claimed else None,
+            mlflow_run_id=self.mlflow_run_id,
+            duration_s=round(time.monotonic() - self.started, 3),
+            message=self.message(),
+            failed_cell=self.cell_index,
+        )
+
+    def message(self) -> str:
+        """One sentence for logs, results and the record."""
+        return self.status.message(
+            cell=describe_cell(self.cell_index, self.execution_count),
+            ename=self.ename,
+            evalue=self.redactor.text(self.evalue),
+            limit=self.limit,
+            signal=self.signal or "SIGTERM",
+        )
+
+    def _fail(self, status: StageStatus, ename: str, evalue: str) -> None:
+        self.status, self.ename, self.evalue, self.cell_index, self.execution_count = status, ename, evalue, None, None
+
+    def _tracked_run(self) -> str | None:
+        """The MLflow stage run, or None (and the attempt failed) when set-up never got one."""
+        assert self.tracker is not None  # noqa: S101 - claim() ran
+        try:
+            return self.tracker.run_id()
+        except InfraError as exc:
+            if self.status.succeeded or self.status is StageStatus.INFRA_FAILED:
+                self._fail(StageStatus.INFRA_FAILED, "TrackingStoreError", str(exc))
+            return None
+
+    def _build_manifest(self) -> Manifest:
+        assert self.claimed is not None  # noqa: S101 - claim() ran
+        stage = self.contract.stage
+        return build_manifest(
+            self.claimed.workdir,
+            pipeline=self.pipeline.name,
+            run_id=self.request.run_id,
+            stage=stage.name,
+            attempt=self.claimed.number,
+            status=self.status.value,
+            notebook=NotebookRef(path=stage.notebook, sha256=self.contract.notebook.sha256),
+            parameters=self.effective,
+            metrics=self.metrics,
+            image=image(),
+            mlflow_run_id=self.mlflow_run_id or "",
+            finished_at=datetime.now(UTC).isoformat(),
+            nbops_version=__version__,
+        )
+
+
+def describe_cell(index: int | None, execution_count: int | None) -> str:
+    """``cell 3 (In [4])``: the source notebook's 0-based index and, if it ran, Jupyter's count."""
+    if index is None:
+        return ""
+    return f"cell {index}" + (f" (In [{execution_count}])" if execution_count is not None else "")
+
+
+def image() -> str:
+    """The container image the stage runs in (set in pods), else this Python environment."""
+    named = os.environ.get(ENV_IMAGE, "").strip()
+    if named:
+        return named
+    version = ".".join(str(v) for v in sys.version_info[:3])
+    return f"local: python {version} at {sys.prefix}"
+
+
+def airflow_tags() -> dict[str, str]:
+    """The Airflow DAG run and try the stage runs in, when it runs under Airflow."""
+    names = {"dag_id": tags.AIRFLOW_DAG_ID, "run_id": tags.AIRFLOW_RUN_ID, "try_number": tags.AIRFLOW_TRY_NUMBER}
+    return {tag: os.environ[ENV_AIRFLOW[key]] for key, tag in names.items() if os.environ.get(ENV_AIRFLOW[key])}
+
+
+def _load(request: StageRequest) -> Pipeline:
+    """The pipeline from the working tree, or the promoted one whose lock hash was given."""
+    if request.promoted is None:
+        if request.pipeline_file is None:
+            raise InputError("exec-stage needs --pipeline FILE or --promoted LOCK_SHA256.")
+        return load_pipeline(request.pipeline_file)
+    unset = [v for v in (layout.ENV_ARTIFACT_ROOT, ENV_TRACKING_URI) if not os.environ.get(v, "").strip()]
+    if unset:
+        raise InputError(
+            f"--promoted {request.promoted}: {' and '.join(unset)} must be set; a promoted stage reads its notebook "
+            "from the artifact store and records into the tracking server the deployment names (the DAG sets both)."
+        )
+    return load_published(open_store(Path.cwd()), request.promoted, request.stage)
+
+
+def _upstream_outputs(store: Store, pipeline: Pipeline, run_id: str, stage: str) -> dict[str, Path]:
+    """Outputs of every completed ancestor in this run; a missing direct need is an input error."""
+    found: dict[str, Path] = {}
+    missing = []
+    needs = pipeline.stage(stage).needs
+    for up in sorted(ancestors(pipeline.needs(), stage)):
+        done = store.completed(pipeline.name, run_id, up)
+        if done is not None:
+            found[up] = done / "outputs"
+        elif up in needs:
+            missing.append(up)
+    if missing:
+        names = ", ".join(f"'{m}'" for m in missing)
+        raise InputError(
+            f"stage '{stage}' needs {names}, which has no completed attempt (no manifest.json) in run {run_id} "
+            f"under {store.run_location(pipeline.name, run_id)}. Run the upstream stage(s) first, "
+            f"e.g. nbops run --run-id {run_id} --from {missing[0]}."
+        )
+    return found

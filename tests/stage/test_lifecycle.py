@@ -1,0 +1,60 @@
+"""The attempt's phases: what each records, and the stage timeout as an outcome of its own."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from nbops.stage.lifecycle import airflow_tags, describe_cell, image
+from tests.conftest import Project, read_json
+
+SLEEPS = [("print('before')", []), ("import time\ntime.sleep(300)", []), ("print('never')", [])]
+
+
+@pytest.mark.unit
+def test_cells_are_named_by_source_index_and_jupyter_count() -> None:
+    assert describe_cell(3, 4) == "cell 3 (In [4])"
+    assert describe_cell(0, None) == "cell 0"
+    assert describe_cell(None, None) == ""
+
+
+@pytest.mark.unit
+def test_the_image_is_the_pods_or_this_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NBOPS_IMAGE", "registry.example/runner:1.2")
+    assert image() == "registry.example/runner:1.2"
+    monkeypatch.delenv("NBOPS_IMAGE")
+    assert image().startswith("local: python 3.")
+
+
+@pytest.mark.unit
+def test_airflow_tags_only_under_airflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("NBOPS_AIRFLOW_DAG_ID", "NBOPS_AIRFLOW_RUN_ID", "NBOPS_AIRFLOW_TRY_NUMBER"):
+        monkeypatch.delenv(var, raising=False)
+    assert airflow_tags() == {}
+    monkeypatch.setenv("NBOPS_AIRFLOW_DAG_ID", "d")
+    monkeypatch.setenv("NBOPS_AIRFLOW_TRY_NUMBER", "2")
+    assert airflow_tags() == {"airflow.dag_id": "d", "airflow.try_number": "2"}
+
+
+@pytest.mark.integration
+def test_the_stage_timeout_is_its_own_outcome_with_its_limit(project: Project) -> None:
+    project.write_spec({"name": "slow", "stages": {"s": {"notebook": project.add_notebook("s", SLEEPS), "timeout": 6}}})
+    started = time.monotonic()
+    result = project.nbops("exec-stage", "--pipeline", "pipeline.yaml", "--stage", "s", "--run-id", "r1")
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1, result.stderr
+    assert elapsed < 6 + 20, elapsed
+    assert "the stage timeout of 6 s ran out while cell 1 (In [2]) ran" in result.stderr
+    assert "kernel died" not in result.stderr.lower()
+    assert "Traceback" not in result.stderr
+
+    (attempt,) = project.attempts("slow", "s")
+    meta = read_json(attempt / "output.ipynb")["metadata"]["nbops"]
+    assert (meta["status"], meta["failed_cell"]) == ("stage_timed_out", 1)
+    (run,) = [r for r in project.runs("slow") if r.data.tags.get("nbops.kind") == "stage"]
+    assert run.info.status == "FAILED"
+    assert run.data.tags["nbops.status"] == "stage_timed_out"
+    assert run.data.tags["nbops.timeout_s"] == "6"
+    assert run.data.tags["nbops.error"] == "StageTimeout"
+    assert "stage timeout of 6 s" in run.data.tags["nbops.error_message"]
