@@ -5,10 +5,12 @@ while output arrives); masking and serializing the whole notebook on each save m
 notebook of four cells printing 5 MB each take ten times as long as under Papermill. Here
 each cell keeps its masked JSON from the previous save and is masked and serialized again
 only when something in it changed, and even then only the strings it had not seen are
-masked. A cell changed when any value in it is not the very object it was (strings are
-immutable; nbclient replaces, never edits, them), so finding out costs a walk over the
-cell's few dozen nodes, not its megabytes. The file is what ``nbformat.writes`` would make
-of the masked notebook (then a newline), without its validation.
+masked; the file is rewritten from the first cell that changed on. Whether a cell changed
+is a comparison of everything it is made of with what it was made of, which stops at the
+identity of each string (strings are immutable: nbclient replaces them, never edits them),
+so it costs a walk over the cell's few dozen nodes, not its megabytes. The file is what
+``nbformat.writes`` would make of the masked notebook (then a newline), without its
+validation.
 """
 
 from __future__ import annotations
