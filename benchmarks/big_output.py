@@ -14,15 +14,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import nbformat
-import yaml
-
-BIN = Path(sys.executable).parent
+from common import one_stage
 
 
 def write_notebook(path: Path, cells: int, megabytes: float) -> None:
@@ -53,16 +50,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nbops-bench-") as tmp:
         work = Path(tmp)
         write_notebook(work / "big.ipynb", args.cells, args.megabytes)
-        (work / "pipeline.yaml").write_text(
-            yaml.safe_dump({"name": "bench", "stages": {"big": {"notebook": "big.ipynb"}}})
-        )
-        nbops = [str(BIN / "nbops"), "exec-stage", "--pipeline", "pipeline.yaml", "--stage", "big"]
-        papermill = [str(BIN / "papermill"), "--no-progress-bar", "big.ipynb", "out.ipynb"]
-        timed([*nbops, "--run-id", "warmup"], work)  # creates the MLflow schema once, as any first run does
+        nbops, papermill = one_stage(work, "big.ipynb", "big")
+        timed([*nbops, "warmup"], work)  # creates the MLflow schema once, as any first run does
         timed(papermill, work)
         nb_times, pm_times = [], []
         for i in range(args.repeats):
-            nb_times.append(timed([*nbops, "--run-id", f"r{i}"], work))
+            nb_times.append(timed([*nbops, f"r{i}"], work))
             pm_times.append(timed(papermill, work))
         size = (work / "out.ipynb").stat().st_size / 1e6
         archived = sorted(work.glob(".nbops/artifacts/runs/bench/r0/big/attempt-*/output.ipynb"))

@@ -15,15 +15,13 @@ import argparse
 import json
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import nbformat
 import yaml
-
-BIN = Path(sys.executable).parent
+from common import BIN, one_stage
 
 
 def write_notebook(path: Path, cells: list[tuple[str, list[str]]]) -> None:
@@ -58,16 +56,12 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, int]:
 
 def overhead(repeats: int, work: Path) -> None:
     write_notebook(work / "trivial.ipynb", [("x = 1", ["parameters"]), ("y = x + 1", [])])
-    (work / "pipeline.yaml").write_text(
-        yaml.safe_dump({"name": "bench", "stages": {"t": {"notebook": "trivial.ipynb"}}})
-    )
-    nbops = [str(BIN / "nbops"), "exec-stage", "--pipeline", "pipeline.yaml", "--stage", "t"]
-    papermill = [str(BIN / "papermill"), "--no-progress-bar", "trivial.ipynb", "out.ipynb"]
-    timed([*nbops, "--run-id", "warmup"], work)  # creates the MLflow schema once, as any first run does
+    nbops, papermill = one_stage(work, "trivial.ipynb", "t")
+    timed([*nbops, "warmup"], work)  # creates the MLflow schema once, as any first run does
     timed(papermill, work)
     nb_times, pm_times, nb_rss, pm_rss = [], [], [], []
     for i in range(repeats):
-        t, rss = timed([*nbops, "--run-id", f"r{i}"], work)
+        t, rss = timed([*nbops, f"r{i}"], work)
         nb_times.append(t)
         nb_rss.append(rss)
         t, rss = timed(papermill, work)

@@ -25,12 +25,11 @@ import time
 from pathlib import Path
 
 import nbformat
-import yaml
+from common import one_stage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.s3server import BUCKET, S3Server
 
-BIN = Path(sys.executable).parent
 UPLOAD = """
 import sys, boto3
 s3 = boto3.client("s3")
@@ -62,9 +61,7 @@ def main() -> None:
             source = f"import os, nbops\n(nbops.output_dir() / 'blob.bin').write_bytes(os.urandom({args.mib} << 20))"
             nb.cells.append(nbformat.v4.new_code_cell(source))
             nbformat.write(nb, work / "stage.ipynb")
-            (work / "pipeline.yaml").write_text(
-                yaml.safe_dump({"name": "bench", "stages": {"s": {"notebook": "stage.ipynb"}}})
-            )
+            stage, papermill = one_stage(work, "stage.ipynb", "s")
             base = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "NBOPS_", "AWS_"))}
             env_s3 = {
                 **base,
@@ -78,9 +75,8 @@ def main() -> None:
                 "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'local-mlflow.db'}",
             }
             env_ref = {**base, **server.env()}  # outside a pipeline run, output_dir() is .nbops/scratch/outputs
-            stage = [str(BIN / "nbops"), "exec-stage", "--pipeline", "pipeline.yaml", "--stage", "s", "--run-id"]
             reference = [
-                [str(BIN / "papermill"), "--no-progress-bar", "stage.ipynb", "out.ipynb"],
+                papermill,
                 [sys.executable, "-c", UPLOAD.format(bucket=BUCKET), "out.ipynb", ".nbops/scratch/outputs/blob.bin"],
             ]
             run([*stage, "warmup"], work, env_s3)  # MLflow schema and experiment, once

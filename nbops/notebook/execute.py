@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from nbformat import NotebookNode
 
-from nbops.notebook import html
 from nbops.notebook.archive import NotebookArchive
 from nbops.notebook.overrides import check_injected_source
 from nbops.notebook.reader import KERNEL_NAME
@@ -21,7 +20,7 @@ from nbops.notebook.tags import INJECTED, METRICS, cell_tags
 from nbops.status import StageStatus
 
 if TYPE_CHECKING:
-    from nbops.notebook.engine import Outcome
+    from nbops.notebook.outcome import Outcome
 
 SOURCE_INDEX = "nbops_source_index"
 """Cell metadata key holding a cell's index in the source notebook, from :func:`parameterize`
@@ -116,7 +115,8 @@ def execute(
     from papermill.execute import prepare_notebook_metadata, remove_error_markers
     from papermill.utils import chdir
 
-    from nbops.notebook.engine import Hooks, NbopsEngine, Terminated
+    from nbops.notebook.engine import Hooks, NbopsEngine
+    from nbops.notebook.outcome import Terminated
 
     redactor = Redactor.from_env()
     archive = NotebookArchive(output_path, redactor)
@@ -128,9 +128,7 @@ def execute(
     fixed = {k: v for k, v in KERNEL_ENV.items() if k not in os.environ}
 
     def environment() -> dict[str, str]:
-        values = {**fixed, **kernel_env()}
-        html.prepare()  # the kernel is up and tracking ready: the export warms up while cells run
-        return values
+        return {**fixed, **kernel_env()}
 
     hooks = Hooks(
         kernel_env=environment,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 MASK = "***"
@@ -21,33 +22,49 @@ MIN_SECRET_LEN = 6
 SECRET_NAME = re.compile(
     r"(?i)(^|_)(password|passwd|secret|token|api_?key|access_?key|private_?key|credentials?|auth)($|_)"
 )
-PATTERNS = [
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
-    re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),  # AWS access key ids
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"),  # GitHub tokens
-    re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b"),  # Slack tokens
-    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b"),  # JWTs
-]
-# Kept parts around the secret: scheme://user: ... @ and "Bearer " ...
-PREFIXED = [
-    re.compile(r"(?P<keep>\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+(?=@)", re.I),
-    re.compile(r"(?P<keep>\bBearer\s+)[A-Za-z0-9._~+/-]{8,}=*", re.I),
-    re.compile(r"(?P<keep>(?:aws_secret_access_key|password|passwd)\s*[=:]\s*['\"]?)[^\s'\"]{4,}", re.I),
-]
 
-# Each pattern with literals one of which every match contains, whether they are looked up
-# in the casefolded text (the pattern ignores case), and characters one of which every match
-# contains as it is: a scan for one character costs a fraction of a scan for a word.
-_GUARDED: list[tuple[re.Pattern[str], tuple[str, ...], bool, str]] = [
-    (PATTERNS[0], ("-----BEGIN ",), False, "-"),
-    (PATTERNS[1], ("AKIA", "ASIA"), False, "A"),
-    (PATTERNS[2], ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), False, "_"),
-    (PATTERNS[3], ("xox",), False, "x"),
-    (PATTERNS[4], ("eyJ",), False, "J"),
-    (PREFIXED[0], ("://",), False, ":"),
-    (PREFIXED[1], ("bearer",), True, "bB"),
-    (PREFIXED[2], ("aws_secret_access_key", "password", "passwd"), True, "_wW"),
-]
+
+@dataclass(frozen=True)
+class Rule:
+    """A credential pattern and what every match of it contains, so that megabytes of clean
+    output are skipped with a substring test instead of a regular-expression scan.
+
+    ``literals``: one of them is in every match (looked up casefolded when ``fold``, for
+    patterns that ignore case); ``chars``: one of them is in every match as it is (a scan for
+    one character costs a fraction of a scan for a word). A pattern with a ``keep`` group
+    masks only what follows it.
+    """
+
+    pattern: re.Pattern[str]
+    literals: tuple[str, ...]
+    chars: str
+    fold: bool = False
+
+
+RULES = (
+    Rule(
+        re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
+        ("-----BEGIN ",),
+        "-",
+    ),
+    Rule(re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), ("AKIA", "ASIA"), "A"),  # AWS access key ids
+    Rule(re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"), ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), "_"),  # GitHub
+    Rule(re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b"), ("xox",), "x"),  # Slack tokens
+    Rule(re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b"), ("eyJ",), "J"),  # JWTs
+    # Kept parts around the secret: scheme://user: ... @, "Bearer " ..., password= ...
+    Rule(re.compile(r"(?P<keep>\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+(?=@)", re.I), ("://",), ":"),
+    Rule(re.compile(r"(?P<keep>\bBearer\s+)[A-Za-z0-9._~+/-]{8,}=*", re.I), ("bearer",), "bB", fold=True),
+    Rule(
+        re.compile(r"(?P<keep>(?:aws_secret_access_key|password|passwd)\s*[=:]\s*['\"]?)[^\s'\"]{4,}", re.I),
+        ("aws_secret_access_key", "password", "passwd"),
+        "_wW",
+        fold=True,
+    ),
+)
+PATTERNS = [r.pattern for r in RULES if "keep" not in r.pattern.groupindex]
+"""Patterns whose whole match is masked."""
+PREFIXED = [r.pattern for r in RULES if "keep" in r.pattern.groupindex]
+"""Patterns that keep their ``keep`` group and mask what follows."""
 
 
 def is_secret_name(name: str) -> bool:
@@ -84,18 +101,18 @@ class Redactor:
             if value in text:
                 text = text.replace(value, MASK)
         folded = ""
-        for pattern, literals, fold, chars in _GUARDED:
-            if not any(char in text for char in chars):
+        for rule in RULES:
+            if not any(char in text for char in rule.chars):
                 continue
-            if fold and not folded:
+            if rule.fold and not folded:
                 folded = text.casefold()
-            haystack = folded if fold else text
-            if not any(literal in haystack for literal in literals):
+            haystack = folded if rule.fold else text
+            if not any(literal in haystack for literal in rule.literals):
                 continue
-            if "keep" in pattern.groupindex:
-                text = pattern.sub(lambda m: m.group("keep") + MASK, text)
+            if "keep" in rule.pattern.groupindex:
+                text = rule.pattern.sub(lambda m: m.group("keep") + MASK, text)
             else:
-                text = pattern.sub(MASK, text)
+                text = rule.pattern.sub(MASK, text)
         return text
 
     def value(self, value: Any) -> Any:

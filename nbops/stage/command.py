@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 from nbops.errors import InputError, NbopsError
+from nbops.notebook.outcome import StageTimedOut, Terminated
 from nbops.stage.lifecycle import StageAttempt, log
 from nbops.stage.result import StageRequest, StageResult
 from nbops.stage.signals import AttemptSignals
@@ -23,8 +24,6 @@ def exec_stage(request: StageRequest) -> StageResult:
         InputError: bad input found in prepare, before anything was claimed or started.
         InfraError: the artifact store could not be read or claimed.
     """
-    from nbops.notebook.engine import StageTimedOut, Terminated
-
     with AttemptSignals(Terminated, StageTimedOut) as signals:
         attempt = StageAttempt(request, signals)
         try:
@@ -48,7 +47,7 @@ def exec_stage(request: StageRequest) -> StageResult:
         attempt.archive()
         attempt.record()
         attempt.seal()
-        if attempt.status.succeeded:
+        if attempt.outcome.status.succeeded:
             attempt.gate()
         return attempt.result()
 

@@ -25,6 +25,7 @@ from nbops.context import ENV_AIRFLOW, ENV_IMAGE, ENV_TRIGGER, StageContext, git
 from nbops.errors import InfraError, InputError, NbopsError
 from nbops.graph import ancestors
 from nbops.lock import load_published
+from nbops.notebook.outcome import Outcome, Terminated
 from nbops.notebook.redact import Redactor
 from nbops.spec import Pipeline, load_pipeline
 from nbops.stage.contract import StageContract, load_contract
@@ -68,15 +69,8 @@ class StageAttempt:
         self.claimed: Attempt | None = None
         self.tracker: StageTracker | None = None
         # run
-        self.status = StageStatus.SUCCEEDED
+        self.outcome = Outcome()
         self.executed: NotebookNode | None = None
-        self.cell_index: int | None = None
-        self.execution_count: int | None = None
-        self.ename = ""
-        self.evalue = ""
-        self.limit: float | None = None
-        self.signal = ""
-        self.metrics: dict[str, float] = {}
         # archive / record / seal
         self.manifest: Manifest | None = None
         self.mlflow_run_id: str | None = None
@@ -153,7 +147,7 @@ class StageAttempt:
 
     def run(self) -> None:
         """Execute the notebook within the stage timeout; every outcome is recorded, none raised."""
-        from nbops.notebook.engine import Terminated
+        from nbops.notebook import html
         from nbops.notebook.execute import execute
 
         assert self.claimed is not None and self.tracker is not None  # noqa: S101 - claim() ran
@@ -162,27 +156,26 @@ class StageAttempt:
         # A promoted notebook sits in the shared store: it runs in a scratch directory instead.
         scratch = tempfile.TemporaryDirectory(prefix="nbops-cwd-") if self.pipeline.frozen else None
         path = self.contract.notebook.path
+
+        def kernel_env() -> dict[str, str]:
+            html.prepare()  # the kernel is up: the HTML export warms up while cells run
+            return {"MLFLOW_RUN_ID": tracker.run_id()}
+
         try:
-            self.executed, outcome = execute(
+            self.executed, self.outcome = execute(
                 self.prepared,
                 input_path=path,
                 output_path=self.claimed.workdir / "output.ipynb",
                 cwd=Path(scratch.name) if scratch else path.parent,
                 cell_timeout=stage.cell_timeout,
-                kernel_env=lambda: {"MLFLOW_RUN_ID": tracker.run_id()},
+                kernel_env=kernel_env,
             )
-            self.status, self.cell_index = outcome.status, outcome.cell_index
-            self.execution_count = outcome.execution_count
-            self.ename, self.evalue, self.limit = outcome.ename, outcome.evalue, outcome.limit
-            self.metrics = outcome.metrics
-        except Terminated as exc:  # before the first cell or between cells: nothing was running
-            self.status, self.ename, self.evalue = exc.status, type(exc).__name__, str(exc)
-            self.limit = getattr(exc, "limit", None)
+        except Terminated as exc:  # in the few statements before the engine took over
+            self.outcome.stopped_by(exc)
         except Exception as exc:  # the kernel would not start, nbclient broke down, no MLflow run
-            self.status, self.ename, self.evalue = StageStatus.INFRA_FAILED, type(exc).__name__, str(exc)
+            self.outcome.fail(StageStatus.INFRA_FAILED, type(exc).__name__, str(exc))
         finally:
             self.signals.defer()
-            self.signal = self.signals.received or ""
             if scratch is not None:
                 scratch.cleanup()
 
@@ -196,7 +189,7 @@ class StageAttempt:
 
             write_atomic(self.claimed.workdir / "output.html", to_html(self.executed).encode("utf-8"))
         self.mlflow_run_id = self._tracked_run()
-        if self.status.succeeded and self.mlflow_run_id:
+        if self.outcome.status.succeeded and self.mlflow_run_id:
             self.manifest = self._build_manifest()
         try:  # a no-op for a local store; a success exactly as listed, anything else as it is
             self.store.upload(self.claimed, self.manifest)
@@ -204,7 +197,7 @@ class StageAttempt:
             log(str(exc))
             if self.manifest is not None:
                 self.manifest = None  # never sealed: the store lacks what it would list
-                self._fail(StageStatus.UPLOAD_FAILED, "ArtifactStoreError", str(exc))
+                self.outcome.fail(StageStatus.UPLOAD_FAILED, "ArtifactStoreError", str(exc))
 
     # -- record ---------------------------------------------------------------------------------
 
@@ -216,22 +209,23 @@ class StageAttempt:
         assert self.claimed is not None and self.tracker is not None  # noqa: S101 - claim() ran
         if not self.mlflow_run_id:
             return
-        run_tags = {tags.STATUS: self.status.value}
-        if not self.status.succeeded:
-            run_tags[tags.FAILED_CELL] = str(self.cell_index)
-            run_tags[tags.ERROR] = self.ename
+        out = self.outcome
+        run_tags = {tags.STATUS: out.status.value}
+        if not self.outcome.status.succeeded:
+            run_tags[tags.FAILED_CELL] = str(self.outcome.cell_index)
+            run_tags[tags.ERROR] = self.outcome.ename
             run_tags[tags.ERROR_MESSAGE] = self.redactor.text(self.message())[: tags.ERROR_MESSAGE_LIMIT]
-            if self.execution_count is not None:
-                run_tags[tags.FAILED_EXECUTION_COUNT] = str(self.execution_count)
-            if self.limit is not None:
-                run_tags[tags.TIMEOUT_LIMIT] = f"{self.limit:g}"
-            if self.signal:
-                run_tags[tags.SIGNAL] = self.signal
+            if self.outcome.execution_count is not None:
+                run_tags[tags.FAILED_EXECUTION_COUNT] = str(self.outcome.execution_count)
+            if self.outcome.limit is not None:
+                run_tags[tags.TIMEOUT_LIMIT] = f"{self.outcome.limit:g}"
+            if out.status is StageStatus.KILLED and out.evalue:
+                run_tags[tags.SIGNAL] = out.evalue
         workdir = self.claimed.workdir
         try:
             self.tracker.finish(
-                status=self.status.mlflow_status,
-                metrics=self.metrics,
+                status=self.outcome.status.mlflow_status,
+                metrics=self.outcome.metrics,
                 tags=run_tags,
                 files=[workdir / "output.ipynb", workdir / "output.html"],
                 manifest=self.manifest,
@@ -240,8 +234,8 @@ class StageAttempt:
         except InfraError as exc:
             log(str(exc))
             self.manifest = None  # never sealed without its record
-            if self.status.succeeded:
-                self._fail(StageStatus.INFRA_FAILED, "TrackingStoreError", str(exc))
+            if self.outcome.status.succeeded:
+                self.outcome.fail(StageStatus.INFRA_FAILED, "TrackingStoreError", str(exc))
 
     # -- seal -----------------------------------------------------------------------------------
 
@@ -254,14 +248,14 @@ class StageAttempt:
         except NbopsError as exc:
             log(str(exc))
             self.manifest = None
-            self._fail(StageStatus.SEAL_FAILED, "ArtifactStoreError", str(exc))
-            self.tracker.mark_failed(self.status.value, exc)
+            self.outcome.fail(StageStatus.SEAL_FAILED, "ArtifactStoreError", str(exc))
+            self.tracker.mark_failed(self.outcome.status.value, exc)
             return
         try:
-            self.tracker.close(self.status.mlflow_status)
+            self.tracker.close(self.outcome.status.mlflow_status)
         except InfraError as exc:  # the manifest stands; the record says RUNNING until a retry
             log(f"{exc}; the attempt's manifest is stored, its MLflow run could not be closed")
-            self._fail(StageStatus.INFRA_FAILED, "TrackingStoreError", str(exc))
+            self.outcome.fail(StageStatus.INFRA_FAILED, "TrackingStoreError", str(exc))
 
     def gate(self) -> None:
         """Where the retraining gate plugs in: after a sealed success."""
@@ -273,27 +267,18 @@ class StageAttempt:
         return StageResult(
             stage=self.contract.stage.name,
             run_id=self.request.run_id,
-            status=self.status,
+            status=self.outcome.status,
             attempt=self.claimed.number if self.claimed else None,
             attempt_dir=self.claimed.location if self.claimed else None,
             mlflow_run_id=self.mlflow_run_id,
             duration_s=round(time.monotonic() - self.started, 3),
             message=self.message(),
-            failed_cell=self.cell_index,
+            failed_cell=self.outcome.cell_index,
         )
 
     def message(self) -> str:
-        """One sentence for logs, results and the record."""
-        return self.status.message(
-            cell=describe_cell(self.cell_index, self.execution_count),
-            ename=self.ename,
-            evalue=self.redactor.text(self.evalue),
-            limit=self.limit,
-            signal=self.signal or "SIGTERM",
-        )
-
-    def _fail(self, status: StageStatus, ename: str, evalue: str) -> None:
-        self.status, self.ename, self.evalue, self.cell_index, self.execution_count = status, ename, evalue, None, None
+        """One sentence for logs, results and the record, secrets masked."""
+        return self.redactor.text(self.outcome.message)
 
     def _tracked_run(self) -> str | None:
         """The MLflow stage run, or None (and the attempt failed) when set-up never got one."""
@@ -301,8 +286,8 @@ class StageAttempt:
         try:
             return self.tracker.run_id()
         except InfraError as exc:
-            if self.status.succeeded or self.status is StageStatus.INFRA_FAILED:
-                self._fail(StageStatus.INFRA_FAILED, "TrackingStoreError", str(exc))
+            if self.outcome.status.succeeded or self.outcome.status is StageStatus.INFRA_FAILED:
+                self.outcome.fail(StageStatus.INFRA_FAILED, "TrackingStoreError", str(exc))
             return None
 
     def _build_manifest(self) -> Manifest:
@@ -314,22 +299,15 @@ class StageAttempt:
             run_id=self.request.run_id,
             stage=stage.name,
             attempt=self.claimed.number,
-            status=self.status.value,
+            status=self.outcome.status.value,
             notebook=NotebookRef(path=stage.notebook, sha256=self.contract.notebook.sha256),
             parameters=self.effective,
-            metrics=self.metrics,
+            metrics=self.outcome.metrics,
             image=image(),
             mlflow_run_id=self.mlflow_run_id or "",
             finished_at=datetime.now(UTC).isoformat(),
             nbops_version=__version__,
         )
-
-
-def describe_cell(index: int | None, execution_count: int | None) -> str:
-    """``cell 3 (In [4])``: the source notebook's 0-based index and, if it ran, Jupyter's count."""
-    if index is None:
-        return ""
-    return f"cell {index}" + (f" (In [{execution_count}])" if execution_count is not None else "")
 
 
 def image() -> str:

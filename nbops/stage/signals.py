@@ -1,8 +1,8 @@
 """Signals during a stage attempt: stop the kernel and archive, or finish the record first.
 
 While the attempt runs (kernel start-up and cells), SIGTERM and SIGINT raise
-:class:`~nbops.notebook.engine.Terminated` in the main thread and the stage timeout raises
-:class:`~nbops.notebook.engine.StageTimedOut` (a ``SIGALRM`` timer), so the engine can mark
+:class:`~nbops.notebook.outcome.Terminated` in the main thread and the stage timeout raises
+:class:`~nbops.notebook.outcome.StageTimedOut` (a ``SIGALRM`` timer), so the engine can mark
 the running cell, stop the kernel and let the attempt archive and record what it has.
 Before the claim a signal stops the attempt with nothing claimed; after the notebook has
 finished it is only noted: archiving, recording and sealing take seconds and finish.

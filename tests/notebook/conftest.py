@@ -15,8 +15,8 @@ import nbformat
 import psutil
 import pytest
 
-from nbops.notebook.engine import Outcome
 from nbops.notebook.execute import execute, parameterize
+from nbops.notebook.outcome import Outcome
 from nbops.notebook.reader import parse_notebook
 from tests.conftest import FILES
 

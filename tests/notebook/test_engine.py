@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from nbops.notebook.engine import Outcome, StageTimedOut, Terminated
+from nbops.notebook.outcome import Outcome, StageTimedOut, Terminated
 from nbops.status import StageStatus
 from tests.notebook.conftest import Run, kernels
 
@@ -33,8 +33,8 @@ def test_stops_carry_their_status_and_pickle() -> None:
 @pytest.mark.unit
 def test_outcome_names_the_cell_by_source_index_and_execution_count() -> None:
     outcome = Outcome(StageStatus.FAILED, cell_index=3, execution_count=4, ename="ValueError", evalue="bad")
-    assert outcome.cell == "cell 3 [4]"
-    assert outcome.message == "cell 3 [4] raised ValueError: bad"
+    assert outcome.cell == "cell 3 (In [4])"
+    assert outcome.message == "cell 3 (In [4]) raised ValueError: bad"
     outcome.stopped_by(Terminated())  # a failure is not overwritten by a later signal
     assert outcome.status is StageStatus.FAILED
     fresh = Outcome()

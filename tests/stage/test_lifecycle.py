@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from nbops.stage.lifecycle import airflow_tags, describe_cell, image
+from nbops.notebook.outcome import describe_cell
+from nbops.stage.lifecycle import airflow_tags, image
 from tests.conftest import Project, read_json
 
 SLEEPS = [("print('before')", []), ("import time\ntime.sleep(300)", []), ("print('never')", [])]
