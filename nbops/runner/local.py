@@ -136,6 +136,7 @@ class _LocalRun:
         self.params: dict[str, dict[str, object]] = {}
         self.env: dict[str, str] = {}
         self.log_dir = Path()
+        self.jobs = 1
 
     def prepare(self) -> None:
         options = self.options

@@ -211,21 +211,21 @@ class StageAttempt:
             return
         out = self.outcome
         run_tags = {tags.STATUS: out.status.value}
-        if not self.outcome.status.succeeded:
-            run_tags[tags.FAILED_CELL] = str(self.outcome.cell_index)
-            run_tags[tags.ERROR] = self.outcome.ename
-            run_tags[tags.ERROR_MESSAGE] = self.redactor.text(self.message())[: tags.ERROR_MESSAGE_LIMIT]
-            if self.outcome.execution_count is not None:
-                run_tags[tags.FAILED_EXECUTION_COUNT] = str(self.outcome.execution_count)
-            if self.outcome.limit is not None:
-                run_tags[tags.TIMEOUT_LIMIT] = f"{self.outcome.limit:g}"
+        if not out.status.succeeded:
+            run_tags[tags.FAILED_CELL] = str(out.cell_index)
+            run_tags[tags.ERROR] = out.ename
+            run_tags[tags.ERROR_MESSAGE] = self.message()[: tags.ERROR_MESSAGE_LIMIT]
+            if out.execution_count is not None:
+                run_tags[tags.FAILED_EXECUTION_COUNT] = str(out.execution_count)
+            if out.limit is not None:
+                run_tags[tags.TIMEOUT_LIMIT] = f"{out.limit:g}"
             if out.status is StageStatus.KILLED and out.evalue:
                 run_tags[tags.SIGNAL] = out.evalue
         workdir = self.claimed.workdir
         try:
             self.tracker.finish(
-                status=self.outcome.status.mlflow_status,
-                metrics=self.outcome.metrics,
+                status=out.status.mlflow_status,
+                metrics=out.metrics,
                 tags=run_tags,
                 files=[workdir / "output.ipynb", workdir / "output.html"],
                 manifest=self.manifest,
