@@ -158,8 +158,11 @@ class StageAttempt:
         path = self.contract.notebook.path
 
         def kernel_env() -> dict[str, str]:
-            html.prepare()  # the kernel is up: the HTML export warms up while cells run
-            return {"MLFLOW_RUN_ID": tracker.run_id()}
+            env = {"MLFLOW_RUN_ID": tracker.run_id()}
+            # Cells are about to run: the HTML export warms up meanwhile. Not earlier, where its
+            # imports would compete with the MLflow set-up the first cell waits for.
+            html.prepare()
+            return env
 
         try:
             self.executed, self.outcome = execute(
