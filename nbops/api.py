@@ -66,7 +66,13 @@ def log_metric(name: str, value: float, step: int | None = None) -> None:
 
 
 def log_model(model: Any, name: str = "model", registered_model_name: str | None = None, **kwargs: Any) -> Any:
-    """Log ``model`` with the MLflow flavor of its library; optionally register a version.
+    """Log ``model`` with the MLflow flavor of its library; in a pipeline run, register a version.
+
+    A version registered in a pipeline run is tagged back to its pipeline run, stage run,
+    notebook, lock and commit when the stage is recorded. Outside a pipeline run (running
+    the notebook in Jupyter) the model is logged to the interactive run but never registered,
+    so nothing without a lineage reaches the production model's versions; the message says
+    how to register it deliberately.
 
     Returns MLflow's ``ModelInfo`` (``registered_model_version`` is set when registered).
     """
@@ -86,7 +92,17 @@ def log_model(model: Any, name: str = "model", registered_model_name: str | None
     if active is None or active.info.run_id != run_id:
         mlflow.start_run(run_id=run_id)
     module = importlib.import_module(f"mlflow.{flavor}")
-    return module.log_model(model, name=name, registered_model_name=registered_model_name, **kwargs)
+    in_pipeline = StageContext.from_env() is not None
+    info = module.log_model(
+        model, name=name, registered_model_name=registered_model_name if in_pipeline else None, **kwargs
+    )
+    if registered_model_name and not in_pipeline:
+        print(  # noqa: T201 - the notebook's own output is where the data scientist looks
+            f"nbops: model logged to interactive run {run_id} but NOT registered as '{registered_model_name}': "
+            "only pipeline runs register production versions (nbops run, or the promoted DAG). To register this "
+            f"one deliberately: mlflow.register_model('{info.model_uri}', '{registered_model_name}')"
+        )
+    return info
 
 
 def _active_run_id() -> str:

@@ -172,6 +172,76 @@ def promote_cmd(pipeline_file: Path, dags_dir: Path) -> None:
     click.echo(f"nbops promote: lock {report.lock_sha256}")
 
 
+@main.command("close-run")
+@click.option("--promoted", metavar="LOCK_SHA256", required=True, help="The promoted pipeline's lock sha256.")
+@click.option("--run-id", required=True, help="The pipeline run to close.")
+@click.option("--airflow-json", default="{}", help="The DAG run: dag_id, run_id, logical_date, conf (JSON).")
+def close_run_cmd(promoted: str, run_id: str, airflow_json: str) -> None:
+    """Archive and close the MLflow record of a pipeline run (the DAG's last task).
+
+    Closes the parent run FINISHED, FAILED or KILLED as its stages ended; exits 0 whatever
+    they did, 3 when the record cannot be written.
+    """
+    from nbops.provenance import AirflowRun, close_promoted_run
+    from nbops.storage import layout, open_store
+    from nbops.tracking.store import tracking_uri
+
+    try:
+        store = open_store(Path.cwd())
+        uri = tracking_uri(layout.state_dir(Path.cwd()))
+        closed = close_promoted_run(store, uri, promoted, run_id, AirflowRun.from_json(airflow_json))
+    except NbopsError as exc:
+        _fail(exc)
+    for stage, outcome in closed.stages.items():
+        click.echo(f"  {stage}: {outcome}", err=True)
+    if closed.orphans:
+        click.echo(f"closed {len(closed.orphans)} stage record(s) left open as KILLED", err=True)
+    click.echo(f"nbops close-run: run {run_id} {closed.outcome} (MLflow run {closed.parent_run_id})", err=True)
+
+
+@main.command("audit")
+@click.argument("model", required=False)
+@click.option("--run", "run_id", help="Audit a pipeline run (its nbops run id) instead of a model version.")
+@click.option(
+    "--pipeline", "pipeline_file", type=click.Path(path_type=Path), help="Pipeline file (default: found upward)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema nbops.audit/1).")
+@click.option(
+    "--html", "html_file", type=click.Path(path_type=Path), help="Also write a self-contained HTML page here."
+)
+def audit_cmd(
+    model: str | None, run_id: str | None, pipeline_file: Path | None, as_json: bool, html_file: Path | None
+) -> None:
+    """Walk a model version (NAME/VERSION, NAME@ALIAS, models:/...) or a pipeline run back to
+    the notebooks, parameters, data and code that made it, and verify every hash.
+
+    Exit 0 when every check passed, 4 when a hash does not match or a file is missing,
+    2 for an unknown model or run, 3 when a store cannot be reached.
+    """
+    from nbops.audit import audit_model, audit_run
+    from nbops.errors import InputError
+    from nbops.storage.atomic import write_atomic
+
+    try:
+        if (model is None) == (run_id is None):
+            raise InputError(
+                "nbops audit: give exactly one of MODEL (e.g. diagnosis-classifier@champion) and --run RUN_ID."
+            )
+        report = (
+            audit_model(model, pipeline_file=pipeline_file)
+            if model
+            else audit_run(str(run_id), pipeline_file=pipeline_file)
+        )
+        if html_file is not None:
+            write_atomic(html_file, report.to_html().encode("utf-8"))
+    except NbopsError as exc:
+        _fail(exc)
+    click.echo(report.to_json() if as_json else report.to_text())
+    if html_file is not None:
+        click.echo(f"nbops audit: wrote {html_file}", err=True)
+    sys.exit(ExitCode.OK if report.ok else ExitCode.AUDIT)
+
+
 @main.command("ui")
 @PIPELINE_ARG
 @click.option("--port", type=int, default=5000, show_default=True, help="Port on 127.0.0.1.")

@@ -66,20 +66,47 @@ class StageContext:
         )
 
 
-def git_commit(directory: Path) -> str:
-    """The commit checked out at ``directory`` (with ``-dirty`` when modified), or ``unknown``."""
+@dataclass(frozen=True)
+class GitState:
+    """The commit the code came from, and whether tracked files differed from it."""
+
+    commit: str
+    dirty: bool
+
+    @property
+    def known(self) -> bool:
+        """False outside a git work tree (``commit`` is then ``unknown``)."""
+        return self.commit != UNKNOWN_COMMIT
+
+
+UNKNOWN_COMMIT = "unknown"
+
+
+def git_state(directory: Path, paths: tuple[Path, ...] | None = None) -> GitState:
+    """Where the code at ``directory`` came from in git.
+
+    Without ``paths``: the commit checked out, dirty when a tracked file differs from it.
+    With ``paths`` (``nbops promote`` passes the spec and the notebooks): the newest commit
+    that changed any of them, dirty when one differs from it or was never committed. That
+    commit does not move when unrelated files (the generated DAG itself) are committed, so
+    promoting unchanged sources writes the same lock. Outside a work tree (or without git)
+    the commit is ``unknown`` and not dirty.
+    """
+    rel = [str(p.resolve()) for p in paths] if paths is not None else []
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=directory,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        ).stdout.strip()
+        if paths is None:
+            head = _git(directory, "rev-parse", "HEAD")
+            changed = _git(directory, "status", "--porcelain", "--untracked-files=no")
+        else:
+            _git(directory, "rev-parse", "HEAD")  # fails outside a work tree, like the branch above
+            head = _git(directory, "log", "-1", "--format=%H", "--", *rel) or UNKNOWN_COMMIT
+            changed = _git(directory, "status", "--porcelain", "--untracked-files=all", "--", *rel)
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{head}-dirty" if dirty else head
+        return GitState(UNKNOWN_COMMIT, dirty=False)
+    return GitState(head, dirty=bool(changed) or head == UNKNOWN_COMMIT)
+
+
+def _git(directory: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=directory, capture_output=True, text=True, timeout=5, check=True
+    ).stdout.strip()

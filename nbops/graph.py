@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from graphlib import CycleError, TopologicalSorter
 
+RESERVED_STAGES = ("close_run",)
+"""Names no stage may take: the generated DAG's own tasks (the last one closes the run's record)."""
+
 
 def find_cycle(needs: Mapping[str, Iterable[str]]) -> list[str] | None:
     """One dependency cycle as ``[a, b, ..., a]`` where each stage needs the one before it, or None."""

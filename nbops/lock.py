@@ -55,6 +55,8 @@ class Lock(BaseModel):
     spec_sha256: str = Field(description="sha256 of the pipeline file's bytes.")
     spec: PipelineSpec = Field(description="The validated spec.")
     stages: dict[str, LockedStage] = Field(description="Frozen notebooks by stage.")
+    git_commit: str = Field("unknown", description="Newest commit that changed the spec or a stage notebook.")
+    git_dirty: bool = Field(False, description="Whether one of them differed from it (or was never committed).")
 
     @property
     def name(self) -> str:
@@ -69,7 +71,7 @@ class Lock(BaseModel):
         """Canonical JSON text: the same lock always gives the same bytes."""
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
-    def pipeline(self, path: Path, store: Store, stage: str) -> Pipeline:
+    def pipeline(self, path: Path, store: Store, stage: str | None) -> Pipeline:
         """The pipeline as the stage command for ``stage`` sees it: that stage's notebook is
         fetched from the artifact store; the others are only named (a pod runs one stage)."""
         frozen = {}
@@ -122,9 +124,8 @@ def read_lock(path: Path) -> tuple[Lock, str]:
     return parse_lock(raw, path), hashlib.sha256(raw).hexdigest()
 
 
-def load_published(store: Store, sha256: str, stage: str) -> Pipeline:
-    """The promoted pipeline whose lock hashes to ``sha256``, with ``stage``'s notebook fetched;
-    refuses any other bytes.
+def fetch_lock(store: Store, sha256: str) -> tuple[Lock, Path]:
+    """The promoted lock whose bytes hash to ``sha256`` and its local path; refuses any other bytes.
 
     Raises:
         InfraError: the lock is not in the store (yet).
@@ -145,4 +146,15 @@ def load_published(store: Store, sha256: str, stage: str) -> Pipeline:
             f"{path}: the lock's bytes have sha256 {actual}, not {sha256}; the published lock was changed "
             "after `nbops promote`. Nothing was run; promote the pipeline again."
         )
+    return lock, path
+
+
+def load_published(store: Store, sha256: str, stage: str | None) -> Pipeline:
+    """The promoted pipeline whose lock hashes to ``sha256``, with ``stage``'s notebook fetched.
+
+    Raises:
+        InfraError: the lock is not in the store (yet).
+        InputError: the lock is altered or unreadable.
+    """
+    lock, path = fetch_lock(store, sha256)
     return lock.pipeline(path, store, stage)

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from nbops import __version__
+from nbops.context import git_state
 from nbops.errors import InfraError, InputError, format_problems
 from nbops.lint import lint
 from nbops.lock import LOCK_VERSION, Lock, LockedStage, lock_rel, notebook_rel, parse_lock, sha256_text
+from nbops.provenance import spec_rel
 from nbops.spec import load_pipeline
 from nbops.stage.contract import load_contract
 from nbops.storage import open_store
@@ -74,6 +76,8 @@ def promote(pipeline_file: Path, dags_dir: Path) -> PromoteReport:
             settings=contract.stage,
         )
         raws[contract.notebook.sha256] = contract.notebook.raw
+    sources = (pipeline.path, *(pipeline.notebook_path(name) for name in pipeline.spec.stages))
+    git = git_state(pipeline.root, paths=sources)
     lock = Lock(
         lock_version=LOCK_VERSION,
         nbops_version=__version__,
@@ -81,6 +85,8 @@ def promote(pipeline_file: Path, dags_dir: Path) -> PromoteReport:
         spec_sha256=pipeline.sha256,
         spec=pipeline.spec,
         stages=stages,
+        git_commit=git.commit,
+        git_dirty=git.dirty,
     )
     text = lock.to_text()
     digest = sha256_text(text)
@@ -91,6 +97,7 @@ def promote(pipeline_file: Path, dags_dir: Path) -> PromoteReport:
 
     store = open_store(pipeline.root)
     blobs = [(notebook_rel(sha), raw) for sha, raw in sorted(raws.items())]
+    blobs.append((spec_rel(pipeline.sha256), pipeline.path.read_bytes()))
     for rel, raw in [*blobs, (lock_rel(digest), text.encode("utf-8"))]:
         if store.publish(rel, raw):
             report.published.append(f"{store.url}/{rel}")
@@ -165,7 +172,13 @@ def describe_changes(old: Lock | None, new: Lock) -> list[str]:
     changes += [f"pipeline: {k}" for k in _dict_changes(top_old, top_new)]
     if old.nbops_version != new.nbops_version:
         changes.append(f"nbops version {old.nbops_version} -> {new.nbops_version}")
+    if (old.git_commit, old.git_dirty) != (new.git_commit, new.git_dirty):
+        changes.append(f"commit {_commit(old)} -> {_commit(new)}")
     return changes or ["lock rewritten (format only)"]
+
+
+def _commit(lock: Lock) -> str:
+    return lock.git_commit[:12] + (" (modified)" if lock.git_dirty else "")
 
 
 def _param_changes(before: LockedStage, after: LockedStage) -> list[str]:

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nbops.errors import InputError, format_problems
-from nbops.graph import find_cycle
+from nbops.graph import RESERVED_STAGES, find_cycle
 
 NAME_RE = r"^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$"
 STAGE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -304,6 +304,8 @@ def graph_problems(spec: PipelineSpec) -> list[str]:
     for name, stage in spec.stages.items():
         if not STAGE_RE.match(name) or keyword.iskeyword(name):
             problems.append(f"stages.{name}: a stage name must be an identifier of at most 63 characters")
+        elif name in RESERVED_STAGES:
+            problems.append(f"stages.{name}: '{name}' is reserved (the generated DAG's task that closes the run)")
         for up in stage.needs:
             if up not in spec.stages:
                 problems.append(f"stages.{name}.needs: unknown stage '{up}'")

@@ -51,3 +51,29 @@ def test_log_model_rejects_unknown_flavors(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("MLFLOW_RUN_ID", "x")
     with pytest.raises(InputError, match="no MLflow flavor known"):
         nbops.log_model(object())
+
+
+@pytest.mark.integration
+def test_outside_a_pipeline_run_a_model_is_logged_but_never_registered(
+    project: Project, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import mlflow
+    from sklearn.linear_model import LogisticRegression
+
+    project.write_spec({"name": "api", "stages": {"a": {"notebook": project.add_notebook("a", [("x = 1", [])])}}})
+    monkeypatch.chdir(project.root)
+    monkeypatch.setenv("MLFLOW_RUN_ID", "")  # unset, and restored after: log_model sets it
+    model = LogisticRegression().fit([[0], [1], [2], [3]], [0, 0, 1, 1])
+    try:
+        info = nbops.log_model(model, registered_model_name="prod-model")
+        client = mlflow.MlflowClient()
+        assert info.registered_model_version is None
+        assert client.search_model_versions("name = 'prod-model'") == []
+        run = client.get_run(info.run_id)
+        assert run.data.tags["nbops.kind"] == "interactive"
+        assert client.get_experiment(run.info.experiment_id).name == "api-interactive"
+    finally:
+        mlflow.end_run()
+        mlflow.set_tracking_uri("")
+    said = capsys.readouterr().out
+    assert "NOT registered as 'prod-model'" in said and f"mlflow.register_model('{info.model_uri}'" in said

@@ -51,7 +51,9 @@ def test_example_mlflow_record(example: tuple[Project, subprocess.CompletedProce
         assert run.info.status == "FINISHED", stage
         assert len(run.data.tags["nbops.notebook.sha256"]) == 64
         # A local run used no image: the record names the Python environment it ran in.
-        assert run.data.tags["nbops.image"].startswith("local: python 3.11"), run.data.tags["nbops.image"]
+        assert "nbops.image" not in run.data.tags
+        assert run.data.tags["nbops.environment"].startswith("python 3.11"), run.data.tags
+        assert len(run.data.tags["nbops.packages_sha256"]) == 64
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"output.ipynb", "output.html", "manifest.json"} <= artifacts, stage
         assert run.data.metrics, f"{stage} logged no metrics"

@@ -16,13 +16,21 @@ from airflow.sdk import DAG
 
 from nbops.airflow.operator import NbopsStageOperator
 from nbops.airflow.params import dag_params, stage_defaults, type_label
-from nbops.airflow.pod import pod_arguments
+from nbops.airflow.pod import close_arguments, pod_arguments
 from nbops.airflow.settings import settings_macro
 from nbops.graph import topological_order
 
 # Fixed so that the DAG's identity never depends on when it was parsed; catchup is off.
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 LOCK_VERSION = 1
+
+
+CLOSE_DOC = (
+    "Closes the pipeline run's MLflow record once every stage is done, whatever happened: archives the spec, "
+    "the lock and the notebooks' index, records this DAG run (dag id, run id, logical date, conf) and ends the "
+    "run FINISHED, FAILED or KILLED as its stages did. It never changes the DAG run's state unless the record "
+    "itself cannot be written."
+)
 
 
 class LockFormatError(ValueError):
@@ -65,6 +73,11 @@ def build_dag(lock: dict[str, Any], lock_sha256: str, project_dir: Path) -> DAG:
         for upstream in lock["stages"][name]["settings"]["needs"]:
             tasks[upstream] >> task
         tasks[name] = task
+    # The record is closed whatever happened upstream. As a teardown it leaves the DAG run's
+    # state to the stages, unless closing the record itself fails.
+    close = NbopsStageOperator(dag=dag, doc_md=CLOSE_DOC, **close_arguments(lock, lock_sha256))
+    list(tasks.values()) >> close
+    close.as_teardown(on_failure_fail_dagrun=True)
     return dag
 
 

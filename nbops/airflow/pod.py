@@ -16,6 +16,7 @@ from kubernetes.client import models as k8s
 from nbops.airflow.params import params_argument
 from nbops.airflow.settings import POD_ARTIFACT_ROOT
 from nbops.context import ENV_AIRFLOW, ENV_IMAGE, ENV_TRIGGER
+from nbops.graph import RESERVED_STAGES
 from nbops.storage.layout import ENV_ARTIFACT_ROOT
 from nbops.tracking.store import ENV_TRACKING_URI
 
@@ -31,6 +32,11 @@ ANNOTATION_SHA = "nbops.io/notebook-sha256"
 ANNOTATION_LOCK = "nbops.io/lock-sha256"
 ANNOTATION_NOTEBOOK = "nbops.io/notebook"
 SAFE_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
+CLOSE_TASK = RESERVED_STAGES[0]
+"""Task id of the DAG's last task (the spec reserves it, so no stage collides)."""
+CLOSE_RESOURCES = {"cpu": "100m", "memory": "512Mi"}
+CLOSE_RETRIES = 3
+CLOSE_TIMEOUT_S = 600
 
 
 def label_value(text: str) -> str:
@@ -125,16 +131,59 @@ def env_vars(image: str) -> dict[str, str]:
 def pod_arguments(lock: dict[str, Any], lock_sha256: str, stage_name: str) -> dict[str, Any]:
     """KubernetesPodOperator keyword arguments for one stage, from the lock's plain JSON."""
     stage = lock["stages"][stage_name]["settings"]
+    arguments = stage_command(lock_sha256, stage_name, params_argument(lock, stage_name))
+    annotations = {
+        ANNOTATION_SHA: lock["stages"][stage_name]["sha256"],
+        ANNOTATION_LOCK: lock_sha256,
+        ANNOTATION_NOTEBOOK: stage["notebook"],
+    }
+    return _pod(lock, stage_name, stage, arguments, annotations)
+
+
+def close_arguments(lock: dict[str, Any], lock_sha256: str) -> dict[str, Any]:
+    """The pod of the DAG's last task: ``nbops close-run`` archives and closes the run's record.
+
+    It runs no notebook: the pipeline's default image and placement, a small footprint, and
+    every stage's secrets (whatever reaches the tracking server and the artifact store).
+    """
+    spec = lock["spec"]
+    defaults = spec["defaults"]
+    secrets = sorted({s for locked in lock["stages"].values() for s in locked["settings"]["secrets"]})
+    settings = {
+        "image": defaults.get("image") or spec["image"],
+        "resources": CLOSE_RESOURCES,
+        "secrets": secrets,
+        "node_selector": defaults.get("node_selector") or {},
+        "tolerations": defaults.get("tolerations") or [],
+        "retries": CLOSE_RETRIES,
+        "timeout": CLOSE_TIMEOUT_S,
+    }
+    return _pod(lock, CLOSE_TASK, settings, close_command(lock_sha256), {ANNOTATION_LOCK: lock_sha256})
+
+
+def close_command(lock_sha256: str) -> list[str]:
+    """``close-run`` with the DAG run rendered as JSON (conf masked by the command itself)."""
+    airflow_json = (
+        '{{ {"dag_id": dag.dag_id, "run_id": run_id, '
+        '"logical_date": (dag_run.logical_date or dag_run.run_after).isoformat(), '
+        '"conf": dag_run.conf or {}} | tojson }}'
+    )
+    return ["close-run", "--promoted", lock_sha256, "--run-id", "{{ run_id }}", "--airflow-json", airflow_json]
+
+
+def _pod(
+    lock: dict[str, Any], task_id: str, stage: dict[str, Any], arguments: list[str], annotations: dict[str, str]
+) -> dict[str, Any]:
     kube, flow, name = lock["spec"]["kubernetes"], lock["spec"]["airflow"], lock["spec"]["name"]
     vols, mounts = volumes(kube["artifacts_claim"])
     return {
-        "task_id": stage_name,
-        "name": f"{name}-{stage_name}",
+        "task_id": task_id,
+        "name": f"{name}-{task_id}",
         "namespace": kube["namespace"],
         "image": stage["image"],
         "image_pull_policy": kube["image_pull_policy"],
         "cmds": ["nbops"],
-        "arguments": stage_command(lock_sha256, stage_name, params_argument(lock, stage_name)),
+        "arguments": arguments,
         "env_vars": env_vars(stage["image"]),
         "env_from": [k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=s)) for s in stage["secrets"]],
         "container_resources": resources(stage),
@@ -142,12 +191,8 @@ def pod_arguments(lock: dict[str, Any], lock_sha256: str, stage_name: str) -> di
         "tolerations": tolerations(stage),
         "service_account_name": kube["service_account"],
         "automount_service_account_token": False,
-        "labels": {LABEL_PIPELINE: label_value(name), LABEL_STAGE: label_value(stage_name)},
-        "annotations": {
-            ANNOTATION_SHA: lock["stages"][stage_name]["sha256"],
-            ANNOTATION_LOCK: lock_sha256,
-            ANNOTATION_NOTEBOOK: stage["notebook"],
-        },
+        "labels": {LABEL_PIPELINE: label_value(name), LABEL_STAGE: label_value(task_id)},
+        "annotations": annotations,
         "security_context": k8s.V1PodSecurityContext(
             run_as_non_root=True,
             run_as_user=USER_ID,

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from nbops.context import ENV_TRIGGER, git_commit
+from nbops import provenance
+from nbops.context import ENV_TRIGGER, git_state
 from nbops.errors import InputError, NbopsError, format_problems
 from nbops.graph import descendants, topological_order
 from nbops.notebook.overrides import parse_assignments, validate_overrides
@@ -32,7 +33,7 @@ from nbops.stage.contract import coerce_overrides, load_contract
 from nbops.stage.process import STOP_GRACE_S, stop
 from nbops.stage.result import StageResult
 from nbops.status import ExitCode, StageStatus
-from nbops.storage import layout, open_store
+from nbops.storage import Store, layout, open_store
 from nbops.tracking import pipeline_run, record, tags
 from nbops.tracking.store import ENV_TRACKING_URI, open_client, tracking_uri
 
@@ -150,13 +151,25 @@ class _LocalRun:
         uri = tracking_uri(layout.state_dir(pipeline.root))
         self.client = open_client(uri)
         experiment = record.ensure_experiment(self.client, pipeline.name, store.mlflow_location)
-        self.summary.parent_run_id = pipeline_run.get_or_create(
+        git = git_state(pipeline.root)
+        parent = self.summary.parent_run_id = pipeline_run.get_or_create(
             self.client,
             experiment,
             pipeline.name,
             run_id,
-            {tags.SPEC_SHA256: pipeline.sha256, tags.GIT_COMMIT: git_commit(pipeline.root), tags.TRIGGER: "nbops run"},
+            {
+                tags.SPEC_SHA256: pipeline.sha256,
+                tags.GIT_COMMIT: git.commit,
+                tags.GIT_DIRTY: tags.flag(git.dirty),
+                tags.TRIGGER: "nbops run",
+            },
         )
+        provenance.archive(self.client, parent, store, provenance.publish_sources(store, pipeline))
+        for key in provenance.log_overrides(self.client, parent, self.params):
+            say(f"nbops run: -p {key}: the run's first invocation recorded another value; the stage run has this one")
+        reused = _reused(store, pipeline, run_id, selected)
+        if reused:
+            record.set_tags(self.client, parent, {tags.REUSED: " ".join(reused)})
         jobs = options.jobs or os.cpu_count() or 1
         self.progress = Progress(pipeline.name, run_id, selected)
         self.progress.start(jobs, self.summary.parent_run_id)
@@ -315,6 +328,18 @@ def _checked_params(pipeline: Pipeline, selected: list[str], items: tuple[str, .
     if problems:
         raise InputError(format_problems(f"{pipeline.path}: nothing was run; {len(problems)} problem(s):", problems))
     return result
+
+
+def _reused(store: Store, pipeline: Pipeline, run_id: str, selected: list[str]) -> list[str]:
+    """``stage#attempt`` of the completed attempts of this run that a resumed run builds on."""
+    from nbops.storage.manifest import read_manifest
+
+    found = []
+    for stage in pipeline.spec.stages:
+        done = None if stage in selected else store.completed(pipeline.name, run_id, stage)
+        if done is not None:
+            found.append(f"{stage}#{read_manifest(done).attempt}")
+    return found
 
 
 def _read_result(path: Path | None) -> StageResult | None:

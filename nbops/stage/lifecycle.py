@@ -12,6 +12,7 @@ run every phase because both run this command.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import tempfile
@@ -20,11 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbops import __version__
-from nbops.context import ENV_AIRFLOW, ENV_IMAGE, ENV_TRIGGER, StageContext, git_commit
+from nbops import __version__, environment
+from nbops.context import ENV_AIRFLOW, ENV_IMAGE, ENV_TRIGGER, GitState, StageContext, git_state
 from nbops.errors import InfraError, InputError, NbopsError
 from nbops.graph import ancestors
-from nbops.lock import load_published
+from nbops.lock import fetch_lock, notebook_rel
 from nbops.notebook.outcome import Outcome, Terminated
 from nbops.notebook.redact import Redactor
 from nbops.spec import Pipeline, load_pipeline
@@ -33,7 +34,7 @@ from nbops.stage.result import StageRequest, StageResult
 from nbops.status import StageStatus
 from nbops.storage import Attempt, Store, layout, open_store
 from nbops.storage.atomic import write_atomic
-from nbops.storage.manifest import Manifest, NotebookRef, build_manifest
+from nbops.storage.manifest import Manifest, ManifestInput, NotebookRef, build_manifest
 from nbops.tracking import tags
 from nbops.tracking.store import ENV_TRACKING_URI, tracking_uri
 
@@ -63,7 +64,9 @@ class StageAttempt:
         self.effective: dict[str, Any] = {}
         self.redactor = Redactor.from_env()
         self.store: Store
+        self.git = GitState("unknown", dirty=False)
         self.inputs: dict[str, Path] = {}
+        self.consumed: tuple[ManifestInput, ...] = ()
         self.uri = ""
         # claim
         self.claimed: Attempt | None = None
@@ -86,14 +89,16 @@ class StageAttempt:
         """
         from nbops.notebook.execute import parameterize
 
-        self.pipeline = _load(self.request)
+        self.pipeline, self.git = _load(self.request)
         self.contract = load_contract(self.pipeline, self.request.stage, self.request.params)
         self.prepared = parameterize(self.contract.notebook.node, self.contract.params, self.contract.where)
         # What the notebook runs with: its defaults under the injected values, recorded in full
         # so a run's record reads the same whichever backend injected which subset.
         self.effective = self.redactor.value({**self.contract.schema.defaults, **self.contract.params})
         self.store = open_store(self.pipeline.root)
-        self.inputs = _upstream_outputs(self.store, self.pipeline, self.request.run_id, self.contract.stage.name)
+        upstream = _upstream_attempts(self.store, self.pipeline, self.request.run_id, self.contract.stage.name)
+        self.inputs = {name: path for name, (path, _) in upstream.items()}
+        self.consumed = tuple(consumed for _, consumed in upstream.values())
         self.uri = tracking_uri(layout.state_dir(self.pipeline.root))
 
     def cache_lookup(self) -> StageResult | None:
@@ -107,6 +112,9 @@ class StageAttempt:
         from nbops.stage.tracker import StageTracker
 
         stage, run_id = self.contract.stage, self.request.run_id
+        notebook = self.contract.notebook
+        if not self.pipeline.frozen:  # the source bytes, content-addressed, for the audit (promote did it otherwise)
+            self.store.publish(notebook_rel(notebook.sha256), notebook.raw)
         claimed = self.claimed = self.store.claim(self.pipeline.name, run_id, stage.name)
         outputs = claimed.workdir / "outputs"
         outputs.mkdir()
@@ -116,6 +124,9 @@ class StageAttempt:
         os.environ[ENV_TRACKING_URI] = self.uri
         promoted = self.request.promoted
         airflow = airflow_tags()
+        code = {tags.GIT_COMMIT: self.git.commit, tags.GIT_DIRTY: tags.flag(self.git.dirty)}
+        lock = {tags.LOCK_SHA256: promoted} if promoted else {}
+        env = environment.current()
         self.tracker = StageTracker(
             uri=self.uri,
             experiment=self.pipeline.name,
@@ -125,18 +136,23 @@ class StageAttempt:
             attempt=claimed.number,
             parent_tags={
                 tags.SPEC_SHA256: self.pipeline.sha256,
-                tags.GIT_COMMIT: "unknown" if promoted else git_commit(self.pipeline.root),
                 tags.TRIGGER: os.environ.get(ENV_TRIGGER, "exec-stage"),
+                **code,
                 **airflow,
-                **({tags.LOCK_SHA256: promoted} if promoted else {}),
+                **lock,
             },
             stage_tags={
                 tags.NOTEBOOK_PATH: stage.notebook,
-                tags.NOTEBOOK_SHA256: self.contract.notebook.sha256,
-                tags.IMAGE: image(),
+                tags.NOTEBOOK_SHA256: notebook.sha256,
+                tags.ENVIRONMENT: env.description,
+                tags.PACKAGES_SHA256: env.packages_sha256,
+                **({tags.IMAGE: named} if (named := image()) else {}),
+                tags.ATTEMPT_PATH: layout.attempt_rel(self.pipeline.name, run_id, stage.name, claimed.number),
                 tags.RUN_ID: run_id,
                 tags.PIPELINE: self.pipeline.name,
                 tags.VERSION: __version__,
+                **code,
+                **lock,
                 **airflow,
             },
             parameters=self.effective,
@@ -232,6 +248,8 @@ class StageAttempt:
                 tags=run_tags,
                 files=[workdir / "output.ipynb", workdir / "output.html"],
                 manifest=self.manifest,
+                inputs=self.consumed,
+                version_tags=self._version_tags(),
                 close=self.manifest is None,
             )
         except InfraError as exc:
@@ -293,6 +311,20 @@ class StageAttempt:
                 self.outcome.fail(StageStatus.INFRA_FAILED, "TrackingStoreError", str(exc))
             return None
 
+    def _version_tags(self) -> dict[str, str]:
+        """What a model version registered by this attempt is tagged with (DESIGN §8)."""
+        values = {
+            tags.PIPELINE: self.pipeline.name,
+            tags.RUN_ID: self.request.run_id,
+            tags.STAGE: self.contract.stage.name,
+            tags.STAGE_RUN: self.mlflow_run_id or "",
+            tags.NOTEBOOK_SHA256: self.contract.notebook.sha256,
+            tags.LOCK_SHA256: self.request.promoted or "",
+            tags.GIT_COMMIT: self.git.commit,
+            tags.GIT_DIRTY: tags.flag(self.git.dirty),
+        }
+        return {k: v for k, v in values.items() if v}
+
     def _build_manifest(self) -> Manifest:
         assert self.claimed is not None  # noqa: S101 - claim() ran
         stage = self.contract.stage
@@ -307,19 +339,22 @@ class StageAttempt:
             parameters=self.effective,
             metrics=self.outcome.metrics,
             image=image(),
+            environment=environment.current().description,
+            packages_sha256=environment.current().packages_sha256,
+            lock_sha256=self.request.promoted,
+            git_commit=self.git.commit,
+            git_dirty=self.git.dirty,
             mlflow_run_id=self.mlflow_run_id or "",
             finished_at=datetime.now(UTC).isoformat(),
             nbops_version=__version__,
+            inputs=self.consumed,
         )
 
 
-def image() -> str:
-    """The container image the stage runs in (set in pods), else this Python environment."""
-    named = os.environ.get(ENV_IMAGE, "").strip()
-    if named:
-        return named
-    version = ".".join(str(v) for v in sys.version_info[:3])
-    return f"local: python {version} at {sys.prefix}"
+def image() -> str | None:
+    """The container image the stage runs in (named in pods), else None: a local run records
+    its Python environment instead (:mod:`nbops.environment`)."""
+    return os.environ.get(ENV_IMAGE, "").strip() or None
 
 
 def airflow_tags() -> dict[str, str]:
@@ -328,30 +363,36 @@ def airflow_tags() -> dict[str, str]:
     return {tag: os.environ[ENV_AIRFLOW[key]] for key, tag in names.items() if os.environ.get(ENV_AIRFLOW[key])}
 
 
-def _load(request: StageRequest) -> Pipeline:
-    """The pipeline from the working tree, or the promoted one whose lock hash was given."""
+def _load(request: StageRequest) -> tuple[Pipeline, GitState]:
+    """The pipeline from the working tree, or the promoted one whose lock hash was given, and
+    the commit its code came from (the work tree's, or the one promote recorded in the lock)."""
     if request.promoted is None:
         if request.pipeline_file is None:
             raise InputError("exec-stage needs --pipeline FILE or --promoted LOCK_SHA256.")
-        return load_pipeline(request.pipeline_file)
+        pipeline = load_pipeline(request.pipeline_file)
+        return pipeline, git_state(pipeline.root)
     unset = [v for v in (layout.ENV_ARTIFACT_ROOT, ENV_TRACKING_URI) if not os.environ.get(v, "").strip()]
     if unset:
         raise InputError(
             f"--promoted {request.promoted}: {' and '.join(unset)} must be set; a promoted stage reads its notebook "
             "from the artifact store and records into the tracking server the deployment names (the DAG sets both)."
         )
-    return load_published(open_store(Path.cwd()), request.promoted, request.stage)
+    lock, path = fetch_lock(open_store(Path.cwd()), request.promoted)
+    return lock.pipeline(path, open_store(Path.cwd()), request.stage), GitState(lock.git_commit, lock.git_dirty)
 
 
-def _upstream_outputs(store: Store, pipeline: Pipeline, run_id: str, stage: str) -> dict[str, Path]:
-    """Outputs of every completed ancestor in this run; a missing direct need is an input error."""
-    found: dict[str, Path] = {}
+def _upstream_attempts(
+    store: Store, pipeline: Pipeline, run_id: str, stage: str
+) -> dict[str, tuple[Path, ManifestInput]]:
+    """Outputs of every completed ancestor in this run, and which attempt each came from (its
+    manifest's hash as stored); a missing direct need is an input error."""
+    found: dict[str, tuple[Path, ManifestInput]] = {}
     missing = []
     needs = pipeline.stage(stage).needs
     for up in sorted(ancestors(pipeline.needs(), stage)):
         done = store.completed(pipeline.name, run_id, up)
         if done is not None:
-            found[up] = done / "outputs"
+            found[up] = (done / "outputs", _consumed(store, pipeline.name, run_id, up, done))
         elif up in needs:
             missing.append(up)
     if missing:
@@ -362,3 +403,18 @@ def _upstream_outputs(store: Store, pipeline: Pipeline, run_id: str, stage: str)
             f"e.g. nbops run --run-id {run_id} --from {missing[0]}."
         )
     return found
+
+
+def _consumed(store: Store, pipeline: str, run_id: str, stage: str, attempt_dir: Path) -> ManifestInput:
+    """The upstream attempt in ``attempt_dir`` as a manifest input: the sha256 of its stored manifest bytes."""
+    from nbops.storage.manifest import parse_manifest
+
+    path = attempt_dir / layout.MANIFEST
+    raw = path.read_bytes()
+    number = parse_manifest(raw, str(path)).attempt
+    return ManifestInput(
+        stage=stage,
+        attempt=number,
+        manifest_sha256=hashlib.sha256(raw).hexdigest(),
+        location=store.location(layout.attempt_rel(pipeline, run_id, stage, number)),
+    )

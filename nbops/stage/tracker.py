@@ -15,7 +15,7 @@ from nbops.tracking.store import open_client
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-    from nbops.storage.manifest import Manifest
+    from nbops.storage.manifest import Manifest, ManifestInput
 
 
 class StageTracker:
@@ -80,9 +80,13 @@ class StageTracker:
         tags: dict[str, str],
         files: list[Path],
         manifest: Manifest | None,
+        inputs: tuple[ManifestInput, ...] = (),
+        version_tags: dict[str, str] | None = None,
         close: bool = True,
     ) -> None:
-        """Record the outcome: metrics, tags, artifacts, then (``close``) the terminal status.
+        """Record the outcome: metrics, tags, the upstream attempts consumed (as dataset inputs),
+        artifacts, tags on any model version the notebook registered, then (``close``) the
+        terminal status.
 
         The notebook has already run, so a store that drops out now is given time to come
         back: the whole record is retried with bounded backoff (every step is idempotent),
@@ -90,7 +94,9 @@ class StageTracker:
         and closed by ``close()`` once its manifest is stored, so that ``FINISHED`` is the last
         word and never stands for an attempt without a manifest.
         """
-        self._with_backoff(lambda: self._record(status, metrics, tags, files, manifest, close))
+        self._with_backoff(
+            lambda: self._record(status, metrics, tags, files, manifest, inputs, version_tags or {}, close)
+        )
 
     def close(self, status: str) -> None:
         """Set the terminal status of a run recorded with ``close=False``."""
@@ -113,15 +119,19 @@ class StageTracker:
         tags: dict[str, str],
         files: list[Path],
         manifest: Manifest | None,
+        inputs: tuple[ManifestInput, ...],
+        version_tags: dict[str, str],
         close: bool,
     ) -> None:
         client, run = self._client(), self.run_id()
         record.log_metrics(client, run, metrics)
         record.set_tags(client, run, tags)
+        record.log_upstream(client, run, inputs)
         record.log_files(client, run, [f for f in files if f.exists()])
         if manifest is not None:
             text = manifest.to_bytes().decode("utf-8")
             record.call(client.log_text, run, text, "manifest.json", what="upload the manifest")
+        record.tag_model_versions(client, run, version_tags)
         if close:
             record.finish_run(client, run, status)
 

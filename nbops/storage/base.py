@@ -83,6 +83,26 @@ class Store(ABC):
         """Local path of the published file ``rel``; the path does not exist when the store
         has no such file."""
 
+    @abstractmethod
+    def read_bytes(self, rel: str) -> bytes | None:
+        """The bytes stored at ``rel`` (a '/'-separated path under the root), or None when absent.
+
+        Raises:
+            InfraError: the store cannot be read.
+        """
+
+    @abstractmethod
+    def digest(self, rel: str) -> str | None:
+        """sha256 of the bytes stored at ``rel``, streamed; None when absent.
+
+        Raises:
+            InfraError: the store cannot be read.
+        """
+
+    def location(self, rel: str) -> str:
+        """``rel`` as a path or URL in this store, for messages."""
+        return f"{self.url}/{rel}"
+
     def run_location(self, pipeline: str, run_id: str) -> str:
         """Where a run's attempts live, for messages."""
         return f"{self.url}/runs/{pipeline}/{layout.run_key(run_id)}"

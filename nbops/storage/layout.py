@@ -71,6 +71,11 @@ def stage_dir(root: Path, pipeline: str, run_id: str, stage: str) -> Path:
     return run_dir(root, pipeline, run_id) / stage
 
 
+def attempt_rel(pipeline: str, run_id: str, stage: str, number: int) -> str:
+    """An attempt's place under the artifact root, '/'-separated (the same on every store)."""
+    return f"runs/{pipeline}/{run_key(run_id)}/{stage}/attempt-{number}"
+
+
 def attempts(directory: Path) -> list[tuple[int, Path]]:
     """Existing attempt directories, lowest number first."""
     if not directory.is_dir():

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nbops.errors import InfraError
 from nbops.storage import layout
 from nbops.storage.atomic import write_atomic
 from nbops.storage.base import Attempt, Store, sha256_matches_name
-from nbops.storage.manifest import Manifest, read_manifest, write_manifest
+from nbops.storage.manifest import Manifest, file_sha256, read_manifest, write_manifest
 
 
 class LocalStore(Store):
@@ -53,4 +54,27 @@ class LocalStore(Store):
         return True
 
     def fetch(self, rel: str) -> Path:
+        return self.root / rel
+
+    def read_bytes(self, rel: str) -> bytes | None:
+        try:
+            return self._path(rel).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise InfraError(f"{self._path(rel)}: cannot read ({exc.strerror or exc}).") from exc
+
+    def digest(self, rel: str) -> str | None:
+        path = self._path(rel)
+        try:
+            return file_sha256(path)
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+        except OSError as exc:
+            raise InfraError(f"{path}: cannot read ({exc.strerror or exc}).") from exc
+
+    def location(self, rel: str) -> str:
+        return str(self._path(rel))
+
+    def _path(self, rel: str) -> Path:
         return self.root / rel

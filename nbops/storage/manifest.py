@@ -7,7 +7,9 @@ and can stand for the attempt in a downstream manifest or an MLflow dataset dige
 
 Manifests of nbops 0.1 (no ``schema_version``, no ``inputs``) parse as version 1 with no
 inputs; their stored bytes then differ from ``to_bytes()``, so hash the stored file when
-the bytes themselves are being verified.
+the bytes themselves are being verified. Version 2 adds what the code and environment were
+(``lock_sha256``, ``git_commit``, ``git_dirty``, ``environment``, ``packages_sha256``);
+version 1 manifests read with those unset.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from nbops.errors import InputError, format_problems
 from nbops.storage.atomic import is_temp, write_atomic
 from nbops.storage.layout import MANIFEST
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 _CHUNK = 1 << 20
 _MAX_PROBLEMS = 10
@@ -82,7 +84,7 @@ class Manifest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    schema_version: int = Field(SCHEMA_VERSION, description="Format version of this record.")
+    schema_version: int = Field(1, description="Format version of this record (absent: 1, as nbops 0.1 wrote).")
     pipeline: str = Field(description="Pipeline name.")
     run_id: str = Field(description="Pipeline run id.")
     stage: str = Field(description="Stage name.")
@@ -92,6 +94,15 @@ class Manifest(BaseModel):
     parameters: dict[str, Any] = Field(description="Effective parameters injected into the notebook.")
     metrics: dict[str, float] = Field(description="Final values of the metrics the stage logged.")
     image: str | None = Field(description="Container image the stage ran in; None outside a container.")
+    environment: str | None = Field(None, description="Python environment it ran in: 'python 3.11.9 at /prefix'.")
+    packages_sha256: str | None = Field(
+        None, description="sha256 of the sorted 'name==version' lines of the environment's installed packages."
+    )
+    lock_sha256: str | None = Field(None, description="sha256 of the promoted lock it ran from; None when local.")
+    git_commit: str | None = Field(
+        None, description="Commit of the code ('unknown' outside git; from the lock when promoted)."
+    )
+    git_dirty: bool | None = Field(None, description="Whether tracked files differed from that commit.")
     mlflow_run_id: str = Field(description="MLflow run id of the attempt's nested run.")
     finished_at: str = Field(description="When the attempt finished, ISO 8601 with offset.")
     nbops_version: str = Field(description="nbops version that ran the attempt.")
@@ -153,7 +164,7 @@ def build_manifest(attempt_dir: Path, **fields: Any) -> Manifest:
     """
     if "files" in fields:
         raise TypeError("build_manifest lists the attempt's files itself; do not pass files=")
-    return Manifest(files=tuple(list_files(attempt_dir)), **fields)
+    return Manifest(schema_version=SCHEMA_VERSION, files=tuple(list_files(attempt_dir)), **fields)
 
 
 def parse_manifest(raw: bytes, where: str) -> Manifest:

@@ -158,6 +158,27 @@ class RemoteStore(Store):
             write_atomic(local, raw)
         return local
 
+    # -- reading for audits --------------------------------------------------------------------
+
+    def read_bytes(self, rel: str) -> bytes | None:
+        return self._read(rel)
+
+    def digest(self, rel: str) -> str | None:
+        def stream() -> str:
+            digest = hashlib.sha256()
+            with self.fs.open(self._key(rel), "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    digest.update(chunk)
+            return digest.hexdigest()
+
+        try:
+            return self._retry(f"read {self._url(rel)}", stream, passthrough=(FileNotFoundError,))
+        except FileNotFoundError:
+            return None
+
+    def location(self, rel: str) -> str:
+        return self._url(rel)
+
     # -- helpers ----------------------------------------------------------------------------
 
     def _key(self, rel: str) -> str:

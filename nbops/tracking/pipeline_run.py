@@ -73,7 +73,7 @@ def _get_or_create(
         return existing
     all_tags = {tags.PIPELINE: pipeline, tags.RUN_ID: run_id, tags.KIND: KIND, **extra_tags}
     created = record.call(
-        client.create_run, experiment_id, tags=all_tags, run_name=f"{pipeline} {run_id}", what="create the pipeline run"
+        client.create_run, experiment_id, tags=all_tags, run_name=run_id, what="create the pipeline run"
     )
     mine = str(created.info.run_id)
     winner = find(client, experiment_id, run_id) or mine

@@ -4,9 +4,9 @@ nested run of a stage attempt. The parent run has a module of its own (``pipelin
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from nbops.errors import InfraError
 from nbops.retry import SQLITE_LOCK
@@ -18,6 +18,24 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 PARAM_VALUE_LIMIT = 6000
+MODEL_TRAINING = "custom_model_development"
+"""The value of ``mlflow.experimentKind`` that opens an experiment in MLflow's model-training view."""
+DIGEST_LENGTH = 32
+"""MLflow keeps at most 36 characters of a dataset digest: the first 32 hex digits of the sha256."""
+UPSTREAM = "upstream"
+
+
+class Consumed(Protocol):
+    """An upstream attempt a stage consumed (``nbops.storage.manifest.ManifestInput``)."""
+
+    @property
+    def stage(self) -> str: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def manifest_sha256(self) -> str: ...
+    @property
+    def location(self) -> str: ...
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -37,12 +55,19 @@ def call(fn: Callable[..., T], *args: Any, what: str, **kwargs: Any) -> T:
 
 
 def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
-    """Experiment id of ``name``, creating it (with our artifact location) when missing."""
+    """Experiment id of ``name``, creating it (with our artifact location) when missing; shown
+    in the UI's model-training view."""
     found = call(client.get_experiment_by_name, name, what=f"read experiment '{name}'")
     if found is not None:
+        if found.tags.get(tags.EXPERIMENT_KIND) != MODEL_TRAINING:
+            call(client.set_experiment_tag, found.experiment_id, tags.EXPERIMENT_KIND, MODEL_TRAINING, what="tag it")
         return str(found.experiment_id)
     try:
-        return str(client.create_experiment(name, artifact_location=artifact_location))
+        return str(
+            client.create_experiment(
+                name, artifact_location=artifact_location, tags={tags.EXPERIMENT_KIND: MODEL_TRAINING}
+            )
+        )
     except Exception:
         # Another process created it between our read and our write.
         again = call(client.get_experiment_by_name, name, what=f"read experiment '{name}'")
@@ -77,16 +102,19 @@ def start_stage_run(
     return str(run.info.run_id)
 
 
+def param_text(value: Any) -> str:
+    """A parameter value as MLflow stores it: strings as they are, the rest as JSON; long values cut."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    if len(text) > PARAM_VALUE_LIMIT:
+        text = text[: PARAM_VALUE_LIMIT - 20] + "...[truncated]"
+    return text
+
+
 def log_parameters(client: MlflowClient, run_id: str, parameters: Mapping[str, Any]) -> None:
-    """Log injected parameters as MLflow params (JSON text, long values cut with a marker)."""
+    """Log injected parameters as MLflow params (:func:`param_text`)."""
     from mlflow.entities import Param
 
-    params = []
-    for name, value in parameters.items():
-        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-        if len(text) > PARAM_VALUE_LIMIT:
-            text = text[: PARAM_VALUE_LIMIT - 20] + "...[truncated]"
-        params.append(Param(name, text))
+    params = [Param(name, param_text(value)) for name, value in parameters.items()]
     if params:
         call(client.log_batch, run_id, params=params, what="log parameters")
 
@@ -120,3 +148,42 @@ def log_files(client: MlflowClient, run_id: str, files: list[Path], artifact_pat
 def finish_run(client: MlflowClient, run_id: str, status: str) -> None:
     """Terminate a run with ``FINISHED``, ``FAILED`` or ``KILLED``."""
     call(client.set_terminated, run_id, status, what="close the run")
+
+
+def log_upstream(client: MlflowClient, run_id: str, inputs: Sequence[Consumed]) -> None:
+    """Each consumed upstream attempt as a dataset input of the run (the UI's Datasets panel).
+
+    Name: the upstream stage; digest: its manifest's sha256, cut to MLflow's limit; profile:
+    the full sha256 and the attempt; source: where the attempt lives.
+    """
+    if not inputs:
+        return
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    datasets = []
+    for consumed in inputs:
+        profile = {"manifest_sha256": consumed.manifest_sha256, "stage": consumed.stage, "attempt": consumed.attempt}
+        remote = "://" in consumed.location
+        dataset = Dataset(
+            name=consumed.stage,
+            digest=consumed.manifest_sha256[:DIGEST_LENGTH],
+            source_type=consumed.location.split("://", 1)[0] if remote else "local",
+            source=json.dumps({"uri": consumed.location}),
+            profile=json.dumps(profile, sort_keys=True),
+        )
+        datasets.append(DatasetInput(dataset, tags=[InputTag(tags.DATASET_CONTEXT, UPSTREAM)]))
+    call(client.log_inputs, run_id, datasets=datasets, what="log the upstream attempts as dataset inputs")
+
+
+def tag_model_versions(client: MlflowClient, run_id: str, version_tags: Mapping[str, str]) -> list[str]:
+    """Tag every model version registered from run ``run_id`` so it points back to what made it;
+    returns the versions as ``name/version``."""
+    if not version_tags:
+        return []
+    versions = call(client.search_model_versions, f"run_id = '{run_id}'", what="find the registered versions")
+    done = []
+    for version in versions:
+        for key, value in version_tags.items():
+            call(client.set_model_version_tag, version.name, version.version, key, value, what="tag a model version")
+        done.append(f"{version.name}/{version.version}")
+    return done

@@ -15,7 +15,10 @@ KIND = "nbops.kind"
 STATUS = "nbops.status"
 """A :class:`nbops.status.StageStatus` value on stage runs; on parent runs the run's outcome."""
 GIT_COMMIT = "nbops.git_commit"
-"""Commit checked out where the run started (``-dirty`` when modified), or ``unknown``."""
+"""Commit the code came from: checked out where a local run ran; for a promoted run, the
+newest commit that changed the spec or a notebook, recorded in the lock; ``unknown`` outside git."""
+GIT_DIRTY = "nbops.git_dirty"
+"""``true`` when the code differed from that commit, else ``false``."""
 TRIGGER = "nbops.trigger"
 """What started the run: ``nbops run``, ``airflow``, ``exec-stage``."""
 SPEC_SHA256 = "nbops.spec_sha256"
@@ -35,7 +38,13 @@ NOTEBOOK_PATH = "nbops.notebook.path"
 NOTEBOOK_SHA256 = "nbops.notebook.sha256"
 """sha256 of the source notebook's bytes."""
 IMAGE = "nbops.image"
-"""Container image the stage ran in (Kubernetes), or the local environment."""
+"""Container image the stage ran in (stage pods only)."""
+ENVIRONMENT = "nbops.environment"
+"""The Python environment the stage ran in: ``python 3.11.9 at /prefix``."""
+PACKAGES_SHA256 = "nbops.packages_sha256"
+"""sha256 of the sorted ``name==version`` lines of every package installed in that environment."""
+ATTEMPT_PATH = "nbops.attempt_path"
+"""The attempt's place under the artifact root: ``runs/<pipeline>/<run key>/<stage>/attempt-<n>``."""
 FAILED_CELL = "nbops.failed_cell"
 """0-based index of the failing cell in the source notebook."""
 FAILED_EXECUTION_COUNT = "nbops.failed_execution_count"
@@ -49,13 +58,36 @@ TIMEOUT_LIMIT = "nbops.timeout_s"
 SIGNAL = "nbops.signal"
 """The signal that stopped the stage (``SIGTERM``, ``SIGINT``)."""
 
+# -- pipeline runs ----------------------------------------------------------------------------
+REUSED = "nbops.reused"
+"""Resumed runs: the attempts taken over from earlier invocations, ``stage#attempt`` separated by spaces."""
+
 # -- Airflow, on both kinds of run --------------------------------------------------------
 AIRFLOW_DAG_ID = "airflow.dag_id"
 AIRFLOW_RUN_ID = "airflow.run_id"
 AIRFLOW_TRY_NUMBER = "airflow.try_number"
+AIRFLOW_LOGICAL_DATE = "airflow.logical_date"
+"""The DAG run's logical date (ISO 8601), or its run-after date when it has none (pipeline runs)."""
+AIRFLOW_CONF = "airflow.conf"
+"""The DAG run's conf as JSON, secrets masked (pipeline runs)."""
+
+# -- model versions registered in a pipeline run --------------------------------------------
+STAGE_RUN = "nbops.stage_run"
+"""MLflow run id of the stage attempt that registered the version."""
+MODEL_VERSION_TAGS = (PIPELINE, RUN_ID, STAGE, STAGE_RUN, NOTEBOOK_SHA256, LOCK_SHA256, GIT_COMMIT, GIT_DIRTY)
+"""The tags a model version registered in a pipeline run carries (lock only when promoted)."""
 
 # -- MLflow's own ---------------------------------------------------------------------------
 PARENT_RUN = "mlflow.parentRunId"
 """Makes a stage run nested under its pipeline run in the UI."""
+EXPERIMENT_KIND = "mlflow.experimentKind"
+"""Experiment tag choosing the UI's view; nbops sets it to model training (``custom_model_development``)."""
+DATASET_CONTEXT = "mlflow.data.context"
+"""Input tag naming how a dataset was used; nbops logs upstream outputs as ``upstream``."""
 
 ERROR_MESSAGE_LIMIT = 500
+
+
+def flag(value: bool) -> str:
+    """A boolean tag value: ``true`` or ``false``."""
+    return "true" if value else "false"

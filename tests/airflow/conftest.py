@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -15,6 +16,7 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ.pop("NBOPS_BACKEND", None)
 
 SCHEDULED_RUN_ID = "scheduled__2026-11-21T02:00:00+00:00"
+LOGICAL_DATE = datetime(2026, 11, 21, 2, tzinfo=UTC)
 
 
 def airflow_env(dags: Path, **extra: str) -> dict[str, str]:
@@ -46,7 +48,9 @@ def render(task: Any, conf: dict[str, Any] | None = None, run_id: str = SCHEDULE
         "task_instance": ti,
         "run_id": run_id,
         "params": params,
-        "dag_run": SimpleNamespace(run_id=run_id, conf=conf or {}, dag_id=dag.dag_id),
+        "dag_run": SimpleNamespace(
+            run_id=run_id, conf=conf or {}, dag_id=dag.dag_id, logical_date=LOGICAL_DATE, run_after=LOGICAL_DATE
+        ),
         "ds": "2026-11-21",
         "ts": "2026-11-21T02:00:00+00:00",
     }

@@ -3,6 +3,7 @@ typed Params, docs, schedule and wiring from the spec."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -34,17 +35,28 @@ def test_dagbag_of_the_repository_has_no_import_errors() -> None:
         "train": ["prepare"],
         "optimize": ["prepare", "train"],
         "evaluate": ["optimize", "prepare"],
+        "close_run": ["evaluate", "ingest", "optimize", "prepare", "train", "transform"],
     }
+    close = dag.get_task("close_run")
+    assert close.is_teardown and close.on_failure_fail_dagrun and close.trigger_rule == "all_done_setup_success"
     assert "| optimize | `notebooks/optimize.ipynb` |" in dag.doc_md
 
 
 def test_committed_dag_is_what_promote_writes_today(tmp_path: Path) -> None:
-    """A notebook edited without promoting again shows up here as a stale DAG."""
+    """A notebook edited without promoting again shows up here as a stale DAG.
+
+    The copy is not a git checkout, so its lock names no commit: that field alone may differ.
+    """
     project = example_project(tmp_path)
     shutil.copytree(ROOT / "dags", tmp_path / "dags")
     result = project.nbops("promote", "pipeline.yaml")
     assert result.returncode == 0, result.stderr
-    assert "is up to date" in result.stdout, result.stdout
+    committed, today = (json.loads((d / "dags" / "diagnosis.lock.json").read_text()) for d in (ROOT, tmp_path))
+    assert today["git_commit"] == "unknown"
+    for lock in (committed, today):
+        lock.pop("git_commit"), lock.pop("git_dirty")
+    assert committed == today, result.stdout
+    assert (ROOT / "dags" / "diagnosis.py").read_bytes() == (tmp_path / "dags" / "diagnosis.py").read_bytes()
 
 
 def test_params_are_typed_from_the_notebooks() -> None:

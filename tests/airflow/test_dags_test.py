@@ -71,6 +71,21 @@ def test_dags_test_runs_the_example_end_to_end(runs: tuple[Project, subprocess.C
         assert (run_dirs[0] / stage / "attempt-1" / "manifest.json").exists(), stage
 
 
+def test_the_dag_run_closes_its_pipeline_record(runs: tuple[Project, subprocess.CompletedProcess[str]]) -> None:
+    project, tested = runs
+    assert tested.returncode == 0
+    parent, stages = by_trigger(project)["airflow"]
+    assert parent.info.status == "FINISHED" and parent.info.end_time
+    assert parent.data.tags["nbops.status"] == "succeeded"
+    assert parent.data.tags["airflow.logical_date"].startswith("20")
+    assert json.loads(parent.data.tags["airflow.conf"]) == SMOKE_CONF
+    assert parent.data.params == {k: json.dumps(v) for k, v in SMOKE_CONF.items()}
+    assert parent.data.tags["nbops.git_commit"]  # the lock's: 'unknown' in this copy outside git
+    artifacts = {a.path for a in project.client().list_artifacts(parent.info.run_id, "pipeline")}
+    assert artifacts == {"pipeline/pipeline.yaml", "pipeline/diagnosis.lock.json", "pipeline/sources.json"}
+    assert "close_run" not in stages  # a task, not a stage: it leaves no stage record
+
+
 def test_same_mlflow_record_as_nbops_run(runs: tuple[Project, subprocess.CompletedProcess[str]]) -> None:
     project, tested = runs
     assert tested.returncode == 0
@@ -82,6 +97,7 @@ def test_same_mlflow_record_as_nbops_run(runs: tuple[Project, subprocess.Complet
     assert af_parent.data.tags["airflow.try_number"] == "1"
     assert af_parent.data.tags["nbops.lock_sha256"]
     assert "airflow.dag_id" not in nb_parent.data.tags and "nbops.lock_sha256" not in nb_parent.data.tags
+    assert nb_parent.info.status == af_parent.info.status == "FINISHED"
     assert sorted(af) == sorted(nb) == sorted(STAGES)
     client = project.client()
     for stage in STAGES:
@@ -116,3 +132,34 @@ def test_conf_of_the_wrong_type_is_rejected_before_any_stage(
     assert "Invalid input for param ingest.batch_size" in result.stdout + result.stderr
     assert sorted((project.root / ".nbops" / "artifacts" / "runs" / "diagnosis").iterdir()) == before
     assert len(by_trigger(project)) == 2
+
+
+@pytest.fixture(scope="module")
+def failing(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, subprocess.CompletedProcess[str]]:
+    """A two-stage pipeline whose second stage raises, promoted and run by ``airflow dags test``."""
+    project = Project(tmp_path_factory.mktemp("airflow-failing"))
+    first = project.add_notebook("first", [("n: int = 1", ["parameters"]), ("print(n)", [])])
+    second = project.add_notebook("second", [("raise ValueError('no good')", [])])
+    project.write_spec(
+        {"name": "fails", "stages": {"first": {"notebook": first}, "second": {"notebook": second, "needs": ["first"]}}}
+    )
+    assert project.nbops("promote", "pipeline.yaml").returncode == 0
+    assert airflow(project, "db", "migrate").returncode == 0
+    return project, airflow(project, "dags", "test", "fails", "-c", json.dumps({"first.n": 5}))
+
+
+def test_a_failing_stage_fails_the_dag_run_and_closes_the_record_failed(
+    failing: tuple[Project, subprocess.CompletedProcess[str]],
+) -> None:
+    project, tested = failing
+    output = tested.stdout + tested.stderr
+    assert "state=failed" in output, output[-5000:]
+    runs = project.runs("fails")
+    (parent,) = [r for r in runs if r.data.tags.get("nbops.kind") == "pipeline"]
+    stages = {r.data.tags["nbops.stage"]: r for r in runs if r.data.tags.get("nbops.kind") == "stage"}
+    assert stages["first"].info.status == "FINISHED" and stages["second"].info.status == "FAILED"
+    assert parent.info.status == "FAILED" and parent.info.end_time
+    assert parent.data.tags["nbops.status"] == "failed"
+    assert parent.data.tags["airflow.dag_id"] == "fails"
+    assert parent.data.params == {"first.n": "5"}
+    assert "RUNNING" not in {r.info.status for r in runs}

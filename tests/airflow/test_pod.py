@@ -91,7 +91,7 @@ def test_every_example_pod_validates_strictly(example: Project) -> None:
     dag = load_dag(example.root / "dags", "diagnosis")
     lock = read_json(example.root / "dags" / "diagnosis.lock.json")
     lock_sha = hashlib_of(example.root / "dags" / "diagnosis.lock.json")
-    assert [t.task_id for t in dag.tasks] == STAGES
+    assert [t.task_id for t in dag.tasks] == [*STAGES, "close_run"]
     for stage in STAGES:
         pod = serialize(render(dag.get_task(stage)))
         kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
@@ -112,6 +112,27 @@ def test_every_example_pod_validates_strictly(example: Project) -> None:
         assert spec["serviceAccountName"] == "nbops-stage"
         assert spec["automountServiceAccountToken"] is False
         assert spec["restartPolicy"] == "Never"
+
+
+def test_the_close_run_pod_validates_and_carries_the_dag_run(example: Project) -> None:
+    dag = load_dag(example.root / "dags", "diagnosis")
+    lock_sha = hashlib_of(example.root / "dags" / "diagnosis.lock.json")
+    conf = {"train.C": 0.5}
+    pod = serialize(render(dag.get_task("close_run"), conf=conf))
+    kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+    container = pod["spec"]["containers"][0]
+    args = container["args"]
+    assert args[:6] == ["close-run", "--promoted", lock_sha, "--run-id", SCHEDULED_RUN_ID, "--airflow-json"]
+    assert json.loads(args[6]) == {
+        "dag_id": "diagnosis",
+        "run_id": SCHEDULED_RUN_ID,
+        "logical_date": "2026-11-21T02:00:00+00:00",
+        "conf": conf,
+    }
+    assert container["image"] == "nbops-runner:0.1"
+    assert container["resources"]["requests"] == {"cpu": "100m", "memory": "512Mi"}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["metadata"]["annotations"] == {"nbops.io/lock-sha256": lock_sha}
 
 
 def hashlib_of(path: Path) -> str:

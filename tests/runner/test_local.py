@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from nbops.errors import InputError
@@ -80,6 +82,16 @@ def test_resume_from_a_stage_reuses_upstream_outputs(project: Project) -> None:
     assert [a.name for a in project.attempts("resume", "down")] == ["attempt-1", "attempt-2"]
     parents = [r for r in project.runs("resume") if r.data.tags.get("nbops.kind") == "pipeline"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    # The resumed run says which attempt it built on; the re-run stage records what it read.
+    assert parents[0].data.tags["nbops.reused"] == "up#1"
+    assert parents[0].data.params == {"down.fail": "false"}
+    (up,) = project.attempts("resume", "up")
+    up_sha = hashlib.sha256((up / "manifest.json").read_bytes()).hexdigest()
+    inputs = read_json(project.attempts("resume", "down")[1] / "manifest.json")["inputs"]
+    assert inputs == [{"stage": "up", "attempt": 1, "manifest_sha256": up_sha, "location": str(up)}]
+    down = next(r for r in project.runs("resume") if r.info.run_name == "down #2")
+    (dataset,) = down.inputs.dataset_inputs
+    assert (dataset.dataset.name, dataset.dataset.digest) == ("up", up_sha[:32])
 
 
 @pytest.mark.integration

@@ -1,0 +1,132 @@
+"""``nbops audit``: walk a model version's (or a pipeline run's) lineage and recompute every hash.
+
+| module   | job                                                                        |
+|----------|----------------------------------------------------------------------------|
+| `refs`   | parse ``NAME/VERSION``, ``NAME@ALIAS``, ``models:/...`` references         |
+| `walk`   | read MLflow records and store files into a typed lineage                   |
+| `verify` | the checks: recorded hashes against the bytes in the artifact store        |
+| `report` | the ``nbops.audit/1`` document                                             |
+| `render` | its text tree and HTML page                                                |
+
+Where to look: ``pipeline_file`` (default: ``$NBOPS_PIPELINE_FILE``, else ``pipeline.yaml`` in
+the working directory or a parent). Its directory gives the embedded MLflow store and the
+artifact root; ``$MLFLOW_TRACKING_URI`` and ``$NBOPS_ARTIFACT_ROOT`` override them, and
+when both are set no pipeline file is needed.
+
+Errors: ``InputError`` (exit 2) for a bad reference, an unknown model, version, alias or run,
+or nowhere to look; ``InfraError`` (exit 3) when a store cannot be read. A report whose
+``ok`` is false means evidence does not match its record (exit 4, ``ExitCode.AUDIT``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from nbops.api import PIPELINE_FILE
+from nbops.audit.refs import parse_ref
+from nbops.audit.report import AuditReport, build_report
+from nbops.audit.verify import verify
+from nbops.audit.walk import Walker
+from nbops.context import ENV_PIPELINE_FILE
+from nbops.errors import InputError
+from nbops.storage import Store, layout, open_store
+from nbops.tracking.store import ENV_TRACKING_URI, open_client, redact_uri, sqlite_path, tracking_uri
+
+__all__ = ["AuditReport", "audit_model", "audit_run"]
+
+
+def audit_model(ref: str, *, pipeline_file: Path | None = None) -> AuditReport:
+    """Audit a registered model version: ``NAME/VERSION``, ``NAME@ALIAS``, ``models:/NAME/VERSION``
+    or ``models:/NAME@ALIAS``.
+
+    Raises:
+        InputError: a bad reference; no such model, version or alias; no store to look in.
+        InfraError: the tracking or artifact store cannot be read.
+    """
+    parsed = parse_ref(ref)
+    place = _locate(pipeline_file)
+    client = open_client(place.uri)
+    with Walker(client, place.store) as walker:
+        model = walker.resolve(parsed)
+        lineage = walker.from_model(parsed, model, given=ref.strip())
+        checks = verify(lineage, place.store)
+    return build_report(lineage, checks)
+
+
+def audit_run(run_id: str, *, pipeline_file: Path | None = None) -> AuditReport:
+    """Audit every stage of a pipeline run, by nbops run id (the value of ``tags.RUN_ID``, e.g.
+    ``20261123T101500Z-3f9a1c`` or an Airflow DAG run id), not an MLflow run id.
+
+    Raises:
+        InputError: no pipeline run has this id; no store to look in.
+        InfraError: the tracking or artifact store cannot be read.
+    """
+    place = _locate(pipeline_file)
+    client = open_client(place.uri)
+    with Walker(client, place.store) as walker:
+        lineage = walker.from_run(run_id.strip(), prefer_pipeline=place.pipeline)
+        checks = verify(lineage, place.store)
+    return build_report(lineage, checks)
+
+
+@dataclass(frozen=True)
+class _Place:
+    uri: str
+    store: Store
+    pipeline: str | None
+    """Name in the pipeline file, when one was found (prefers it when run ids collide)."""
+
+
+def _locate(pipeline_file: Path | None) -> _Place:
+    """The tracking URI and the artifact store to audit."""
+    env_uri = os.environ.get(ENV_TRACKING_URI, "").strip()
+    env_root = os.environ.get(layout.ENV_ARTIFACT_ROOT, "").strip()
+    file = Path(pipeline_file).expanduser() if pipeline_file is not None else _find_pipeline_file()
+    if file is not None:
+        file = file.resolve()
+        if not file.is_file():
+            raise InputError(f"{file}: pipeline file not found; pass the pipeline.yaml whose records to audit.")
+        root = file.parent
+    elif env_uri and env_root:
+        root = Path.cwd()
+    else:
+        raise InputError(
+            f"no {PIPELINE_FILE} in {Path.cwd()} or its parents, so there is no MLflow store or artifact root "
+            f"to audit; run the audit in the pipeline's directory, pass its pipeline file, or set both "
+            f"{ENV_TRACKING_URI} and {layout.ENV_ARTIFACT_ROOT}."
+        )
+    uri = tracking_uri(layout.state_dir(root))
+    db = sqlite_path(uri)
+    if db is not None and not db.is_file():
+        beside = f" beside {file}" if file is not None and not env_uri else ""
+        raise InputError(
+            f"{db}: no MLflow tracking store{beside} ({redact_uri(uri)}); nothing has been recorded there. "
+            f"Run the pipeline first, or set {ENV_TRACKING_URI} to the store that holds the records."
+        )
+    return _Place(uri=uri, store=open_store(root), pipeline=_pipeline_name(file) if file is not None else None)
+
+
+def _find_pipeline_file() -> Path | None:
+    named = os.environ.get(ENV_PIPELINE_FILE, "").strip()
+    if named:
+        return Path(named)
+    here = Path.cwd().resolve()
+    for directory in (here, *here.parents):
+        candidate = directory / PIPELINE_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _pipeline_name(file: Path) -> str | None:
+    """The ``name`` of a pipeline file, best effort (the audit does not need the spec to be valid)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    name = data.get("name") if isinstance(data, dict) else None
+    return str(name) if name else None

@@ -1,0 +1,532 @@
+"""The audit report: one typed document, rendered as text, JSON or HTML.
+
+JSON schema ``nbops.audit/1``
+=============================
+
+``AuditReport.to_json()`` writes one object. Fields are only ever added within version 1;
+a removed or re-typed field makes ``nbops.audit/2``. Times are ISO 8601 with offset (UTC) or
+null; hashes are full lowercase sha256 hex; ``""`` means "not recorded".
+
+* ``schema``: always ``"nbops.audit/1"``.
+* ``ok``: true when every check passed.
+* ``subject``: what was audited.
+
+  * ``kind``: ``"model"`` or ``"run"``; ``ref``: the reference or nbops run id as given.
+  * ``tracking_uri`` (password masked) and ``artifact_store``: where the records were read.
+  * ``model`` (null for a run): ``name``, ``version``, ``aliases`` (list), ``registered_at``,
+    ``source`` (the version's source URI), ``source_run`` (its MLflow run id), ``tags``
+    (the version's tags, object).
+
+* ``pipeline_run`` (null when it could not be found): the MLflow parent run.
+
+  * ``mlflow_run_id``, ``experiment_id``, ``pipeline``, ``run_id`` (nbops run id),
+    ``trigger`` (``nbops run``, ``airflow``, ``exec-stage``), ``status`` (``succeeded``,
+    ``failed``, ``killed``), ``mlflow_status``, ``started_at``, ``ended_at``.
+  * ``spec`` / ``lock`` (null when unknown / not promoted): ``path``, ``sha256``,
+    ``store_path`` (relative to the artifact root), ``location`` (path or URL),
+    ``indexed`` (listed in ``pipeline/sources.json`` rather than derived from a hash).
+  * ``spec_sha256``, ``lock_sha256``: the run's tags.
+  * ``git_commit``, ``git_dirty`` (bool or null).
+  * ``airflow`` (null outside Airflow): ``dag_id``, ``run_id``, ``logical_date``, ``conf``
+    (the DAG run conf: parsed JSON, or the recorded text when it is not JSON), ``try_number``.
+  * ``overrides``: ``{"stage.name": "value"}`` given with ``nbops run -p`` or the DAG conf.
+  * ``reused``: ``["stage#attempt", ...]`` taken over from an earlier invocation.
+
+* ``stages``: stage nodes, upstream first (every node after the attempts it consumed).
+
+  * ``key`` (``stage#attempt``, or the stage alone when it never ran), ``stage``,
+    ``attempt`` (int or null), ``role`` (``model``: the attempt that registered the model;
+    ``stage``: the latest successful (else latest) attempt of a stage of the run;
+    ``upstream``: an attempt reached through ``inputs``), ``status`` (a stage status,
+    ``not run``, ``running``), ``ok`` (every check of this node passed).
+  * ``mlflow_run_id``, ``attempt_path`` (relative to the artifact root), ``location``.
+  * ``notebook``: ``path``, ``sha256``, ``location`` of the content-addressed copy (or null).
+  * ``parameters``: ``[{"name", "value", "source", "default", "spec"}]``; ``source`` is
+    ``default`` (the notebook's own default), ``spec`` (``stages.<stage>.parameters``) or
+    ``override`` (``-p``/conf, or a value differing from both); ``default`` and ``spec`` are
+    those values or null.
+  * ``metrics``: ``{"name": float}``.
+  * ``inputs``: ``[{"stage", "attempt", "manifest_sha256", "location"}]`` consumed;
+    ``consumed_by``: keys of the nodes that consumed this one.
+  * ``outputs``: ``[{"path", "size", "sha256"}]``, paths relative to the attempt.
+  * ``image``, ``environment``, ``packages_sha256``, ``git_commit``, ``git_dirty``,
+    ``lock_sha256``.
+  * ``airflow`` (null outside Airflow): ``dag_id``, ``run_id``, ``try_number``
+    (``logical_date`` and ``conf`` empty).
+  * ``started_at``, ``ended_at`` (the MLflow run), ``finished_at`` (the manifest).
+  * ``failure`` (null unless it failed): ``cell`` (0-based index in the source notebook),
+    ``execution_count``, ``error`` (exception name), ``message``.
+  * ``notes``: remarks that are not checks (e.g. why notebook defaults are unknown).
+
+* ``checks``: ``[{"subject", "ok", "detail", "scope", "location", "expected", "actual"}]``;
+  ``scope`` is a node ``key``, ``"pipeline"`` or ``"model"``; a failure's ``detail`` names
+  the location and the expected and actual values in full.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from nbops.audit import render
+from nbops.audit.verify import MODEL_SCOPE, PIPELINE_SCOPE, Check
+from nbops.audit.walk import AttemptRecord, Copy, Lineage, RunRecord
+from nbops.errors import InputError
+from nbops.notebook.parameters import parse_parameters
+from nbops.provenance import SourceFile
+from nbops.tracking import tags
+from nbops.tracking.record import param_text
+
+SCHEMA = "nbops.audit/1"
+
+__all__ = [
+    "MODEL_SCOPE",
+    "PIPELINE_SCOPE",
+    "SCHEMA",
+    "AirflowInfo",
+    "AuditReport",
+    "Check",
+    "FailureInfo",
+    "InputInfo",
+    "ModelInfo",
+    "NotebookInfo",
+    "OutputInfo",
+    "ParameterInfo",
+    "PipelineRunInfo",
+    "SourceInfo",
+    "StageNode",
+    "Subject",
+    "build_report",
+]
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelInfo(_Doc):
+    """The registered model version audited."""
+
+    name: str
+    version: str
+    aliases: tuple[str, ...]
+    registered_at: str | None
+    source: str
+    source_run: str
+    tags: dict[str, str]
+
+
+class Subject(_Doc):
+    """What was audited."""
+
+    kind: Literal["model", "run"]
+    ref: str
+    tracking_uri: str
+    artifact_store: str
+    model: ModelInfo | None = None
+
+
+class SourceInfo(_Doc):
+    """A content-addressed source of the run (the spec, the lock)."""
+
+    path: str
+    sha256: str
+    store_path: str
+    location: str
+    indexed: bool
+
+
+class AirflowInfo(_Doc):
+    """The Airflow DAG run (and task try) a record belongs to."""
+
+    dag_id: str
+    run_id: str
+    logical_date: str = ""
+    conf: Any = None
+    try_number: str = ""
+
+
+class PipelineRunInfo(_Doc):
+    """The pipeline (parent) run."""
+
+    mlflow_run_id: str
+    experiment_id: str
+    pipeline: str
+    run_id: str
+    trigger: str
+    status: str
+    mlflow_status: str
+    started_at: str | None
+    ended_at: str | None
+    spec: SourceInfo | None
+    lock: SourceInfo | None
+    spec_sha256: str
+    lock_sha256: str
+    git_commit: str
+    git_dirty: bool | None
+    airflow: AirflowInfo | None
+    overrides: dict[str, str]
+    reused: tuple[str, ...]
+
+
+class NotebookInfo(_Doc):
+    """The notebook a stage ran."""
+
+    path: str
+    sha256: str
+    location: str
+
+
+class ParameterInfo(_Doc):
+    """One effective parameter and where its value came from."""
+
+    name: str
+    value: Any
+    source: Literal["default", "spec", "override"]
+    default: Any = None
+    spec: Any = None
+
+
+class InputInfo(_Doc):
+    """An upstream attempt consumed."""
+
+    stage: str
+    attempt: int
+    manifest_sha256: str
+    location: str
+
+
+class OutputInfo(_Doc):
+    """A file of the attempt, as its manifest lists it."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+class FailureInfo(_Doc):
+    """How a failed attempt failed."""
+
+    cell: str
+    execution_count: str
+    error: str
+    message: str
+
+
+class StageNode(_Doc):
+    """One stage attempt of the lineage."""
+
+    key: str
+    stage: str
+    attempt: int | None
+    role: Literal["model", "stage", "upstream"]
+    status: str
+    ok: bool
+    mlflow_run_id: str
+    attempt_path: str
+    location: str
+    notebook: NotebookInfo | None
+    parameters: tuple[ParameterInfo, ...]
+    metrics: dict[str, float]
+    inputs: tuple[InputInfo, ...]
+    consumed_by: tuple[str, ...]
+    outputs: tuple[OutputInfo, ...]
+    image: str
+    environment: str
+    packages_sha256: str
+    git_commit: str
+    git_dirty: bool | None
+    lock_sha256: str
+    airflow: AirflowInfo | None
+    started_at: str | None
+    ended_at: str | None
+    finished_at: str | None
+    failure: FailureInfo | None
+    notes: tuple[str, ...]
+
+
+class AuditReport(_Doc):
+    """The audit of one model version or pipeline run: its lineage and every check."""
+
+    subject: Subject = Field(description="What was audited.")
+    pipeline_run: PipelineRunInfo | None = Field(description="The pipeline (parent) run; None when not found.")
+    stages: tuple[StageNode, ...] = Field(description="Stage nodes, upstream first.")
+    checks: tuple[Check, ...] = Field(description="Every check, in report order.")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def ok(self) -> bool:
+        """Every check passed."""
+        return all(c.ok for c in self.checks)
+
+    @property
+    def failures(self) -> tuple[Check, ...]:
+        """The checks that failed."""
+        return tuple(c for c in self.checks if not c.ok)
+
+    def scoped(self, scope: str) -> tuple[Check, ...]:
+        """The checks belonging to a node key, ``pipeline`` or ``model``."""
+        return tuple(c for c in self.checks if c.scope == scope)
+
+    def summary(self) -> str:
+        """``audit: N checks, all passed`` or ``audit: K of N checks FAILED``."""
+        total, failed = len(self.checks), len(self.failures)
+        if not failed:
+            return f"audit: {total} checks, all passed"
+        return f"audit: {failed} of {total} checks FAILED"
+
+    def to_text(self) -> str:
+        """A readable tree for a terminal; failures listed in full at the end."""
+        return render.text(self)
+
+    def to_json(self) -> str:
+        """The ``nbops.audit/1`` document (see the module docstring)."""
+        return json.dumps({"schema": SCHEMA, **self.model_dump(mode="json")}, indent=2, ensure_ascii=False) + "\n"
+
+    def to_html(self) -> str:
+        """One self-contained page: inline CSS, no scripts, no remote loads, every value escaped."""
+        return render.html(self)
+
+
+# -- building the document -------------------------------------------------------------------
+
+
+def build_report(lineage: Lineage, checks: list[Check]) -> AuditReport:
+    """The document of a walked and verified lineage."""
+    model = lineage.model
+    subject = Subject(
+        kind=lineage.subject,
+        ref=lineage.ref,
+        tracking_uri=lineage.tracking_uri,
+        artifact_store=lineage.store_url,
+        model=ModelInfo(
+            name=model.name,
+            version=model.version,
+            aliases=model.aliases,
+            registered_at=iso(model.created),
+            source=model.source,
+            source_run=model.run_id,
+            tags=dict(model.tags),
+        )
+        if model is not None
+        else None,
+    )
+    stages = tuple(_node(lineage, a, checks) for a in lineage.attempts)
+    return AuditReport(subject=subject, pipeline_run=_pipeline_run(lineage), stages=stages, checks=tuple(checks))
+
+
+def iso(ms: int | None) -> str | None:
+    """Milliseconds since the epoch as ISO 8601 (UTC), None when unset."""
+    if not ms:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
+
+
+def _pipeline_run(lineage: Lineage) -> PipelineRunInfo | None:
+    parent = lineage.parent
+    if parent is None:
+        return None
+    sources = lineage.sources
+    return PipelineRunInfo(
+        mlflow_run_id=parent.run_id,
+        experiment_id=parent.experiment_id,
+        pipeline=parent.tag(tags.PIPELINE) or lineage.pipeline,
+        run_id=parent.tag(tags.RUN_ID) or lineage.run_id,
+        trigger=parent.tag(tags.TRIGGER),
+        status=parent.tag(tags.STATUS) or parent.status.lower(),
+        mlflow_status=parent.status,
+        started_at=iso(parent.start_time),
+        ended_at=iso(parent.end_time),
+        spec=_source(lineage.spec, sources.spec if sources else None),
+        lock=_source(lineage.lock, sources.lock if sources else None),
+        spec_sha256=parent.tag(tags.SPEC_SHA256),
+        lock_sha256=parent.tag(tags.LOCK_SHA256),
+        git_commit=parent.tag(tags.GIT_COMMIT),
+        git_dirty=_flag(parent.tag(tags.GIT_DIRTY)),
+        airflow=_airflow(parent),
+        overrides=dict(parent.params),
+        reused=tuple(parent.tag(tags.REUSED).split()),
+    )
+
+
+def _source(copy: Copy | None, listed: SourceFile | None) -> SourceInfo | None:
+    if copy is None:
+        return None
+    return SourceInfo(
+        path=listed.path if listed is not None else "",
+        sha256=copy.recorded_sha256,
+        store_path=copy.rel,
+        location=copy.location,
+        indexed=copy.indexed,
+    )
+
+
+def _airflow(run: RunRecord) -> AirflowInfo | None:
+    if not run.tag(tags.AIRFLOW_DAG_ID) and not run.tag(tags.AIRFLOW_RUN_ID):
+        return None
+    conf_text = run.tag(tags.AIRFLOW_CONF)
+    conf: Any = None
+    if conf_text:
+        try:
+            conf = json.loads(conf_text)
+        except ValueError:
+            conf = conf_text
+    return AirflowInfo(
+        dag_id=run.tag(tags.AIRFLOW_DAG_ID),
+        run_id=run.tag(tags.AIRFLOW_RUN_ID),
+        logical_date=run.tag(tags.AIRFLOW_LOGICAL_DATE),
+        conf=conf,
+        try_number=run.tag(tags.AIRFLOW_TRY_NUMBER),
+    )
+
+
+def _flag(text: str) -> bool | None:
+    return {"true": True, "false": False}.get(text.strip().lower())
+
+
+def _node(lineage: Lineage, node: AttemptRecord, checks: list[Check]) -> StageNode:
+    run, manifest = node.run, node.manifest
+
+    def tag(name: str) -> str:
+        return run.tag(name) if run is not None else ""
+
+    copy = lineage.notebooks.get(node.stage)
+    notebook_path = (manifest.notebook.path if manifest else "") or tag(tags.NOTEBOOK_PATH)
+    if not notebook_path and lineage.sources is not None and node.stage in lineage.sources.notebooks:
+        notebook_path = lineage.sources.notebooks[node.stage].path
+    notebook_sha = (manifest.notebook.sha256 if manifest else "") or tag(tags.NOTEBOOK_SHA256)
+    notebook = None
+    if notebook_path or notebook_sha or copy:
+        sha = notebook_sha or (copy.recorded_sha256 if copy else "")
+        notebook = NotebookInfo(path=notebook_path, sha256=sha, location=copy.location if copy else "")
+    parameters, notes = _parameters(lineage, node)
+    failure = None
+    if any(tag(t) for t in (tags.FAILED_CELL, tags.ERROR, tags.ERROR_MESSAGE)):
+        failure = FailureInfo(
+            cell=tag(tags.FAILED_CELL),
+            execution_count=tag(tags.FAILED_EXECUTION_COUNT),
+            error=tag(tags.ERROR),
+            message=tag(tags.ERROR_MESSAGE),
+        )
+    if not node.expects_manifest and node.attempt is None:
+        notes.append("the stage has no attempt in this run")
+    elif not node.expects_manifest:
+        notes.append("no successful attempt in this run: shown as its last attempt ended, not verified")
+    own = [c for c in checks if c.scope == node.key]
+    return StageNode(
+        key=node.key,
+        stage=node.stage,
+        attempt=node.attempt,
+        role=node.role,
+        status=node.status,
+        ok=all(c.ok for c in own),
+        mlflow_run_id=run.run_id if run is not None else (manifest.mlflow_run_id if manifest else ""),
+        attempt_path=node.rel,
+        location=node.location,
+        notebook=notebook,
+        parameters=parameters,
+        metrics=dict(manifest.metrics) if manifest is not None else dict(run.metrics if run else {}),
+        inputs=tuple(
+            InputInfo(stage=i.stage, attempt=i.attempt, manifest_sha256=i.manifest_sha256, location=i.location)
+            for i in (manifest.inputs if manifest else ())
+        ),
+        consumed_by=tuple(c.key for c in node.consumers),
+        outputs=tuple(
+            OutputInfo(path=f.path, size=f.size, sha256=f.sha256) for f in (manifest.files if manifest else ())
+        ),
+        image=(manifest.image if manifest else None) or tag(tags.IMAGE),
+        environment=(manifest.environment if manifest else None) or tag(tags.ENVIRONMENT),
+        packages_sha256=(manifest.packages_sha256 if manifest else None) or tag(tags.PACKAGES_SHA256),
+        git_commit=(manifest.git_commit if manifest else None) or tag(tags.GIT_COMMIT),
+        git_dirty=_flag(tag(tags.GIT_DIRTY)) if manifest is None or manifest.git_dirty is None else manifest.git_dirty,
+        lock_sha256=(manifest.lock_sha256 if manifest else None) or tag(tags.LOCK_SHA256),
+        airflow=_airflow(run) if run is not None else None,
+        started_at=iso(run.start_time) if run is not None else None,
+        ended_at=iso(run.end_time) if run is not None else None,
+        finished_at=manifest.finished_at if manifest is not None else None,
+        failure=failure,
+        notes=tuple(notes),
+    )
+
+
+# -- parameters ------------------------------------------------------------------------------
+
+
+def _parameters(lineage: Lineage, node: AttemptRecord) -> tuple[tuple[ParameterInfo, ...], list[str]]:
+    """Effective parameters, each told apart as the notebook's default, the spec's value or an override."""
+    notes: list[str] = []
+    if node.manifest is None and node.run is None:
+        return (), notes
+    defaults, problem = _defaults(lineage.notebooks.get(node.stage))
+    if problem:
+        notes.append(f"notebook defaults unknown: {problem}")
+    if node.manifest is not None:
+        effective: dict[str, Any] = dict(node.manifest.parameters)
+    else:
+        params = node.run.params if node.run is not None else {}
+        effective = {k: _decoded(v, defaults.get(k)) for k, v in params.items()}
+    declared = lineage.stage_spec(node.stage).get("parameters")
+    spec: Mapping[str, Any] = declared if isinstance(declared, dict) else {}
+    prefix = f"{node.stage}."
+    parent = lineage.parent
+    overrides = {k.removeprefix(prefix) for k in (parent.params if parent else {}) if k.startswith(prefix)}
+    names = list(effective) + [n for n in defaults if n not in effective]
+    found = []
+    for name in names:
+        value = effective[name] if name in effective else defaults[name]
+        source: Literal["default", "spec", "override"]
+        if name in overrides:
+            source = "override"
+        elif name in spec:
+            source = "spec" if _same(value, spec[name]) else "override"
+        elif name in defaults:
+            source = "default" if _same(value, defaults[name]) else "override"
+        else:
+            source = "override"
+        info = ParameterInfo(name=name, value=value, source=source, default=defaults.get(name), spec=spec.get(name))
+        found.append(info)
+    return tuple(found), notes
+
+
+def _decoded(text: str, default: Any) -> Any:
+    """An MLflow param's value (``param_text``) back as JSON, unless the notebook declares a string."""
+    if isinstance(default, str):
+        return text
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if param_text(value) == text else text
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values; a typed value also equals its MLflow text (the params of unfinished attempts)."""
+    if isinstance(a, str) != isinstance(b, str):
+        return param_text(a) == param_text(b)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return bool(a == b)
+
+
+def _defaults(copy: Copy | None) -> tuple[dict[str, Any], str]:
+    """The notebook's own defaults, from the parameters cell of its content-addressed copy."""
+    if copy is None:
+        return {}, "no copy of the notebook is known"
+    if copy.raw is None:
+        return {}, f"{copy.location} is missing"
+    try:
+        data = json.loads(copy.raw.decode("utf-8"))
+        cells = [
+            {**cell, "source": "".join(cell["source"]) if isinstance(cell.get("source"), list) else cell.get("source")}
+            for cell in data["cells"]
+            if isinstance(cell, dict)
+        ]
+        return parse_parameters(cells, copy.location).defaults, ""
+    except InputError as exc:
+        return {}, exc.message
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        return {}, f"{copy.location} is not a notebook ({exc})"

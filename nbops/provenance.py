@@ -1,0 +1,279 @@
+"""What ran, archived once (DESIGN §8), and the pipeline run's record closed on every backend.
+
+The source bytes of the spec and of every stage notebook are stored content-addressed in
+the artifact root, next to the promoted locks::
+
+    <artifact root>/specs/<sha256>.yaml
+    <artifact root>/notebooks/<sha256>.ipynb
+    <artifact root>/locks/<sha256>.json
+
+so a thousand runs of an unchanged notebook keep one copy. The parent MLflow run holds the
+index of what its run used (``pipeline/sources.json``: each file's path as the spec names
+it, its sha256 and where the copy lives), the spec itself and, for a promoted run, the lock.
+
+``nbops run`` archives and closes its own parent run. Under Airflow, the DAG's last task
+runs :func:`close_promoted_run` whatever happened upstream: it archives, records the DAG
+run (dag id, run id, logical date, conf), closes stage records left open by a pod that
+died, and closes the parent ``FINISHED``, ``FAILED`` or ``KILLED`` as the stages ended.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from nbops.errors import InputError
+from nbops.lock import fetch_lock, lock_rel, notebook_rel
+from nbops.spec import Pipeline
+from nbops.storage import Store
+from nbops.tracking import pipeline_run, record, tags
+from nbops.tracking.tags import flag
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+SOURCES_ARTIFACT = "pipeline/sources.json"
+"""The parent run's index of what ran."""
+PIPELINE_ARTIFACTS = "pipeline"
+"""Artifact directory of the parent run holding the spec and the lock."""
+SPECS_DIR = "specs"
+
+
+def spec_rel(sha256: str) -> str:
+    """Where a spec's bytes live, relative to the artifact root."""
+    return f"{SPECS_DIR}/{sha256}.yaml"
+
+
+class SourceFile(BaseModel):
+    """One source file a run used, by content."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str = Field(description="The file as the spec names it (the spec: its file name).")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of its bytes.")
+    store_path: str = Field(description="Where the copy lives, relative to the artifact root.")
+
+
+class Sources(BaseModel):
+    """``pipeline/sources.json`` of a parent run."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = Field(1, description="Format version of this index.")
+    pipeline: str = Field(description="Pipeline name.")
+    spec: SourceFile = Field(description="The pipeline spec.")
+    lock: SourceFile | None = Field(None, description="The promoted lock (runs from a DAG only).")
+    notebooks: dict[str, SourceFile] = Field(description="Each stage's notebook, by stage.")
+
+    def to_text(self) -> str:
+        """Canonical JSON text."""
+        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+
+
+def publish_sources(store: Store, pipeline: Pipeline, lock_sha256: str | None = None) -> Sources:
+    """Store the spec and every stage notebook content-addressed (a no-op for copies already
+    there) and return the index. A promoted pipeline's files were published by ``nbops promote``.
+
+    Raises:
+        InputError: a notebook of the working tree cannot be read.
+        InfraError: the store did not take a copy.
+    """
+    spec = pipeline.spec
+    if lock_sha256 is not None:
+        notebooks = {
+            name: SourceFile(path=stage.notebook, sha256=pipeline.frozen[name].sha256,
+                             store_path=notebook_rel(pipeline.frozen[name].sha256))
+            for name, stage in spec.stages.items()
+        }  # fmt: skip
+        lock = SourceFile(path=f"{spec.name}.lock.json", sha256=lock_sha256, store_path=lock_rel(lock_sha256))
+        spec_file = SourceFile(path="pipeline.yaml", sha256=pipeline.sha256, store_path=spec_rel(pipeline.sha256))
+        return Sources(pipeline=spec.name, spec=spec_file, lock=lock, notebooks=notebooks)
+    raw_spec = _read(pipeline.path)
+    store.publish(spec_rel(pipeline.sha256), raw_spec)
+    notebooks = {}
+    for name, stage in spec.stages.items():
+        raw = _read(pipeline.notebook_path(name))
+        sha = _sha256(raw)
+        store.publish(notebook_rel(sha), raw)
+        notebooks[name] = SourceFile(path=stage.notebook, sha256=sha, store_path=notebook_rel(sha))
+    spec_file = SourceFile(path=pipeline.path.name, sha256=pipeline.sha256, store_path=spec_rel(pipeline.sha256))
+    return Sources(pipeline=spec.name, spec=spec_file, notebooks=notebooks)
+
+
+def archive(client: MlflowClient, parent_id: str, store: Store, sources: Sources) -> None:
+    """Log the index, the spec and (promoted) the lock on the parent run."""
+    record.call(client.log_text, parent_id, sources.to_text(), SOURCES_ARTIFACT, what="log the sources index")
+    files = [sources.spec] + ([sources.lock] if sources.lock else [])
+    for source in files:
+        raw = store.read_bytes(source.store_path)
+        if raw is None:
+            continue  # the audit reports the missing copy; the run's record still closes
+        name = f"{PIPELINE_ARTIFACTS}/{Path(source.path).name}"
+        record.call(client.log_text, parent_id, raw.decode("utf-8", "replace"), name, what=f"log {name}")
+
+
+def log_overrides(client: MlflowClient, parent_id: str, overrides: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Log ``-p``/conf overrides as ``stage.name`` params; returns the keys not logged because a
+    resumed run had logged another value (MLflow params never change)."""
+    existing = record.call(client.get_run, parent_id, what="read the pipeline run").data.params
+    fresh: dict[str, Any] = {}
+    conflicts = []
+    for stage, values in overrides.items():
+        for name, value in values.items():
+            key = f"{stage}.{name}"
+            text = record.param_text(value)
+            if key not in existing:
+                fresh[key] = value
+            elif existing[key] != text:
+                conflicts.append(key)
+    record.log_parameters(client, parent_id, fresh)
+    return conflicts
+
+
+@dataclass(frozen=True)
+class AirflowRun:
+    """The DAG run a promoted pipeline run belongs to."""
+
+    dag_id: str
+    run_id: str
+    logical_date: str = ""
+    conf: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, text: str) -> AirflowRun:
+        """Parse the ``--airflow-json`` argument the DAG renders.
+
+        Raises:
+            InputError: not the JSON object the DAG writes.
+        """
+        try:
+            data = json.loads(text)
+            conf = data.get("conf") or {}
+            if not isinstance(conf, dict):
+                raise TypeError("conf is not an object")
+            return cls(str(data["dag_id"]), str(data["run_id"]), str(data.get("logical_date") or ""), conf)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InputError(f"--airflow-json: not the DAG run description the DAG renders ({exc}).") from None
+
+
+@dataclass(frozen=True)
+class Closed:
+    """How a pipeline run's record was closed."""
+
+    parent_run_id: str
+    outcome: str
+    """``succeeded``, ``failed`` or ``killed``."""
+    stages: dict[str, str]
+    """Each stage's outcome: its last attempt's status, or ``not run``."""
+    orphans: tuple[str, ...] = ()
+    """Stage runs found open (their command died) and closed ``KILLED`` here."""
+
+
+ORPHANED = "ended without closing its record (the stage command died)"
+
+
+def settle(client: MlflowClient, experiment_id: str, parent_id: str, stages: list[str]) -> Closed:
+    """The pipeline run's outcome from its stages' last attempts; stage runs still open when
+    nothing runs any more are closed ``KILLED`` first."""
+    runs = record.call(
+        client.search_runs,
+        [experiment_id],
+        filter_string=f"tags.`{tags.PARENT_RUN}` = '{parent_id}'",
+        max_results=5000,
+        what="list the stage runs",
+    )
+    last: dict[str, Any] = {}
+    for run in runs:
+        stage = run.data.tags.get(tags.STAGE, "")
+        attempt = int(run.data.tags.get(tags.ATTEMPT, "0") or 0)
+        if stage and (stage not in last or attempt > int(last[stage].data.tags.get(tags.ATTEMPT, "0"))):
+            last[stage] = run
+    orphans = []
+    for run in runs:
+        if run.info.status == "RUNNING":
+            record.set_tags(client, run.info.run_id, {tags.STATUS: "killed", tags.ERROR_MESSAGE: ORPHANED})
+            record.finish_run(client, run.info.run_id, "KILLED")
+            orphans.append(run.info.run_id)
+    outcomes = {}
+    for stage in stages:
+        found = last.get(stage)
+        if found is None:
+            outcomes[stage] = "not run"
+        elif found.info.run_id in orphans:
+            outcomes[stage] = "killed"
+        else:
+            outcomes[stage] = found.data.tags.get(tags.STATUS) or found.info.status.lower()
+    if all(v == "succeeded" for v in outcomes.values()):
+        outcome = "succeeded"
+    elif any(v == "killed" for v in outcomes.values()):
+        outcome = "killed"
+    else:
+        outcome = "failed"
+    return Closed(parent_id, outcome, outcomes, tuple(orphans))
+
+
+MLFLOW_STATUS = {"succeeded": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
+
+
+def close_promoted_run(store: Store, uri: str, lock_sha256: str, run_id: str, airflow: AirflowRun) -> Closed:
+    """Archive, describe and close the parent run of a DAG run of a promoted pipeline.
+
+    Raises:
+        InputError: the lock is unknown or altered.
+        InfraError: the tracking or artifact store cannot be used.
+    """
+    from nbops.notebook.redact import Redactor
+    from nbops.tracking.store import open_client
+
+    lock, path = fetch_lock(store, lock_sha256)
+    pipeline = lock.pipeline(path, store, stage=None)
+    client = open_client(uri)
+    experiment = record.ensure_experiment(client, pipeline.name, store.mlflow_location)
+    masked = Redactor.from_env().value(airflow.conf)
+    parent = pipeline_run.get_or_create(
+        client,
+        experiment,
+        pipeline.name,
+        run_id,
+        {tags.SPEC_SHA256: pipeline.sha256, tags.LOCK_SHA256: lock_sha256, tags.TRIGGER: "airflow"},
+    )
+    archive(client, parent, store, publish_sources(store, pipeline, lock_sha256))
+    overrides: dict[str, dict[str, Any]] = {}
+    for key, value in masked.items():
+        stage, _, name = str(key).partition(".")
+        if stage in pipeline.spec.stages and name:
+            overrides.setdefault(stage, {})[name] = value
+    log_overrides(client, parent, overrides)
+    closed = settle(client, experiment, parent, list(pipeline.spec.stages))
+    described = {
+        tags.AIRFLOW_DAG_ID: airflow.dag_id,
+        tags.AIRFLOW_RUN_ID: airflow.run_id,
+        tags.AIRFLOW_LOGICAL_DATE: airflow.logical_date,
+        tags.AIRFLOW_CONF: json.dumps(masked, sort_keys=True)[: tags.ERROR_MESSAGE_LIMIT * 10],
+        tags.GIT_COMMIT: lock.git_commit,
+        tags.GIT_DIRTY: flag(lock.git_dirty),
+    }
+    record.set_tags(client, parent, {k: v for k, v in described.items() if v})
+    pipeline_run.close(client, parent, closed.outcome, MLFLOW_STATUS[closed.outcome])
+    return closed
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc}).") from None
+
+
+def _sha256(raw: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(raw).hexdigest()
+
+
+__all__ = ["AirflowRun", "Closed", "Sources", "archive", "close_promoted_run", "publish_sources"]
