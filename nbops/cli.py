@@ -1,7 +1,7 @@
 """The ``nbops`` command line: parse, build a request, call one library function, map errors.
 
 Exit codes (``nbops.status.ExitCode``): 0 success, 1 the notebook's own code failed, 2 bad
-input found before execution, 3 infrastructure failure or a signal.
+input found before execution, 3 infrastructure failure or a signal, 4 an audit found a mismatch.
 """
 
 from __future__ import annotations

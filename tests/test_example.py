@@ -69,6 +69,20 @@ def test_example_mlflow_record(example: tuple[Project, subprocess.CompletedProce
     assert {k: str(v) for k, v in model.aliases.items()} == {"challenger": "1", "champion": "1"}
 
 
+def test_the_champion_is_audited_back_to_the_ingested_batch(
+    example: tuple[Project, subprocess.CompletedProcess[str]],
+) -> None:
+    project, result = example
+    assert result.returncode == 0
+    version = project.client().get_model_version("diagnosis-classifier", "1")
+    assert version.tags["nbops.stage"] == "evaluate" and version.tags["nbops.stage_run"] == version.run_id
+    audit = project.nbops("audit", "diagnosis-classifier@champion")
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    for stage in STAGES:  # every upstream attempt, through the manifests' inputs
+        assert f"{stage}#1" in audit.stdout, stage
+    assert "all passed" in audit.stdout.strip().splitlines()[-1]
+
+
 def test_notebooks_run_interactively_under_nbval(example: tuple[Project, subprocess.CompletedProcess[str]]) -> None:
     """The same notebooks run unchanged in Jupyter: nbval (lax) against the run's outputs."""
     project, result = example

@@ -43,3 +43,7 @@ def test_ui_serves_the_pipeline_store(project: Project) -> None:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
+    assert proc.stdout is not None
+    said = proc.stdout.read().decode()
+    # The printed address opens the pipeline's experiment in MLflow's model-training view.
+    assert f"http://127.0.0.1:{port}/#/experiments/1/runs?workflowType=machine_learning" in said, said

@@ -109,15 +109,13 @@ def _locate(pipeline_file: Path | None) -> _Place:
 
 
 def _find_pipeline_file() -> Path | None:
+    """``$NBOPS_PIPELINE_FILE``, else the nearest ``pipeline.yaml`` in the working directory or a parent."""
     named = os.environ.get(ENV_PIPELINE_FILE, "").strip()
     if named:
         return Path(named)
     here = Path.cwd().resolve()
-    for directory in (here, *here.parents):
-        candidate = directory / PIPELINE_FILE
-        if candidate.is_file():
-            return candidate
-    return None
+    candidates = (directory / PIPELINE_FILE for directory in (here, *here.parents))
+    return next((candidate for candidate in candidates if candidate.is_file()), None)
 
 
 def _pipeline_name(file: Path) -> str | None:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from html import escape
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from nbops.audit.report import AuditReport, ParameterInfo, PipelineRunInfo, StageNode
+    from nbops.audit.report import AirflowInfo, AuditReport, ModelInfo, ParameterInfo, PipelineRunInfo, StageNode
     from nbops.audit.verify import Check
 
 SHORT = 12
@@ -47,6 +47,16 @@ def dirty_text(commit: str, dirty: bool | None) -> str:
     return short(commit) + (" (dirty)" if dirty else "")
 
 
+def metrics_text(metrics: Mapping[str, float]) -> str:
+    """``name = value, ...``, by name."""
+    return ", ".join(f"{k} = {v:g}" for k, v in sorted(metrics.items()))
+
+
+def airflow_text(airflow: AirflowInfo) -> str:
+    """The DAG run and task try of a stage attempt."""
+    return f"dag {airflow.dag_id}, run {airflow.run_id}, try {airflow.try_number}"
+
+
 def parameter_text(param: ParameterInfo) -> str:
     """``name = value  (source; default ..., spec ...)``."""
     extra = []
@@ -68,8 +78,7 @@ def text(report: AuditReport) -> str:
     if model is not None:
         aliases = f"  (aliases: {', '.join(model.aliases)})" if model.aliases else ""
         lines.append(f"model {model.name} version {model.version}{aliases}")
-        rows = [("registered", model.registered_at or ""), ("source", model.source), ("source run", model.source_run)]
-        lines.extend(_fields("  ", rows))
+        lines.extend(_fields("  ", _model_fields(model)))
     else:
         lines.append(f"audit of pipeline run {report.subject.ref}")
     stores = [("tracking", report.subject.tracking_uri), ("artifacts", report.subject.artifact_store)]
@@ -106,6 +115,10 @@ def _checks(indent: str, checks: Iterable[Check]) -> Iterator[str]:
         yield f"{indent}{mark(check.ok):<6} {check.subject}"
 
 
+def _model_fields(model: ModelInfo) -> list[tuple[str, str]]:
+    return [("registered", model.registered_at or ""), ("source", model.source), ("source run", model.source_run)]
+
+
 def _run_fields(run: PipelineRunInfo, cut: Callable[[str], str] = short) -> list[tuple[str, str]]:
     rows = [
         ("mlflow run", run.mlflow_run_id),
@@ -138,20 +151,14 @@ def _node(branch: str, pipe: str, node: StageNode, report: AuditReport) -> Itera
         ("attempt", node.location),
         ("notebook", f"{notebook.path}  sha256 {short(notebook.sha256)}" if notebook else ""),
         ("parameters", "\n".join(parameter_text(p) for p in node.parameters)),
-        ("metrics", ", ".join(f"{k} = {v:g}" for k, v in sorted(node.metrics.items()))),
+        ("metrics", metrics_text(node.metrics)),
         (
             "inputs",
             "\n".join(f"{i.stage}#{i.attempt}  manifest sha256 {short(i.manifest_sha256)}" for i in node.inputs),
         ),
         ("consumed by", ", ".join(node.consumed_by)),
     ]
-    file_checks = {c.subject: c for c in checks}
-    outputs = []
-    for out in node.outputs:
-        found = file_checks.get(f"{node.key} file {out.path}")
-        state = f"  {mark(found.ok)}" if found is not None else ""
-        outputs.append(f"{out.path}  {out.size} B  sha256 {short(out.sha256)}{state}")
-    rows.append(("outputs", "\n".join(outputs)))
+    rows.append(("outputs", "\n".join(_output_lines(node, checks))))
     where = node.image or node.environment
     if node.packages_sha256:
         where += f"  packages sha256 {short(node.packages_sha256)}"
@@ -159,7 +166,7 @@ def _node(branch: str, pipe: str, node: StageNode, report: AuditReport) -> Itera
     rows.append(("commit", dirty_text(node.git_commit, node.git_dirty)))
     rows.append(("lock", short(node.lock_sha256)))
     if node.airflow is not None:
-        rows.append(("airflow", f"dag {node.airflow.dag_id}, run {node.airflow.run_id}, try {node.airflow.try_number}"))
+        rows.append(("airflow", airflow_text(node.airflow)))
     if node.failure is not None:
         failure = node.failure
         cell = f"cell {failure.cell}" + (f" [{failure.execution_count}]" if failure.execution_count else "")
@@ -167,7 +174,16 @@ def _node(branch: str, pipe: str, node: StageNode, report: AuditReport) -> Itera
     rows.append(("notes", "\n".join(node.notes)))
     yield from _fields(pipe, rows)
     others = [c for c in checks if not c.subject.startswith(f"{node.key} file ")]
-    yield from _checks(f"{pipe}", others)
+    yield from _checks(pipe, others)
+
+
+def _output_lines(node: StageNode, checks: Iterable[Check]) -> Iterator[str]:
+    """One line per output file, with the verdict of its check."""
+    file_checks = {c.subject: c for c in checks}
+    for out in node.outputs:
+        found = file_checks.get(f"{node.key} file {out.path}")
+        state = f"  {mark(found.ok)}" if found is not None else ""
+        yield f"{out.path}  {out.size} B  sha256 {short(out.sha256)}{state}"
 
 
 # -- HTML ----------------------------------------------------------------------------------
@@ -205,59 +221,92 @@ def html(report: AuditReport) -> str:
         parts.append('<section class="failures"><h2>Failed checks</h2><table>')
         parts.extend(_check_row(c) for c in failures)
         parts.append("</table></section>")
-    model = report.subject.model
-    if model is not None:
-        parts.append("<section><h2>Model version</h2>")
-        parts.append(
-            _table(
-                [
-                    ("name", model.name),
-                    ("version", model.version),
-                    ("aliases", ", ".join(model.aliases)),
-                    ("registered", model.registered_at or ""),
-                    ("source", model.source),
-                    ("source run", model.source_run),
-                ]
-            )
-        )
-        parts.append(_checks_table(report.scoped("model")) + "</section>")
-    run = report.pipeline_run
-    if run is not None:
-        parts.append(f"<section><h2>Pipeline run {escape(run.pipeline)} {escape(run.run_id)}</h2>")
-        parts.append(_table(_run_fields(run, cut=str)))
-        parts.append(_checks_table(report.scoped("pipeline")) + "</section>")
-    elif report.scoped("pipeline"):
-        parts.append("<section><h2>Pipeline run</h2>" + _checks_table(report.scoped("pipeline")) + "</section>")
-    for node in report.stages:
-        parts.append(_stage_section(node, report))
+    parts.extend(_model_section(report))
+    parts.extend(_pipeline_section(report))
+    parts.extend(_stage_section(node, report) for node in report.stages)
     parts.append("<section><h2>All checks</h2>" + _checks_table(report.checks) + "</section>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
-def _table(rows: Iterable[tuple[str, str]]) -> str:
-    cells = [
-        f"<tr><th>{escape(label)}</th><td><code>{escape(value).replace(chr(10), '<br>')}</code></td></tr>"
-        for label, value in rows
-        if value
+def _model_section(report: AuditReport) -> list[str]:
+    model = report.subject.model
+    if model is None:
+        return []
+    rows = [("name", model.name), ("version", model.version), ("aliases", ", ".join(model.aliases))]
+    return [
+        "<section><h2>Model version</h2>",
+        _table(rows + _model_fields(model)),
+        _checks_table(report.scoped("model")) + "</section>",
     ]
+
+
+def _pipeline_section(report: AuditReport) -> list[str]:
+    run = report.pipeline_run
+    checks = _checks_table(report.scoped("pipeline"))
+    if run is None:
+        return ["<section><h2>Pipeline run</h2>" + checks + "</section>"] if checks else []
+    return [
+        f"<section><h2>Pipeline run {escape(run.pipeline)} {escape(run.run_id)}</h2>",
+        _table(_run_fields(run, cut=str)),
+        checks + "</section>",
+    ]
+
+
+def _table(rows: Iterable[tuple[str, str]]) -> str:
+    """A table of labelled values (lines kept apart), leaving out empty values."""
+    cells = [_row(label, _code(value).replace("\n", "<br>")) for label, value in rows if value]
     return "<table>" + "".join(cells) + "</table>" if cells else ""
+
+
+def _titled_table(title: str, rows: list[str], sep: str = "") -> str:
+    """``<h3>title</h3>`` over a table of ready rows; ``""`` without rows."""
+    return sep.join([f"<h3>{title}</h3><table>", *rows, "</table>"]) if rows else ""
+
+
+def _row(heading: str, *cells: str) -> str:
+    """A row: the heading escaped, the cells (markup) as they are."""
+    return f"<tr><th>{escape(heading)}</th>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
+
+
+def _code(value: str) -> str:
+    return f"<code>{escape(value)}</code>"
 
 
 def _check_row(check: Check) -> str:
     state = "pass" if check.ok else "fail"
     return (
         f'<tr class="{state}"><td class="mark">{escape(mark(check.ok))}</td>'
-        f"<td>{escape(check.subject)}</td><td><code>{escape(check.detail)}</code></td></tr>"
+        f"<td>{escape(check.subject)}</td><td>{_code(check.detail)}</td></tr>"
     )
 
 
 def _checks_table(checks: Iterable[Check]) -> str:
-    rows = [_check_row(c) for c in checks]
-    return "<h3>Checks</h3><table>" + "".join(rows) + "</table>" if rows else ""
+    return _titled_table("Checks", [_check_row(c) for c in checks])
 
 
 def _stage_section(node: StageNode, report: AuditReport) -> str:
+    tables = [
+        _titled_table("Parameters", [_parameter_row(p) for p in node.parameters], "\n"),
+        _titled_table(
+            "Inputs",
+            [_row(f"{i.stage}#{i.attempt}", _code(i.manifest_sha256), _code(i.location)) for i in node.inputs],
+            "\n",
+        ),
+        _titled_table("Outputs", [_row(o.path, f"{o.size} B", _code(o.sha256)) for o in node.outputs], "\n"),
+    ]
+    return "\n".join(
+        [
+            f'<section class="stage"><h2>{escape(node.key)}<span class="status">{escape(node.status)}</span></h2>',
+            _table(_stage_fields(node)),
+            *(table for table in tables if table),
+            _checks_table(report.scoped(node.key)),
+            "</section>",
+        ]
+    )
+
+
+def _stage_fields(node: StageNode) -> list[tuple[str, str]]:
     notebook = node.notebook
     rows = [
         ("role", node.role),
@@ -268,7 +317,7 @@ def _stage_section(node: StageNode, report: AuditReport) -> str:
         ("attempt", node.location),
         ("notebook", f"{notebook.path}  sha256 {notebook.sha256}" if notebook else ""),
         ("notebook copy", notebook.location if notebook else ""),
-        ("metrics", ", ".join(f"{k} = {v:g}" for k, v in sorted(node.metrics.items()))),
+        ("metrics", metrics_text(node.metrics)),
         ("consumed by", ", ".join(node.consumed_by)),
         ("image", node.image),
         ("environment", node.environment),
@@ -277,38 +326,13 @@ def _stage_section(node: StageNode, report: AuditReport) -> str:
         ("lock sha256", node.lock_sha256),
     ]
     if node.airflow is not None:
-        rows.append(("airflow", f"dag {node.airflow.dag_id}, run {node.airflow.run_id}, try {node.airflow.try_number}"))
+        rows.append(("airflow", airflow_text(node.airflow)))
     if node.failure is not None:
         f = node.failure
         rows.append(("failed", f"cell {f.cell} [{f.execution_count}] {f.error}: {f.message}"))
     rows.append(("notes", "\n".join(node.notes)))
-    parts = [
-        f'<section class="stage"><h2>{escape(node.key)}<span class="status">{escape(node.status)}</span></h2>',
-        _table(rows),
-    ]
-    if node.parameters:
-        parts.append("<h3>Parameters</h3><table>")
-        parts.extend(
-            f"<tr><th>{escape(p.name)}</th><td><code>{escape(value_text(p.value))}</code></td>"
-            f"<td>{escape(p.source)}</td><td><code>{escape(parameter_text(p))}</code></td></tr>"
-            for p in node.parameters
-        )
-        parts.append("</table>")
-    if node.inputs:
-        parts.append("<h3>Inputs</h3><table>")
-        parts.extend(
-            f"<tr><th>{escape(f'{i.stage}#{i.attempt}')}</th><td><code>{escape(i.manifest_sha256)}</code></td>"
-            f"<td><code>{escape(i.location)}</code></td></tr>"
-            for i in node.inputs
-        )
-        parts.append("</table>")
-    if node.outputs:
-        parts.append("<h3>Outputs</h3><table>")
-        parts.extend(
-            f"<tr><th>{escape(o.path)}</th><td>{o.size} B</td><td><code>{escape(o.sha256)}</code></td></tr>"
-            for o in node.outputs
-        )
-        parts.append("</table>")
-    parts.append(_checks_table(report.scoped(node.key)))
-    parts.append("</section>")
-    return "\n".join(parts)
+    return rows
+
+
+def _parameter_row(param: ParameterInfo) -> str:
+    return _row(param.name, _code(value_text(param.value)), escape(param.source), _code(parameter_text(param)))

@@ -67,14 +67,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from nbops.audit import render
 from nbops.audit.verify import MODEL_SCOPE, PIPELINE_SCOPE, Check
-from nbops.audit.walk import AttemptRecord, Copy, Lineage, RunRecord
+from nbops.audit.walk import AttemptRecord, Copy, Lineage, ModelInfo, RunRecord, iso
 from nbops.errors import InputError
 from nbops.notebook.parameters import parse_parameters
 from nbops.provenance import SourceFile
@@ -82,6 +81,9 @@ from nbops.tracking import tags
 from nbops.tracking.record import param_text
 
 SCHEMA = "nbops.audit/1"
+
+Origin = Literal["default", "spec", "override"]
+"""Where a parameter's value came from: the notebook's default, the spec, or an override."""
 
 __all__ = [
     "MODEL_SCOPE",
@@ -106,18 +108,6 @@ __all__ = [
 
 class _Doc(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ModelInfo(_Doc):
-    """The registered model version audited."""
-
-    name: str
-    version: str
-    aliases: tuple[str, ...]
-    registered_at: str | None
-    source: str
-    source_run: str
-    tags: dict[str, str]
 
 
 class Subject(_Doc):
@@ -186,7 +176,7 @@ class ParameterInfo(_Doc):
 
     name: str
     value: Any
-    source: Literal["default", "spec", "override"]
+    source: Origin
     default: Any = None
     spec: Any = None
 
@@ -297,33 +287,15 @@ class AuditReport(_Doc):
 
 def build_report(lineage: Lineage, checks: list[Check]) -> AuditReport:
     """The document of a walked and verified lineage."""
-    model = lineage.model
     subject = Subject(
         kind=lineage.subject,
         ref=lineage.ref,
         tracking_uri=lineage.tracking_uri,
         artifact_store=lineage.store_url,
-        model=ModelInfo(
-            name=model.name,
-            version=model.version,
-            aliases=model.aliases,
-            registered_at=iso(model.created),
-            source=model.source,
-            source_run=model.run_id,
-            tags=dict(model.tags),
-        )
-        if model is not None
-        else None,
+        model=lineage.model,
     )
     stages = tuple(_node(lineage, a, checks) for a in lineage.attempts)
     return AuditReport(subject=subject, pipeline_run=_pipeline_run(lineage), stages=stages, checks=tuple(checks))
-
-
-def iso(ms: int | None) -> str | None:
-    """Milliseconds since the epoch as ISO 8601 (UTC), None when unset."""
-    if not ms:
-        return None
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
 
 
 def _pipeline_run(lineage: Lineage) -> PipelineRunInfo | None:
@@ -384,50 +356,36 @@ def _airflow(run: RunRecord) -> AirflowInfo | None:
     )
 
 
+def _tag(run: RunRecord | None, name: str) -> str:
+    """A tag of the run, ``""`` when unset or without a run."""
+    return run.tag(name) if run is not None else ""
+
+
 def _flag(text: str) -> bool | None:
     return {"true": True, "false": False}.get(text.strip().lower())
 
 
 def _node(lineage: Lineage, node: AttemptRecord, checks: list[Check]) -> StageNode:
     run, manifest = node.run, node.manifest
-
-    def tag(name: str) -> str:
-        return run.tag(name) if run is not None else ""
-
-    copy = lineage.notebooks.get(node.stage)
-    notebook_path = (manifest.notebook.path if manifest else "") or tag(tags.NOTEBOOK_PATH)
-    if not notebook_path and lineage.sources is not None and node.stage in lineage.sources.notebooks:
-        notebook_path = lineage.sources.notebooks[node.stage].path
-    notebook_sha = (manifest.notebook.sha256 if manifest else "") or tag(tags.NOTEBOOK_SHA256)
-    notebook = None
-    if notebook_path or notebook_sha or copy:
-        sha = notebook_sha or (copy.recorded_sha256 if copy else "")
-        notebook = NotebookInfo(path=notebook_path, sha256=sha, location=copy.location if copy else "")
+    dirty = manifest.git_dirty if manifest is not None else None
     parameters, notes = _parameters(lineage, node)
-    failure = None
-    if any(tag(t) for t in (tags.FAILED_CELL, tags.ERROR, tags.ERROR_MESSAGE)):
-        failure = FailureInfo(
-            cell=tag(tags.FAILED_CELL),
-            execution_count=tag(tags.FAILED_EXECUTION_COUNT),
-            error=tag(tags.ERROR),
-            message=tag(tags.ERROR_MESSAGE),
+    if not node.expects_manifest:
+        notes.append(
+            "the stage has no attempt in this run"
+            if node.attempt is None
+            else "no successful attempt in this run: shown as its last attempt ended, not verified"
         )
-    if not node.expects_manifest and node.attempt is None:
-        notes.append("the stage has no attempt in this run")
-    elif not node.expects_manifest:
-        notes.append("no successful attempt in this run: shown as its last attempt ended, not verified")
-    own = [c for c in checks if c.scope == node.key]
     return StageNode(
         key=node.key,
         stage=node.stage,
         attempt=node.attempt,
         role=node.role,
         status=node.status,
-        ok=all(c.ok for c in own),
+        ok=all(c.ok for c in checks if c.scope == node.key),
         mlflow_run_id=run.run_id if run is not None else (manifest.mlflow_run_id if manifest else ""),
         attempt_path=node.rel,
         location=node.location,
-        notebook=notebook,
+        notebook=_notebook(lineage, node),
         parameters=parameters,
         metrics=dict(manifest.metrics) if manifest is not None else dict(run.metrics if run else {}),
         inputs=tuple(
@@ -438,18 +396,44 @@ def _node(lineage: Lineage, node: AttemptRecord, checks: list[Check]) -> StageNo
         outputs=tuple(
             OutputInfo(path=f.path, size=f.size, sha256=f.sha256) for f in (manifest.files if manifest else ())
         ),
-        image=(manifest.image if manifest else None) or tag(tags.IMAGE),
-        environment=(manifest.environment if manifest else None) or tag(tags.ENVIRONMENT),
-        packages_sha256=(manifest.packages_sha256 if manifest else None) or tag(tags.PACKAGES_SHA256),
-        git_commit=(manifest.git_commit if manifest else None) or tag(tags.GIT_COMMIT),
-        git_dirty=_flag(tag(tags.GIT_DIRTY)) if manifest is None or manifest.git_dirty is None else manifest.git_dirty,
-        lock_sha256=(manifest.lock_sha256 if manifest else None) or tag(tags.LOCK_SHA256),
+        image=(manifest.image if manifest else None) or _tag(run, tags.IMAGE),
+        environment=(manifest.environment if manifest else None) or _tag(run, tags.ENVIRONMENT),
+        packages_sha256=(manifest.packages_sha256 if manifest else None) or _tag(run, tags.PACKAGES_SHA256),
+        git_commit=(manifest.git_commit if manifest else None) or _tag(run, tags.GIT_COMMIT),
+        git_dirty=_flag(_tag(run, tags.GIT_DIRTY)) if dirty is None else dirty,
+        lock_sha256=(manifest.lock_sha256 if manifest else None) or _tag(run, tags.LOCK_SHA256),
         airflow=_airflow(run) if run is not None else None,
         started_at=iso(run.start_time) if run is not None else None,
         ended_at=iso(run.end_time) if run is not None else None,
         finished_at=manifest.finished_at if manifest is not None else None,
-        failure=failure,
+        failure=_failure(run),
         notes=tuple(notes),
+    )
+
+
+def _notebook(lineage: Lineage, node: AttemptRecord) -> NotebookInfo | None:
+    """The notebook the attempt ran: as its manifest records it, else its stage run or the sources index."""
+    manifest, copy = node.manifest, lineage.notebooks.get(node.stage)
+    path = (manifest.notebook.path if manifest else "") or _tag(node.run, tags.NOTEBOOK_PATH)
+    if not path and lineage.sources is not None and node.stage in lineage.sources.notebooks:
+        path = lineage.sources.notebooks[node.stage].path
+    sha = (manifest.notebook.sha256 if manifest else "") or _tag(node.run, tags.NOTEBOOK_SHA256)
+    if not (path or sha or copy):
+        return None
+    return NotebookInfo(
+        path=path, sha256=sha or (copy.recorded_sha256 if copy else ""), location=copy.location if copy else ""
+    )
+
+
+def _failure(run: RunRecord | None) -> FailureInfo | None:
+    """How the stage run failed, when its tags say it did."""
+    if run is None or not any(run.tag(t) for t in (tags.FAILED_CELL, tags.ERROR, tags.ERROR_MESSAGE)):
+        return None
+    return FailureInfo(
+        cell=run.tag(tags.FAILED_CELL),
+        execution_count=run.tag(tags.FAILED_EXECUTION_COUNT),
+        error=run.tag(tags.ERROR),
+        message=run.tag(tags.ERROR_MESSAGE),
     )
 
 
@@ -474,22 +458,28 @@ def _parameters(lineage: Lineage, node: AttemptRecord) -> tuple[tuple[ParameterI
     prefix = f"{node.stage}."
     parent = lineage.parent
     overrides = {k.removeprefix(prefix) for k in (parent.params if parent else {}) if k.startswith(prefix)}
-    names = list(effective) + [n for n in defaults if n not in effective]
-    found = []
-    for name in names:
-        value = effective[name] if name in effective else defaults[name]
-        source: Literal["default", "spec", "override"]
-        if name in overrides:
-            source = "override"
-        elif name in spec:
-            source = "spec" if _same(value, spec[name]) else "override"
-        elif name in defaults:
-            source = "default" if _same(value, defaults[name]) else "override"
-        else:
-            source = "override"
-        info = ParameterInfo(name=name, value=value, source=source, default=defaults.get(name), spec=spec.get(name))
-        found.append(info)
-    return tuple(found), notes
+    values = effective | {name: value for name, value in defaults.items() if name not in effective}
+    found = tuple(
+        ParameterInfo(
+            name=name,
+            value=value,
+            source="override" if name in overrides else _origin(name, value, spec, defaults),
+            default=defaults.get(name),
+            spec=spec.get(name),
+        )
+        for name, value in values.items()
+    )
+    return found, notes
+
+
+def _origin(name: str, value: Any, spec: Mapping[str, Any], defaults: Mapping[str, Any]) -> Origin:
+    """``spec`` (else ``default``) when the value is the one the spec (else the notebook) sets;
+    ``override`` when it differs from that one, or when neither sets the parameter."""
+    if name in spec:
+        return "spec" if _same(value, spec[name]) else "override"
+    if name in defaults:
+        return "default" if _same(value, defaults[name]) else "override"
+    return "override"
 
 
 def _decoded(text: str, default: Any) -> Any:

@@ -49,6 +49,31 @@ class Check(BaseModel):
     expected: str = Field("", description="The recorded value (a full sha256 for hashes), '' when not applicable.")
     actual: str = Field("", description="The value found, '' when missing or not applicable.")
 
+    @classmethod
+    def failed(
+        cls, subject: str, detail: str, *, scope: str, location: str = "", expected: str = "", actual: str = ""
+    ) -> Check:
+        """A check that failed: ``detail`` names what is wrong and where."""
+        return cls(
+            subject=subject, ok=False, detail=detail, scope=scope, location=location, expected=expected, actual=actual
+        )
+
+    @classmethod
+    def compared(
+        cls, subject: str, expected: str, actual: str, *, scope: str, location: str, same: str, differ: str
+    ) -> Check:
+        """Passes when ``actual`` is ``expected``; the detail is ``same`` or ``differ`` accordingly."""
+        ok = actual == expected
+        return cls(
+            subject=subject,
+            ok=ok,
+            detail=same if ok else differ,
+            scope=scope,
+            location=location,
+            expected=expected,
+            actual=actual,
+        )
+
 
 def sha256(raw: bytes) -> str:
     """sha256 of bytes, lowercase hex."""
@@ -58,10 +83,7 @@ def sha256(raw: bytes) -> str:
 def verify(lineage: Lineage, store: Store) -> list[Check]:
     """Every check of the lineage, in the order the report shows them."""
     scope = MODEL_SCOPE if lineage.subject == "model" else PIPELINE_SCOPE
-    checks = [
-        Check(subject=gap.subject, ok=False, detail=gap.detail, scope=scope, location=gap.location)
-        for gap in lineage.gaps
-    ]
+    checks = [Check.failed(gap.subject, gap.detail, scope=scope, location=gap.location) for gap in lineage.gaps]
     checks.extend(_model(lineage))
     checks.extend(_pipeline(lineage))
     copied: set[str] = set()
@@ -69,6 +91,24 @@ def verify(lineage: Lineage, store: Store) -> list[Check]:
         if node.expects_manifest:
             checks.extend(_attempt(lineage, node, store, copied))
     return checks
+
+
+def _copy_hash(subject: str, copy: Copy, *, scope: str, what: str) -> Check:
+    """A content-addressed copy (``what``, in a failure's detail) hashes to the sha256 recorded for it."""
+    expected = copy.recorded_sha256
+    if copy.raw is None:
+        detail = f"missing: {copy.location} (expected sha256 {expected})"
+        return Check.failed(subject, detail, scope=scope, location=copy.location, expected=expected)
+    actual = sha256(copy.raw)
+    return Check.compared(
+        subject,
+        expected,
+        actual,
+        scope=scope,
+        location=copy.location,
+        same=f"{copy.location} hashes to {expected}",
+        differ=f"{copy.location} has sha256 {actual}, expected {expected}: {what} was altered",
+    )
 
 
 # -- model version ---------------------------------------------------------------------------
@@ -80,38 +120,32 @@ def _model(lineage: Lineage) -> Iterator[Check]:
     if model is None or root is None or root.run is None:
         return
     run = root.run
+    version = f"model version {model.name}/{model.version}"
     recorded = model.tags.get(tags.NOTEBOOK_SHA256, "")
     if recorded:
         actual = run.tag(tags.NOTEBOOK_SHA256)
-        yield Check(
-            subject="model notebook sha256",
-            ok=recorded == actual,
-            detail=(
-                f"model version {model.name}/{model.version} and stage run {run.run_id} record notebook {recorded}"
-                if recorded == actual
-                else f"model version {model.name}/{model.version} records notebook sha256 {recorded}, its stage "
-                f"run {run.run_id} records {actual or '(none)'}"
-            ),
+        yield Check.compared(
+            "model notebook sha256",
+            recorded,
+            actual,
             scope=MODEL_SCOPE,
             location=f"runs:/{run.run_id}",
-            expected=recorded,
-            actual=actual,
+            same=f"{version} and stage run {run.run_id} record notebook {recorded}",
+            differ=f"{version} records notebook sha256 {recorded}, its stage run {run.run_id} records "
+            f"{actual or '(none)'}",
         )
-    differing = [
-        f"{name}: version {model.tags[name]!r}, stage run {run.tag(name)!r}"
-        for name in _MODEL_TAGS
-        if model.tags.get(name) and model.tags[name] != run.tag(name)
-    ]
     if any(model.tags.get(name) for name in _MODEL_TAGS):
+        differing = [
+            f"{name}: version {model.tags[name]!r}, stage run {run.tag(name)!r}"
+            for name in _MODEL_TAGS
+            if model.tags.get(name) and model.tags[name] != run.tag(name)
+        ]
         yield Check(
             subject="model version tags",
             ok=not differing,
-            detail=(
-                f"model version {model.name}/{model.version} tags disagree with stage run {run.run_id}: "
-                + "; ".join(differing)
-                if differing
-                else f"model version {model.name}/{model.version} tags agree with stage run {run.run_id}"
-            ),
+            detail=f"{version} tags disagree with stage run {run.run_id}: " + "; ".join(differing)
+            if differing
+            else f"{version} tags agree with stage run {run.run_id}",
             scope=MODEL_SCOPE,
             location=f"runs:/{run.run_id}",
         )
@@ -124,83 +158,45 @@ def _pipeline(lineage: Lineage) -> Iterator[Check]:
     parent = lineage.parent
     if parent is None:
         return
-    where = f"runs:/{parent.run_id}/{SOURCES_ARTIFACT}"
-    if lineage.sources is not None:
-        yield Check(
-            subject="sources index",
-            ok=True,
-            detail=f"{SOURCES_ARTIFACT} lists the spec and {len(lineage.sources.notebooks)} notebook(s)",
-            scope=PIPELINE_SCOPE,
-            location=where,
-        )
-    else:
-        yield Check(
-            subject="sources index",
-            ok=False,
-            detail=f"{lineage.sources_note}: the sources the run used are not listed "
-            "(copies were looked up by the hashes the runs record).",
-            scope=PIPELINE_SCOPE,
-            location=where,
-        )
-    yield _copy_check("spec copy", lineage.spec, parent, tags.SPEC_SHA256)
+    yield Check(
+        subject="sources index",
+        ok=lineage.sources is not None,
+        detail=f"{SOURCES_ARTIFACT} lists the spec and {len(lineage.sources.notebooks)} notebook(s)"
+        if lineage.sources is not None
+        else f"{lineage.sources_note}: the sources the run used are not listed "
+        "(copies were looked up by the hashes the runs record).",
+        scope=PIPELINE_SCOPE,
+        location=f"runs:/{parent.run_id}/{SOURCES_ARTIFACT}",
+    )
+    yield _source_copy("spec copy", lineage.spec, parent, tags.SPEC_SHA256)
     if lineage.lock is not None or parent.tag(tags.LOCK_SHA256):
-        yield _copy_check("lock copy", lineage.lock, parent, tags.LOCK_SHA256)
+        yield _source_copy("lock copy", lineage.lock, parent, tags.LOCK_SHA256)
 
 
-def _copy_check(subject: str, copy: Copy | None, parent: RunRecord, tag: str) -> Check:
+def _source_copy(subject: str, copy: Copy | None, parent: RunRecord, tag: str) -> Check:
     """A source copy hashes to its recorded sha256, which is the pipeline run's tag."""
     recorded_tag = parent.tag(tag)
     if copy is None:
-        return Check(
-            subject=subject,
-            ok=False,
-            detail=f"pipeline run {parent.run_id} records no sha256 of it ({recorded_tag or 'no tag'}), "
+        return Check.failed(
+            subject,
+            f"pipeline run {parent.run_id} records no sha256 of it ({recorded_tag or 'no tag'}), "
             "so its copy cannot be found",
             scope=PIPELINE_SCOPE,
             location=f"runs:/{parent.run_id}",
             expected=recorded_tag,
         )
-    expected = copy.recorded_sha256
-    if copy.raw is None:
-        return Check(
-            subject=subject,
-            ok=False,
-            detail=f"missing: {copy.location} (expected sha256 {expected})",
-            scope=PIPELINE_SCOPE,
-            location=copy.location,
-            expected=expected,
-        )
-    actual = sha256(copy.raw)
-    if actual != expected:
-        return Check(
-            subject=subject,
-            ok=False,
-            detail=f"{copy.location} has sha256 {actual}, expected {expected}: the copy was altered",
-            scope=PIPELINE_SCOPE,
-            location=copy.location,
-            expected=expected,
-            actual=actual,
-        )
-    if recorded_tag and recorded_tag != expected:
-        return Check(
-            subject=subject,
-            ok=False,
-            detail=f"pipeline run {parent.run_id} records sha256 {recorded_tag}, the sources index {expected} "
-            f"(the copy at {copy.location} hashes to the latter)",
+    check = _copy_hash(subject, copy, scope=PIPELINE_SCOPE, what="the copy")
+    if check.ok and recorded_tag and recorded_tag != copy.recorded_sha256:
+        return Check.failed(
+            subject,
+            f"pipeline run {parent.run_id} records sha256 {recorded_tag}, the sources index "
+            f"{copy.recorded_sha256} (the copy at {copy.location} hashes to the latter)",
             scope=PIPELINE_SCOPE,
             location=copy.location,
             expected=recorded_tag,
-            actual=actual,
+            actual=check.actual,
         )
-    return Check(
-        subject=subject,
-        ok=True,
-        detail=f"{copy.location} hashes to {expected}",
-        scope=PIPELINE_SCOPE,
-        location=copy.location,
-        expected=expected,
-        actual=actual,
-    )
+    return check
 
 
 # -- stage attempts --------------------------------------------------------------------------
@@ -209,168 +205,117 @@ def _copy_check(subject: str, copy: Copy | None, parent: RunRecord, tag: str) ->
 def _attempt(lineage: Lineage, node: AttemptRecord, store: Store, copied: set[str]) -> Iterator[Check]:
     key = node.key
     if node.run is None and node.run_note:
-        yield Check(subject=f"{key} stage run", ok=False, detail=f"{key}: {node.run_note}", scope=key)
+        yield Check.failed(f"{key} stage run", f"{key}: {node.run_note}", scope=key)
     yield from _manifest(node)
-    manifest = node.manifest
-    for listed in manifest.files if manifest is not None else ():
-        rel = f"{node.rel}/{listed.path}"
-        where = store.location(rel)
-        actual = store.digest(rel)
-        if actual is None:
-            detail = f"missing: {where} (the manifest lists sha256 {listed.sha256}, {listed.size} bytes)"
-        elif actual != listed.sha256:
-            detail = f"{where} has sha256 {actual}, the manifest lists {listed.sha256}: the file was altered"
-        else:
-            detail = f"{where} hashes to {listed.sha256}"
-        yield Check(
-            subject=f"{key} file {listed.path}",
-            ok=actual == listed.sha256,
-            detail=detail,
-            scope=key,
-            location=where,
-            expected=listed.sha256,
-            actual=actual or "",
-        )
+    yield from _files(node, store)
     yield from _notebook(lineage, node, copied)
     yield from _inputs(node)
 
 
+def _files(node: AttemptRecord, store: Store) -> Iterator[Check]:
+    """Every file the manifest lists hashes to its listed sha256."""
+    for listed in node.manifest.files if node.manifest is not None else ():
+        rel = f"{node.rel}/{listed.path}"
+        where = store.location(rel)
+        actual = store.digest(rel)
+        yield Check.compared(
+            f"{node.key} file {listed.path}",
+            listed.sha256,
+            actual or "",
+            scope=node.key,
+            location=where,
+            same=f"{where} hashes to {listed.sha256}",
+            differ=f"missing: {where} (the manifest lists sha256 {listed.sha256}, {listed.size} bytes)"
+            if actual is None
+            else f"{where} has sha256 {actual}, the manifest lists {listed.sha256}: the file was altered",
+        )
+
+
 def _manifest(node: AttemptRecord) -> Iterator[Check]:
+    """The stored manifest exists, parses, and hashes to what its consumers and its stage run recorded."""
     key = node.key
     subject = f"{key} manifest"
     where = node.manifest_location
     if not node.rel:
-        yield Check(subject=subject, ok=False, detail=f"{key}: {node.manifest_error}", scope=key)
+        yield Check.failed(subject, f"{key}: {node.manifest_error}", scope=key)
         return
-    expected = node.consumers[0].manifest_sha256 if node.consumers else ""
     if node.stored_manifest is None:
+        expected = node.consumers[0].manifest_sha256 if node.consumers else ""
         by = f"; {node.consumers[0].key} recorded sha256 {expected}" if expected else ""
-        yield Check(
-            subject=subject,
-            ok=False,
-            detail=f"missing: {where} (status {node.status}): the attempt's proof of completion is gone{by}",
-            scope=key,
-            location=where,
-            expected=expected,
-        )
+        detail = f"missing: {where} (status {node.status}): the attempt's proof of completion is gone{by}"
+        yield Check.failed(subject, detail, scope=key, location=where, expected=expected)
         return
     actual = sha256(node.stored_manifest)
     if node.manifest_error:
-        yield Check(
-            subject=subject,
-            ok=False,
-            detail=node.manifest_error,
-            scope=key,
-            location=where,
-            actual=actual,
-        )
+        yield Check.failed(subject, node.manifest_error, scope=key, location=where, actual=actual)
     for consumer in node.consumers:
-        ok = actual == consumer.manifest_sha256
-        yield Check(
-            subject=f"{subject} (consumed by {consumer.key})",
-            ok=ok,
-            detail=(
-                f"{where} hashes to {actual}, as {consumer.key} recorded"
-                if ok
-                else f"{where} has sha256 {actual}, but {consumer.key} recorded {consumer.manifest_sha256}: "
-                "the manifest was altered or replaced"
-            ),
+        yield Check.compared(
+            f"{subject} (consumed by {consumer.key})",
+            consumer.manifest_sha256,
+            actual,
             scope=key,
             location=where,
-            expected=consumer.manifest_sha256,
-            actual=actual,
+            same=f"{where} hashes to {actual}, as {consumer.key} recorded",
+            differ=f"{where} has sha256 {actual}, but {consumer.key} recorded {consumer.manifest_sha256}: "
+            "the manifest was altered or replaced",
         )
     if node.run is not None:
-        record = f"runs:/{node.run.run_id}/manifest.json"
-        if node.recorded_manifest is None:
-            yield Check(
-                subject=f"{subject} (MLflow record)",
-                ok=False,
-                detail=f"stage run {node.run.run_id} has no manifest.json artifact to compare {where} with",
-                scope=key,
-                location=where,
-                actual=actual,
-            )
-        else:
-            recorded = sha256(node.recorded_manifest)
-            ok = recorded == actual
-            yield Check(
-                subject=f"{subject} (MLflow record)",
-                ok=ok,
-                detail=(
-                    f"{where} hashes to {actual}, as {record} does"
-                    if ok
-                    else f"{where} has sha256 {actual}, but the stage run's copy {record} hashes to {recorded}: "
-                    "the manifest was altered or replaced"
-                ),
-                scope=key,
-                location=where,
-                expected=recorded,
-                actual=actual,
-            )
+        yield _manifest_record(node, node.run, actual)
+
+
+def _manifest_record(node: AttemptRecord, run: RunRecord, actual: str) -> Check:
+    """The stored manifest (sha256 ``actual``) against the stage run's ``manifest.json`` artifact."""
+    subject, where = f"{node.key} manifest (MLflow record)", node.manifest_location
+    if node.recorded_manifest is None:
+        detail = f"stage run {run.run_id} has no manifest.json artifact to compare {where} with"
+        return Check.failed(subject, detail, scope=node.key, location=where, actual=actual)
+    record = f"runs:/{run.run_id}/manifest.json"
+    recorded = sha256(node.recorded_manifest)
+    return Check.compared(
+        subject,
+        recorded,
+        actual,
+        scope=node.key,
+        location=where,
+        same=f"{where} hashes to {actual}, as {record} does",
+        differ=f"{where} has sha256 {actual}, but the stage run's copy {record} hashes to {recorded}: "
+        "the manifest was altered or replaced",
+    )
 
 
 def _notebook(lineage: Lineage, node: AttemptRecord, copied: set[str]) -> Iterator[Check]:
+    """The notebook copy hashes to its sha256 (once per copy), and every record names that sha256."""
     key = node.key
     copy = lineage.notebooks.get(node.stage)
     if copy is None:
-        yield Check(
-            subject=f"{key} notebook copy",
-            ok=False,
-            detail=f"{key}: no sha256 of the stage's notebook is recorded, so its source cannot be found",
-            scope=key,
-        )
+        detail = f"{key}: no sha256 of the stage's notebook is recorded, so its source cannot be found"
+        yield Check.failed(f"{key} notebook copy", detail, scope=key)
         return
     if copy.rel not in copied:
         copied.add(copy.rel)
-        if copy.raw is None:
-            yield Check(
-                subject=f"{key} notebook copy",
-                ok=False,
-                detail=f"missing: {copy.location} (expected sha256 {copy.recorded_sha256})",
-                scope=key,
-                location=copy.location,
-                expected=copy.recorded_sha256,
-            )
-        else:
-            actual = sha256(copy.raw)
-            ok = actual == copy.recorded_sha256
-            yield Check(
-                subject=f"{key} notebook copy",
-                ok=ok,
-                detail=(
-                    f"{copy.location} hashes to {actual}"
-                    if ok
-                    else f"{copy.location} has sha256 {actual}, expected {copy.recorded_sha256}: "
-                    "the source notebook copy was altered"
-                ),
-                scope=key,
-                location=copy.location,
-                expected=copy.recorded_sha256,
-                actual=actual,
-            )
+        yield _copy_hash(f"{key} notebook copy", copy, scope=key, what="the source notebook copy")
     values = {
         "the sources index": copy.recorded_sha256 if copy.indexed else "",
         "the stage run": node.run.tag(tags.NOTEBOOK_SHA256) if node.run is not None else "",
         "the manifest": node.manifest.notebook.sha256 if node.manifest is not None else "",
     }
     recorded = {k: v for k, v in values.items() if v}
-    agree = len(set(recorded.values())) <= 1
+    distinct = sorted(set(recorded.values()))
     first = next(iter(recorded.values()), "")
+    if not recorded:
+        detail = "no notebook sha256 recorded"
+    elif len(distinct) == 1:
+        detail = f"{', '.join(recorded)} record {first}"
+    else:
+        detail = "notebook sha256 differs: " + "; ".join(f"{k} records {v}" for k, v in recorded.items())
     yield Check(
         subject=f"{key} notebook sha256",
-        ok=agree and bool(recorded),
-        detail=(
-            f"{', '.join(recorded)} record {first}"
-            if agree and recorded
-            else "notebook sha256 differs: " + "; ".join(f"{k} records {v}" for k, v in recorded.items())
-            if recorded
-            else "no notebook sha256 recorded"
-        ),
+        ok=len(distinct) == 1,
+        detail=detail,
         scope=key,
         location=copy.location,
         expected=copy.recorded_sha256,
-        actual=";".join(sorted(set(recorded.values()))) if not agree else first,
+        actual=first if len(distinct) <= 1 else ";".join(distinct),
     )
 
 
@@ -395,17 +340,21 @@ def _inputs(node: AttemptRecord) -> Iterator[Check]:
         problems.append(f"the manifest consumed {stage}#{attempt} ({full}), the stage run logs no such input")
     for stage, attempt, full in sorted(logged - consumed):
         problems.append(f"the stage run logs input {stage}#{attempt} ({full}), the manifest consumed no such attempt")
-    yield Check(
-        subject=f"{node.key} inputs (MLflow record)",
-        ok=not problems,
-        detail="; ".join(problems)
-        if problems
-        else f"the stage run's dataset inputs name the {len(consumed)} attempt(s) the manifest consumed",
-        scope=node.key,
-        location=f"runs:/{node.run.run_id}",
-        expected=json.dumps(sorted(f"{s}#{a}:{h}" for s, a, h in consumed)) if problems else "",
-        actual=json.dumps(sorted(f"{s}#{a}:{h}" for s, a, h in logged)) if problems else "",
-    )
+    location = f"runs:/{node.run.run_id}"
+    subject = f"{node.key} inputs (MLflow record)"
+    if problems:
+        detail = "; ".join(problems)
+        yield Check.failed(
+            subject, detail, scope=node.key, location=location, expected=_listed(consumed), actual=_listed(logged)
+        )
+    else:
+        detail = f"the stage run's dataset inputs name the {len(consumed)} attempt(s) the manifest consumed"
+        yield Check(subject=subject, ok=True, detail=detail, scope=node.key, location=location)
+
+
+def _listed(attempts: set[tuple[str, int, str]]) -> str:
+    """``["stage#attempt:sha256", ...]`` as JSON, sorted."""
+    return json.dumps(sorted(f"{s}#{a}:{h}" for s, a, h in attempts))
 
 
 __all__ = ["Check", "sha256", "verify"]

@@ -15,10 +15,11 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from nbops.audit.refs import ModelRef
 from nbops.errors import InfraError, InputError
@@ -145,17 +146,19 @@ class AttemptRecord:
         return "not run" if self.attempt is None else "unknown"
 
 
-@dataclass(frozen=True)
-class ModelRecord:
-    """A registered model version."""
+class ModelInfo(BaseModel):
+    """A registered model version, as the registry records it (the report's ``subject.model``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
     version: str
     aliases: tuple[str, ...]
-    created: int | None
+    registered_at: str | None
     source: str
-    run_id: str
-    tags: Mapping[str, str]
+    source_run: str
+    """The version's MLflow run id."""
+    tags: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,7 @@ class Lineage:
     ref: str
     store_url: str
     tracking_uri: str
-    model: ModelRecord | None = None
+    model: ModelInfo | None = None
     pipeline: str = ""
     run_id: str = ""
     parent: RunRecord | None = None
@@ -201,6 +204,17 @@ class Lineage:
 
 def _call(fn: Callable[..., T], *args: Any, what: str, **kwargs: Any) -> T:
     return record.call(fn, *args, what=what, **kwargs)
+
+
+def _pages(fn: Callable[..., Any], *args: Any, what: str, **kwargs: Any) -> Iterator[Any]:
+    """Every item of a paged MLflow search, page after page."""
+    token: str | None = None
+    while True:
+        page = _call(fn, *args, max_results=_SEARCH_PAGE, page_token=token, what=what, **kwargs)
+        yield from page
+        token = page.token
+        if not token:
+            return
 
 
 def _lookup(fn: Callable[..., T], *args: Any, what: str) -> T | None:
@@ -273,7 +287,7 @@ class Walker:
 
     # -- the two walks ---------------------------------------------------------------------------
 
-    def resolve(self, ref: ModelRef) -> ModelRecord:
+    def resolve(self, ref: ModelRef) -> ModelInfo:
         """The model version ``ref`` names.
 
         Raises:
@@ -287,38 +301,15 @@ class Walker:
             )
         if found is None:
             raise InputError(self._unknown_model(ref))
-        return _model_record(found)
+        return _model_info(found)
 
-    def from_model(self, ref: ModelRef, model: ModelRecord, given: str = "") -> Lineage:
+    def from_model(self, ref: ModelRef, model: ModelInfo, given: str = "") -> Lineage:
         """The lineage of a registered model version; ``given`` is the reference as the user wrote it."""
         lineage = Lineage(
             subject="model", ref=given or str(ref), store_url=self.store.url, tracking_uri=self._uri, model=model
         )
-        what = f"model version {model.name}/{model.version}"
-        stage_run_id = model.tags.get(tags.STAGE_RUN) or model.run_id
-        if not stage_run_id:
-            lineage.gaps.append(
-                Gap("lineage", f"{what} names no run (neither a stage run tag nor a source run): no lineage to audit.")
-            )
-            return lineage
-        run = self._run(stage_run_id)
+        run = self._model_run(lineage, model)
         if run is None:
-            lineage.gaps.append(
-                Gap("stage run", f"{what} names MLflow run {stage_run_id}, which is not in the tracking store.")
-            )
-            return lineage
-        kind = run.tag(tags.KIND)
-        if kind != STAGE_KIND:
-            how = {INTERACTIVE_KIND: "is an interactive run", PIPELINE_KIND: "is a pipeline (parent) run"}.get(
-                kind, f"has nbops kind '{kind}'" if kind else "has no nbops kind"
-            )
-            lineage.gaps.append(
-                Gap(
-                    "lineage",
-                    f"{what} was registered outside a pipeline run (its run {stage_run_id} {how}, not a "
-                    "stage run): no lineage to audit. Register models from a stage of `nbops run` or a promoted DAG.",
-                )
-            )
             return lineage
         lineage.pipeline = run.tag(tags.PIPELINE) or model.tags.get(tags.PIPELINE, "")
         lineage.run_id = run.tag(tags.RUN_ID) or model.tags.get(tags.RUN_ID, "")
@@ -350,23 +341,49 @@ class Walker:
         index = self._stage_runs(parent)
         stages = list(self._spec_stages(lineage))
         stages += sorted({stage for stage, _ in index} - set(stages))
-        chosen: list[AttemptRecord] = []
-        for stage in _upstream_first(stages, lineage):
-            attempts = sorted(((n, r) for (s, n), r in index.items() if s == stage), key=lambda item: item[0])
-            done = [(n, r) for n, r in attempts if _succeeded(r)]
-            if done:
-                chosen.append(self._attempt(lineage, self._full(done[-1][1]), role="stage"))
-            elif attempts:
-                last = self._attempt(lineage, self._full(attempts[-1][1]), role="stage", expects_manifest=False)
-                chosen.append(last)
-            else:
-                chosen.append(AttemptRecord(stage=stage, attempt=None, role="stage", expects_manifest=False))
+        chosen = [self._stage_attempt(lineage, stage, index) for stage in _upstream_first(stages, lineage)]
         for attempt in chosen:
             if attempt.expects_manifest:
                 self._follow(lineage, attempt, index)
             elif attempt not in lineage.attempts:
                 lineage.attempts.append(attempt)
         return lineage
+
+    def _model_run(self, lineage: Lineage, model: ModelInfo) -> RunRecord | None:
+        """The stage run that registered ``model``; None, with a gap recorded, when there is none."""
+        what = f"model version {model.name}/{model.version}"
+        stage_run_id = model.tags.get(tags.STAGE_RUN) or model.source_run
+        run = self._run(stage_run_id) if stage_run_id else None
+        kind = run.tag(tags.KIND) if run is not None else ""
+        if not stage_run_id:
+            gap = Gap(
+                "lineage", f"{what} names no run (neither a stage run tag nor a source run): no lineage to audit."
+            )
+        elif run is None:
+            gap = Gap("stage run", f"{what} names MLflow run {stage_run_id}, which is not in the tracking store.")
+        elif kind != STAGE_KIND:
+            how = {INTERACTIVE_KIND: "is an interactive run", PIPELINE_KIND: "is a pipeline (parent) run"}.get(
+                kind, f"has nbops kind '{kind}'" if kind else "has no nbops kind"
+            )
+            gap = Gap(
+                "lineage",
+                f"{what} was registered outside a pipeline run (its run {stage_run_id} {how}, not a "
+                "stage run): no lineage to audit. Register models from a stage of `nbops run` or a promoted DAG.",
+            )
+        else:
+            return run
+        lineage.gaps.append(gap)
+        return None
+
+    def _stage_attempt(self, lineage: Lineage, stage: str, index: Mapping[tuple[str, int], RunRecord]) -> AttemptRecord:
+        """The stage's latest successful attempt; else its last attempt, or the stage alone, not verified."""
+        attempts = sorted(((n, r) for (s, n), r in index.items() if s == stage), key=lambda item: item[0])
+        done = [(n, r) for n, r in attempts if _succeeded(r)]
+        if done:
+            return self._attempt(lineage, self._full(done[-1][1]), role="stage")
+        if attempts:
+            return self._attempt(lineage, self._full(attempts[-1][1]), role="stage", expects_manifest=False)
+        return AttemptRecord(stage=stage, attempt=None, role="stage", expects_manifest=False)
 
     # -- model registry --------------------------------------------------------------------------
 
@@ -445,35 +462,15 @@ class Walker:
         return _oldest(found) or found[0]
 
     def _experiments(self) -> list[str]:
-        ids: list[str] = []
-        token: str | None = None
-        while True:
-            page = _call(
-                self.client.search_experiments, max_results=_SEARCH_PAGE, page_token=token, what="list experiments"
-            )
-            ids.extend(str(e.experiment_id) for e in page)
-            token = page.token
-            if not token:
-                return ids
+        return [str(e.experiment_id) for e in _pages(self.client.search_experiments, what="list experiments")]
 
     def _search(self, experiment_ids: list[str], filter_string: str, *, what: str) -> list[RunRecord]:
         found: list[RunRecord] = []
         for start in range(0, len(experiment_ids), _EXPERIMENT_CHUNK):
             chunk = experiment_ids[start : start + _EXPERIMENT_CHUNK]
-            token: str | None = None
-            while True:
-                page = _call(
-                    self.client.search_runs,
-                    chunk,
-                    filter_string=filter_string,
-                    max_results=_SEARCH_PAGE,
-                    page_token=token,
-                    what=what,
-                )
-                found.extend(_run_record(r) for r in page)
-                token = page.token
-                if not token:
-                    break
+            found.extend(
+                _run_record(r) for r in _pages(self.client.search_runs, chunk, filter_string=filter_string, what=what)
+            )
         return found
 
     def _stage_runs(self, parent: RunRecord) -> dict[tuple[str, int], RunRecord]:
@@ -643,16 +640,23 @@ class Walker:
 # -- helpers -----------------------------------------------------------------------------------
 
 
-def _model_record(version: ModelVersion) -> ModelRecord:
-    return ModelRecord(
+def _model_info(version: ModelVersion) -> ModelInfo:
+    return ModelInfo(
         name=str(version.name),
         version=str(version.version),
         aliases=tuple(sorted(str(a) for a in (version.aliases or []))),
-        created=version.creation_timestamp,
+        registered_at=iso(version.creation_timestamp),
         source=str(version.source or ""),
-        run_id=str(version.run_id or ""),
+        source_run=str(version.run_id or ""),
         tags=dict(version.tags or {}),
     )
+
+
+def iso(ms: int | None) -> str | None:
+    """Milliseconds since the epoch (as MLflow records times) as ISO 8601 (UTC), None when unset."""
+    if not ms:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
 
 
 def _succeeded(run: RunRecord) -> bool:
@@ -729,8 +733,9 @@ __all__ = [
     "DatasetRecord",
     "Gap",
     "Lineage",
-    "ModelRecord",
+    "ModelInfo",
     "RunRecord",
     "Walker",
     "dataset_profile",
+    "iso",
 ]

@@ -3,6 +3,7 @@ the same MLflow record as ``nbops run``; conf overrides are honoured, wrong type
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -84,6 +85,22 @@ def test_the_dag_run_closes_its_pipeline_record(runs: tuple[Project, subprocess.
     artifacts = {a.path for a in project.client().list_artifacts(parent.info.run_id, "pipeline")}
     assert artifacts == {"pipeline/pipeline.yaml", "pipeline/diagnosis.lock.json", "pipeline/sources.json"}
     assert "close_run" not in stages  # a task, not a stage: it leaves no stage record
+
+
+def test_the_model_of_a_dag_run_is_audited_back_to_the_lock(
+    runs: tuple[Project, subprocess.CompletedProcess[str]],
+) -> None:
+    project, tested = runs
+    assert tested.returncode == 0
+    versions = project.client().search_model_versions("name = 'diagnosis-classifier'")
+    (mine,) = [v for v in versions if v.tags.get("nbops.run_id", "").startswith("manual__")]
+    lock_sha = hashlib.sha256((project.root / "dags" / "diagnosis.lock.json").read_bytes()).hexdigest()
+    assert mine.tags["nbops.lock_sha256"] == lock_sha
+    audit = project.nbops("audit", f"diagnosis-classifier/{mine.version}", "--json")
+    assert audit.returncode == 0, audit.stdout[-3000:] + audit.stderr
+    document = json.loads(audit.stdout)
+    assert document["pipeline_run"]["airflow"]["dag_id"] == "diagnosis"
+    assert any(c["subject"] == "lock copy" and c["ok"] for c in document["checks"]), document["checks"]
 
 
 def test_same_mlflow_record_as_nbops_run(runs: tuple[Project, subprocess.CompletedProcess[str]]) -> None:

@@ -16,7 +16,7 @@ import hashlib
 import json
 import shutil
 import sqlite3
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,16 @@ MODEL = "diagnosis-model"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 ENVIRONMENT = "python 3.11.7 at /prefix"
 PACKAGES = "ab" * 32
+RECORDED: dict[str, Any] = {
+    "image": None,
+    "environment": ENVIRONMENT,
+    "packages_sha256": PACKAGES,
+    "git_commit": COMMIT,
+    "git_dirty": False,
+    "finished_at": "2026-11-23T10:20:00+00:00",
+    "nbops_version": "0.1.0",
+}
+"""What every attempt's manifest records besides its own identity, parameters, metrics and inputs."""
 
 NOTEBOOKS = {
     "prep": [("rows = 10  # rows to keep\nseed = 0", ["parameters"]), ("import json", [])],
@@ -65,10 +75,8 @@ class Records:
     root: Path
     parent_run: str
     prep_run: str
-    prep_failed_run: str
     train_run: str
     interactive_run: str
-    failed_parent_run: str
     notebooks: dict[str, str]
     """Stage -> store path of its notebook copy."""
     spec_rel: str
@@ -118,8 +126,54 @@ class Records:
 
 def build(root: Path) -> Records:
     """Write the pipeline, its sources, the artifact store and the MLflow records under ``root``."""
+    store, sources, spec_raw = _write_sources(root)
+    client = open_client(default_tracking_uri(layout.state_dir(root)))
+    exp = client.create_experiment(PIPELINE, artifact_location=store.mlflow_location)
+    writer = _Writer(client, exp, store, sources, spec_raw)
+    prep_parameters = {"rows": 100, "seed": 0}
+
+    # Run RUN_ID: prep fails once, then succeeds; train consumes prep#2 and registers the model.
+    parent = writer.parent(RUN_ID, overrides={"train.lr": "0.5"})
+    writer.failed(_Attempt(parent, "prep", parameters=prep_parameters))
+    prep = _Attempt(parent, "prep", 2, prep_parameters, {"outputs/data.csv": b"a,b\n1,2\n"}, {"rows_out": 2.0})
+    prep_run, prep_manifest = writer.succeeded(prep)
+    train = _Attempt(
+        parent,
+        "train",
+        parameters={"lr": 0.5, "epochs": 8, "label": "y"},
+        outputs={"outputs/model.pkl": b"\x80\x04model", "outputs/metrics.json": b'{"auc": 0.91}'},
+        metrics={"auc": 0.91},
+        inputs=(("prep", 2, prep_manifest),),
+    )
+    train_run, _ = writer.succeeded(train)
+    writer.close(parent, "succeeded")
+    interactive_run = _register(client, store, train_run, sources.notebooks["train"].sha256)
+
+    # Run FAILED_RUN_ID: prep succeeds, train fails in a cell.
+    failed_parent = writer.parent(FAILED_RUN_ID, overrides={})
+    writer.succeeded(_Attempt(failed_parent, "prep", parameters=prep_parameters, outputs={"outputs/data.csv": b"x\n"}))
+    writer.failed(_Attempt(failed_parent, "train", parameters={"lr": 0.1, "epochs": 8, "label": "y"}))
+    writer.close(failed_parent, "failed")
+
+    with sqlite3.connect(layout.state_dir(root) / "mlflow.db") as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return Records(
+        root=root,
+        parent_run=parent.mlflow_run,
+        prep_run=prep_run,
+        train_run=train_run,
+        interactive_run=interactive_run,
+        notebooks={stage: source.store_path for stage, source in sources.notebooks.items()},
+        spec_rel=sources.spec.store_path,
+    )
+
+
+def _write_sources(root: Path) -> tuple[LocalStore, Sources, bytes]:
+    """The notebooks and the spec under ``root``, their content-addressed copies in the store, and their index."""
     (root / "nb").mkdir(parents=True)
-    raw_notebooks = {}
+    store = LocalStore(layout.state_dir(root) / "artifacts")
+    notebooks = {}
     for stage, cells in NOTEBOOKS.items():
         nb = nbformat.v4.new_notebook()
         for source, cell_tags in cells:
@@ -129,47 +183,20 @@ def build(root: Path) -> Records:
             nb.cells.append(cell)
         path = root / "nb" / f"{stage}.ipynb"
         nbformat.write(nb, path)
-        raw_notebooks[stage] = path.read_bytes()
+        raw = path.read_bytes()
+        listed = SourceFile(path=f"nb/{stage}.ipynb", sha256=sha256(raw), store_path=notebook_rel(sha256(raw)))
+        store.publish(listed.store_path, raw)
+        notebooks[stage] = listed
     spec_raw = yaml.safe_dump(SPEC, sort_keys=False).encode()
     (root / "pipeline.yaml").write_bytes(spec_raw)
+    spec = SourceFile(path="pipeline.yaml", sha256=sha256(spec_raw), store_path=spec_rel(sha256(spec_raw)))
+    store.publish(spec.store_path, spec_raw)
+    return store, Sources(pipeline=PIPELINE, spec=spec, notebooks=notebooks), spec_raw
 
-    store = LocalStore(layout.state_dir(root) / "artifacts")
-    spec_sha = sha256(spec_raw)
-    store.publish(spec_rel(spec_sha), spec_raw)
-    notebooks = {}
-    for stage, raw in raw_notebooks.items():
-        notebooks[stage] = SourceFile(
-            path=f"nb/{stage}.ipynb", sha256=sha256(raw), store_path=notebook_rel(sha256(raw))
-        )
-        store.publish(notebook_rel(sha256(raw)), raw)
-    sources = Sources(
-        pipeline=PIPELINE,
-        spec=SourceFile(path="pipeline.yaml", sha256=spec_sha, store_path=spec_rel(spec_sha)),
-        notebooks=notebooks,
-    )
 
-    client = open_client(default_tracking_uri(layout.state_dir(root)))
-    exp = client.create_experiment(PIPELINE, artifact_location=store.mlflow_location)
-    writer = _Writer(client, exp, store, root, sources, spec_raw)
-
-    # Run RUN_ID: prep fails once, then succeeds; train consumes prep#2 and registers the model.
-    parent = writer.parent(RUN_ID, overrides={"train.lr": "0.5"})
-    prep_failed = writer.failed(parent, RUN_ID, "prep", 1, {"rows": 100, "seed": 0})
-    prep_run, prep_manifest = writer.succeeded(
-        parent, RUN_ID, "prep", 2, {"rows": 100, "seed": 0}, {"outputs/data.csv": b"a,b\n1,2\n"}, {"rows_out": 2.0}
-    )
-    train_run, _ = writer.succeeded(
-        parent,
-        RUN_ID,
-        "train",
-        1,
-        {"lr": 0.5, "epochs": 8, "label": "y"},
-        {"outputs/model.pkl": b"\x80\x04model", "outputs/metrics.json": b'{"auc": 0.91}'},
-        {"auc": 0.91},
-        inputs=[("prep", 2, prep_manifest)],
-    )
-    writer.close(parent, "succeeded")
-
+def _register(client: MlflowClient, store: LocalStore, train_run: str, notebook_sha256: str) -> str:
+    """Versions 1 (champion, from ``train_run``), 2 (sandbox, an interactive run) and 3 (``train_run``, no
+    nbops tags) of :data:`MODEL`; the interactive run's id."""
     client.create_registered_model(MODEL)
     source = f"runs:/{train_run}/model"
     version_tags = {
@@ -177,7 +204,7 @@ def build(root: Path) -> Records:
         tags.RUN_ID: RUN_ID,
         tags.STAGE: "train",
         tags.STAGE_RUN: train_run,
-        tags.NOTEBOOK_SHA256: notebooks["train"].sha256,
+        tags.NOTEBOOK_SHA256: notebook_sha256,
         tags.GIT_COMMIT: COMMIT,
         tags.GIT_DIRTY: "false",
     }
@@ -186,46 +213,47 @@ def build(root: Path) -> Records:
 
     interactive_exp = client.create_experiment(f"{PIPELINE}-interactive", artifact_location=store.mlflow_location)
     interactive = client.create_run(interactive_exp, tags={tags.KIND: "interactive", tags.PIPELINE: PIPELINE})
-    interactive_id = interactive.info.run_id
+    interactive_id = str(interactive.info.run_id)
     client.set_terminated(interactive_id, "FINISHED")
     client.create_model_version(MODEL, f"runs:/{interactive_id}/model", run_id=interactive_id, await_creation_for=0)
     client.set_registered_model_alias(MODEL, "sandbox", "2")
     client.create_model_version(MODEL, source, run_id=train_run, await_creation_for=0)  # an older, untagged record
+    return interactive_id
 
-    # Run FAILED_RUN_ID: prep succeeds, train fails in a cell.
-    failed_parent = writer.parent(FAILED_RUN_ID, overrides={})
-    writer.succeeded(
-        failed_parent, FAILED_RUN_ID, "prep", 1, {"rows": 100, "seed": 0}, {"outputs/data.csv": b"x\n"}, {}
-    )
-    writer.failed(failed_parent, FAILED_RUN_ID, "train", 1, {"lr": 0.1, "epochs": 8, "label": "y"})
-    writer.close(failed_parent, "failed")
 
-    with sqlite3.connect(layout.state_dir(root) / "mlflow.db") as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
-    return Records(
-        root=root,
-        parent_run=parent,
-        prep_run=prep_run,
-        prep_failed_run=prep_failed,
-        train_run=train_run,
-        interactive_run=interactive_id,
-        failed_parent_run=failed_parent,
-        notebooks={stage: source.store_path for stage, source in notebooks.items()},
-        spec_rel=spec_rel(spec_sha),
-    )
+@dataclass(frozen=True)
+class _Parent:
+    """A pipeline run: its nbops run id and its MLflow (parent) run."""
+
+    run_id: str
+    mlflow_run: str
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One stage attempt to write: what it ran with, what it wrote, which upstream manifests it consumed."""
+
+    parent: _Parent
+    stage: str
+    number: int = 1
+    """The attempt number: 1 for the stage's first try in the run."""
+    parameters: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, bytes] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    inputs: tuple[tuple[str, int, Manifest], ...] = ()
+
+    @property
+    def rel(self) -> str:
+        return layout.attempt_rel(PIPELINE, self.parent.run_id, self.stage, self.number)
 
 
 class _Writer:
     """Writes runs and attempts the way the stage command and the runner do."""
 
-    def __init__(
-        self, client: MlflowClient, exp: str, store: LocalStore, root: Path, sources: Sources, spec_raw: bytes
-    ) -> None:
-        self.client, self.exp, self.store, self.root = client, exp, store, root
-        self.sources, self.spec_raw = sources, spec_raw
+    def __init__(self, client: MlflowClient, exp: str, store: LocalStore, sources: Sources, spec_raw: bytes) -> None:
+        self.client, self.exp, self.store, self.sources, self.spec_raw = client, exp, store, sources, spec_raw
 
-    def parent(self, run_id: str, overrides: dict[str, str]) -> str:
+    def parent(self, run_id: str, overrides: dict[str, str]) -> _Parent:
         run = self.client.create_run(
             self.exp,
             run_name=f"{PIPELINE} {run_id}",
@@ -239,46 +267,45 @@ class _Writer:
                 tags.TRIGGER: "nbops run",
             },
         )
-        parent = run.info.run_id
+        parent = _Parent(run_id, str(run.info.run_id))
         for key, value in overrides.items():
-            self.client.log_param(parent, key, value)
-        self.client.log_text(parent, self.sources.to_text(), SOURCES_ARTIFACT)
-        self.client.log_text(parent, self.spec_raw.decode(), "pipeline/pipeline.yaml")
+            self.client.log_param(parent.mlflow_run, key, value)
+        self.client.log_text(parent.mlflow_run, self.sources.to_text(), SOURCES_ARTIFACT)
+        self.client.log_text(parent.mlflow_run, self.spec_raw.decode(), "pipeline/pipeline.yaml")
         return parent
 
-    def close(self, parent: str, status: str) -> None:
-        self.client.set_tag(parent, tags.STATUS, status)
-        self.client.set_terminated(parent, "FINISHED" if status == "succeeded" else "FAILED")
+    def close(self, parent: _Parent, status: str) -> None:
+        self.client.set_tag(parent.mlflow_run, tags.STATUS, status)
+        self.client.set_terminated(parent.mlflow_run, "FINISHED" if status == "succeeded" else "FAILED")
 
-    def _stage_run(self, parent: str, run_id: str, stage: str, attempt: int, extra: dict[str, str]) -> str:
-        notebook = self.sources.notebooks[stage]
+    def _stage_run(self, attempt: _Attempt, extra: dict[str, str]) -> str:
+        notebook = self.sources.notebooks[attempt.stage]
         run = self.client.create_run(
             self.exp,
-            run_name=f"{stage} #{attempt}",
+            run_name=f"{attempt.stage} #{attempt.number}",
             tags={
-                tags.PARENT_RUN: parent,
+                tags.PARENT_RUN: attempt.parent.mlflow_run,
                 tags.KIND: "stage",
-                tags.STAGE: stage,
-                tags.ATTEMPT: str(attempt),
+                tags.STAGE: attempt.stage,
+                tags.ATTEMPT: str(attempt.number),
                 tags.PIPELINE: PIPELINE,
-                tags.RUN_ID: run_id,
+                tags.RUN_ID: attempt.parent.run_id,
                 tags.NOTEBOOK_PATH: notebook.path,
                 tags.NOTEBOOK_SHA256: notebook.sha256,
                 tags.ENVIRONMENT: ENVIRONMENT,
                 tags.PACKAGES_SHA256: PACKAGES,
                 tags.GIT_COMMIT: COMMIT,
                 tags.GIT_DIRTY: "false",
-                tags.ATTEMPT_PATH: layout.attempt_rel(PIPELINE, run_id, stage, attempt),
+                tags.ATTEMPT_PATH: attempt.rel,
                 **extra,
             },
         )
-        return str(run.info.run_id)
+        run_id = str(run.info.run_id)
+        for name, value in attempt.parameters.items():
+            self.client.log_param(run_id, name, value if isinstance(value, str) else json.dumps(value))
+        return run_id
 
-    def _params(self, run: str, parameters: dict[str, Any]) -> None:
-        for name, value in parameters.items():
-            self.client.log_param(run, name, value if isinstance(value, str) else json.dumps(value))
-
-    def failed(self, parent: str, run_id: str, stage: str, attempt: int, parameters: dict[str, Any]) -> str:
+    def failed(self, attempt: _Attempt) -> str:
         failure = {
             tags.STATUS: "failed",
             tags.FAILED_CELL: "1",
@@ -286,88 +313,63 @@ class _Writer:
             tags.ERROR: "ValueError",
             tags.ERROR_MESSAGE: "cell 1 [2] raised ValueError: too few rows",
         }
-        run = self._stage_run(parent, run_id, stage, attempt, failure)
-        self._params(run, parameters)
-        workdir = self.store.root / layout.attempt_rel(PIPELINE, run_id, stage, attempt)
+        run = self._stage_run(attempt, failure)
+        workdir = self.store.root / attempt.rel
         workdir.mkdir(parents=True)
         (workdir / "output.ipynb").write_text("{}")
         self.client.log_artifact(run, str(workdir / "output.ipynb"))
         self.client.set_terminated(run, "FAILED")
         return run
 
-    def succeeded(
-        self,
-        parent: str,
-        run_id: str,
-        stage: str,
-        attempt: int,
-        parameters: dict[str, Any],
-        outputs: dict[str, bytes],
-        metrics: dict[str, float],
-        inputs: list[tuple[str, int, Manifest]] | None = None,
-    ) -> tuple[str, Manifest]:
-        run = self._stage_run(parent, run_id, stage, attempt, {tags.STATUS: "succeeded"})
-        self._params(run, parameters)
-        for name, value in metrics.items():
+    def _consumed(self, parent: _Parent, stage: str, number: int, manifest: Manifest) -> ManifestInput:
+        """The manifest's record of an upstream attempt of the same run it consumed."""
+        location = self.store.location(layout.attempt_rel(PIPELINE, parent.run_id, stage, number))
+        return ManifestInput(stage=stage, attempt=number, manifest_sha256=manifest.sha256, location=location)
+
+    def succeeded(self, attempt: _Attempt) -> tuple[str, Manifest]:
+        run = self._stage_run(attempt, {tags.STATUS: "succeeded"})
+        for name, value in attempt.metrics.items():
             self.client.log_metric(run, name, value)
-        rel = layout.attempt_rel(PIPELINE, run_id, stage, attempt)
-        workdir = self.store.root / rel
+        workdir = self.store.root / attempt.rel
         (workdir / "outputs").mkdir(parents=True)
         (workdir / "output.ipynb").write_text('{"cells": []}')
         (workdir / "output.html").write_text("<html></html>")
-        for path, raw in outputs.items():
+        for path, raw in attempt.outputs.items():
             (workdir / path).write_bytes(raw)
-        consumed = tuple(
-            ManifestInput(
-                stage=up,
-                attempt=number,
-                manifest_sha256=manifest.sha256,
-                location=self.store.location(layout.attempt_rel(PIPELINE, run_id, up, number)),
-            )
-            for up, number, manifest in inputs or []
-        )
-        notebook = self.sources.notebooks[stage]
+        consumed = tuple(self._consumed(attempt.parent, *item) for item in attempt.inputs)
+        notebook = self.sources.notebooks[attempt.stage]
         manifest = build_manifest(
             workdir,
             pipeline=PIPELINE,
-            run_id=run_id,
-            stage=stage,
-            attempt=attempt,
+            run_id=attempt.parent.run_id,
+            stage=attempt.stage,
+            attempt=attempt.number,
             status="succeeded",
             notebook=NotebookRef(path=notebook.path, sha256=notebook.sha256),
-            parameters=parameters,
-            metrics=metrics,
-            image=None,
-            environment=ENVIRONMENT,
-            packages_sha256=PACKAGES,
-            git_commit=COMMIT,
-            git_dirty=False,
+            parameters=attempt.parameters,
+            metrics=attempt.metrics,
             mlflow_run_id=run,
-            finished_at="2026-11-23T10:20:00+00:00",
-            nbops_version="0.1.0",
             inputs=consumed,
+            **RECORDED,
         )
         if consumed:
-            datasets = [
-                DatasetInput(
-                    Dataset(
-                        name=item.stage,
-                        digest=item.manifest_sha256[:32],
-                        source_type="local",
-                        source=json.dumps({"uri": item.location}),
-                        profile=json.dumps(
-                            {"manifest_sha256": item.manifest_sha256, "stage": item.stage, "attempt": item.attempt},
-                            sort_keys=True,
-                        ),
-                    ),
-                    tags=[InputTag(tags.DATASET_CONTEXT, "upstream")],
-                )
-                for item in consumed
-            ]
-            self.client.log_inputs(run, datasets=datasets)
+            self.client.log_inputs(run, datasets=[_upstream_dataset(item) for item in consumed])
         for name in ("output.ipynb", "output.html"):
             self.client.log_artifact(run, str(workdir / name))
         self.client.log_text(run, manifest.to_bytes().decode(), "manifest.json")
         write_manifest(workdir, manifest)
         self.client.set_terminated(run, "FINISHED")
         return run, manifest
+
+
+def _upstream_dataset(item: ManifestInput) -> DatasetInput:
+    """The dataset input a stage run logs for an upstream attempt it consumed."""
+    profile = {"manifest_sha256": item.manifest_sha256, "stage": item.stage, "attempt": item.attempt}
+    dataset = Dataset(
+        name=item.stage,
+        digest=item.manifest_sha256[:32],
+        source_type="local",
+        source=json.dumps({"uri": item.location}),
+        profile=json.dumps(profile, sort_keys=True),
+    )
+    return DatasetInput(dataset, tags=[InputTag(tags.DATASET_CONTEXT, "upstream")])

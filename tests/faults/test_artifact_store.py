@@ -311,3 +311,11 @@ def test_nbops_run_on_s3_and_resume_from_a_stage(two_stages: Project, s3: S3Serv
     assert again.returncode == 0, again.stdout + again.stderr
     assert s3.keys(attempt_prefix("down", 2) + "manifest.json")  # the latest run, found in the store
     assert not s3.keys(attempt_prefix("up", 2))
+    # The audit reads the same S3 root: the resumed run verifies, an altered object fails it.
+    audited = nbops(two_stages, s3, "audit", "--run", "r1", cache="audit-cache")
+    assert audited.returncode == 0, audited.stdout + audited.stderr
+    assert f"{ROOT}/runs/remote/r1/up/attempt-1" in audited.stdout
+    s3.put(attempt_prefix("up", 1) + "outputs/data.txt", b"changed")
+    tampered = nbops(two_stages, s3, "audit", "--run", "r1", cache="audit-cache")
+    assert tampered.returncode == 4, tampered.stdout + tampered.stderr
+    assert f"{ROOT}/runs/remote/r1/up/attempt-1/outputs/data.txt has sha256" in tampered.stdout
