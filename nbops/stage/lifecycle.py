@@ -113,8 +113,6 @@ class StageAttempt:
 
         stage, run_id = self.contract.stage, self.request.run_id
         notebook = self.contract.notebook
-        if not self.pipeline.frozen:  # the source bytes, content-addressed, for the audit (promote did it otherwise)
-            self.store.publish(notebook_rel(notebook.sha256), notebook.raw)
         claimed = self.claimed = self.store.claim(self.pipeline.name, run_id, stage.name)
         outputs = claimed.workdir / "outputs"
         outputs.mkdir()
@@ -201,7 +199,8 @@ class StageAttempt:
     # -- archive --------------------------------------------------------------------------------
 
     def archive(self) -> None:
-        """Export the readable HTML, list a success's files in its manifest, copy the attempt to the store."""
+        """Export the readable HTML, list a success's files in its manifest, copy the attempt (and the
+        source notebook, by content) to the store."""
         assert self.claimed is not None  # noqa: S101 - claim() ran
         if self.executed is not None:
             from nbops.notebook.html import to_html
@@ -211,6 +210,8 @@ class StageAttempt:
         if self.outcome.status.succeeded and self.mlflow_run_id:
             self.manifest = self._build_manifest()
         try:  # a no-op for a local store; a success exactly as listed, anything else as it is
+            if not self.pipeline.frozen:  # the source bytes by content, for the audit (promote stored a DAG's)
+                self.store.publish(notebook_rel(self.contract.notebook.sha256), self.contract.notebook.raw)
             self.store.upload(self.claimed, self.manifest)
         except InfraError as exc:
             log(str(exc))
