@@ -1,27 +1,42 @@
-"""Stage command overhead, measured against the bare Papermill CLI in the same run.
+"""Per-stage overhead, measured against bare Papermill in the same run (medians, interleaved).
 
-    .venv/bin/python benchmarks/stage_overhead.py [--repeats 5]
+    .venv/bin/python benchmarks/stage_overhead.py [--repeats 7] [--chain-repeats 3]
 
-(a) wall time of ``nbops exec-stage`` versus ``papermill`` on the same trivial notebook,
-    interleaved, median of N runs each (target ratio <= 1.3);
-(b) peak RSS (VmHWM) of the stage command's own process versus papermill's process;
-(c) a diamond pipeline (root -> four independent 2-second stages -> sink) under
-    ``nbops run --jobs 4``: wall time versus the sum of the stage times (target <= 0.6).
+(a) wall time of one ``nbops exec-stage`` versus one ``papermill`` on the same 3-cell notebook
+    (target ratio <= 1.5);
+(b) CPU seconds of each, the command and every process it started and reaped (target <= 2.0);
+(c) peak RSS (VmHWM) of the command's own process (target <= 1.5);
+(d) ``nbops run`` of a chain of 6 such stages versus a loop of 6 ``papermill`` runs (target <= 1.0);
+then where the stage command's time goes: the median seconds of each phase it reports in
+its result file, and the rest (interpreter start, imports, exit).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 import yaml
 from common import BIN, one_stage
+
+CELLS = [("x = 1", ["parameters"]), ("y = x + 1", []), ("print(y)", [])]
+CHAIN = 6
+TARGETS = {"wall": 1.5, "cpu": 2.0, "rss": 1.5, "chain": 1.0}
+
+
+@dataclass(frozen=True)
+class Sample:
+    wall: float
+    cpu: float
+    rss_kib: int
 
 
 def write_notebook(path: Path, cells: list[tuple[str, list[str]]]) -> None:
@@ -34,8 +49,10 @@ def write_notebook(path: Path, cells: list[tuple[str, list[str]]]) -> None:
     nbformat.write(nb, path)
 
 
-def timed(cmd: list[str], cwd: Path) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB, VmHWM of the process itself, sampled until exit)."""
+def measured(cmd: list[str], cwd: Path) -> Sample:
+    """Wall seconds, CPU seconds (user + system of the command and its reaped descendants) and
+    peak RSS (KiB, VmHWM of the command's own process, sampled until it exits)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peak = 0
@@ -48,66 +65,82 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, int]:
         except (OSError, ValueError):
             pass
         time.sleep(0.02)
-    elapsed = time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}")
-    return elapsed, peak
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Sample(wall, cpu, peak)
 
 
-def overhead(repeats: int, work: Path) -> None:
-    write_notebook(work / "trivial.ipynb", [("x = 1", ["parameters"]), ("y = x + 1", [])])
-    nbops, papermill = one_stage(work, "trivial.ipynb", "t")
-    timed([*nbops, "warmup"], work)  # creates the MLflow schema once, as any first run does
-    timed(papermill, work)
-    nb_times, pm_times, nb_rss, pm_rss = [], [], [], []
+def ratio_line(name: str, ours: float, theirs: float, unit: str, target: float) -> str:
+    ratio = ours / theirs
+    verdict = "met" if ratio <= target else "NOT met"
+    figures = f"nbops {ours:8.2f} {unit}  papermill {theirs:8.2f} {unit}  ratio {ratio:5.2f}"
+    return f"    {name:<34} {figures}  (target <= {target}: {verdict})"
+
+
+def one_stage_figures(repeats: int, work: Path) -> None:
+    write_notebook(work / "three.ipynb", CELLS)
+    nbops, papermill = one_stage(work, "three.ipynb", "t")
+    measured([*nbops, "warmup"], work)  # creates the MLflow schema once, as any first run does
+    measured(papermill, work)
+    ours: list[Sample] = []
+    theirs: list[Sample] = []
     for i in range(repeats):
-        t, rss = timed([*nbops, f"r{i}"], work)
-        nb_times.append(t)
-        nb_rss.append(rss)
-        t, rss = timed(papermill, work)
-        pm_times.append(t)
-        pm_rss.append(rss)
-    nb_med, pm_med = statistics.median(nb_times), statistics.median(pm_times)
-    print(f"(a) trivial notebook, median of {repeats} interleaved runs each")
-    print(f"    nbops exec-stage  {nb_med:6.2f} s   (runs: {', '.join(f'{t:.2f}' for t in nb_times)})")
-    print(f"    papermill         {pm_med:6.2f} s   (runs: {', '.join(f'{t:.2f}' for t in pm_times)})")
-    print(f"    ratio nbops/papermill = {nb_med / pm_med:.2f}   (target <= 1.3)")
-    nb_peak, pm_peak = statistics.median(nb_rss), statistics.median(pm_rss)
-    print("(b) peak RSS of the command's own process (median VmHWM)")
-    print(f"    nbops exec-stage  {nb_peak / 1024:6.1f} MiB")
-    print(f"    papermill         {pm_peak / 1024:6.1f} MiB")
-    print(f"    ratio nbops/papermill = {nb_peak / pm_peak:.2f}")
+        ours.append(measured([*nbops, f"r{i}", "--result-file", str(work / f"r{i}.json")], work))
+        theirs.append(measured(papermill, work))
+
+    def med(samples: list[Sample], field: str) -> float:
+        return statistics.median(float(getattr(s, field)) for s in samples)
+
+    print(f"one stage, 3-cell notebook: medians of {repeats} interleaved runs each")
+    print(ratio_line("(a) wall", med(ours, "wall"), med(theirs, "wall"), "s", TARGETS["wall"]))
+    print(ratio_line("(b) CPU", med(ours, "cpu"), med(theirs, "cpu"), "s", TARGETS["cpu"]))
+    print(ratio_line("(c) peak RSS", med(ours, "rss_kib") / 1024, med(theirs, "rss_kib") / 1024, "MiB", TARGETS["rss"]))
+    results = [json.loads((work / f"r{i}.json").read_text()) for i in range(repeats)]
+    phases = {name: statistics.median(r["phases"][name] for r in results) for name in results[0]["phases"]}
+    wall = med(ours, "wall")
+    print("    where one exec-stage's wall time goes (median seconds):")
+    for name in ("prepare", "claim", "run", "archive", "record", "seal", "gate"):
+        if name in phases:
+            print(f"      {name:<10} {phases[name]:6.2f}")
+    print(f"      {'the rest':<10} {wall - sum(phases.values()):6.2f}   (interpreter start, imports, exit)")
 
 
-def diamond(work: Path) -> None:
-    sleep = [("import time\ntime.sleep(2)", [])]
-    stages: dict[str, dict[str, object]] = {"root": {"notebook": "quick.ipynb"}}
-    write_notebook(work / "quick.ipynb", [("x = 1", [])])
-    write_notebook(work / "sleep.ipynb", sleep)
-    for name in ("b1", "b2", "b3", "b4"):
-        stages[name] = {"notebook": "sleep.ipynb", "needs": ["root"]}
-    stages["sink"] = {"notebook": "quick.ipynb", "needs": ["b1", "b2", "b3", "b4"]}
-    (work / "pipeline.yaml").write_text(yaml.safe_dump({"name": "diamond", "stages": stages}))
-    timed([str(BIN / "nbops"), "run", "--stage", "root", "--run-id", "warmup"], work)
-    wall, _ = timed([str(BIN / "nbops"), "run", "--jobs", "4", "--run-id", "measured"], work)
-    results = [
-        json.loads(p.read_text()) for p in (work / ".nbops/artifacts/runs/diamond/measured/.logs").glob("*.json")
-    ]
-    total = sum(r["duration_s"] for r in results)
-    print("(c) diamond: root -> 4 independent 2 s stages -> sink, nbops run --jobs 4")
-    print(f"    wall {wall:.2f} s, sum of {len(results)} stage times {total:.2f} s")
-    print(f"    ratio wall/sum = {wall / total:.2f}   (target <= 0.6)")
+def chain_figure(repeats: int, work: Path) -> None:
+    write_notebook(work / "three.ipynb", CELLS)
+    stages: dict[str, dict[str, object]] = {}
+    for i in range(CHAIN):
+        stages[f"s{i}"] = {"notebook": "three.ipynb", **({"needs": [f"s{i - 1}"]} if i else {})}
+    (work / "pipeline.yaml").write_text(yaml.safe_dump({"name": "chain", "stages": stages}))
+    run = [str(BIN / "nbops"), "run", "pipeline.yaml", "--run-id"]
+    papermill = [str(BIN / "papermill"), "--no-progress-bar", "three.ipynb", "out.ipynb"]
+
+    def loop() -> float:
+        return sum(measured(papermill, work).wall for _ in range(CHAIN))
+
+    measured([*run, "warmup"], work)
+    ours, theirs = [], []
+    for i in range(repeats):
+        ours.append(measured([*run, f"c{i}"], work).wall)
+        theirs.append(loop())
+    print(f"(d) a chain of {CHAIN} such stages: medians of {repeats} interleaved runs each")
+    print(
+        ratio_line(f"nbops run vs {CHAIN} papermill runs", statistics.median(ours), statistics.median(theirs), "s", 1.0)
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=5, help="runs of each command in (a) and (b)")
+    parser.add_argument("--repeats", type=int, default=7, help="runs of each command in (a)-(c)")
+    parser.add_argument("--chain-repeats", type=int, default=3, help="runs of each side in (d)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nbops-bench-") as tmp:
-        (Path(tmp) / "a").mkdir()
-        (Path(tmp) / "c").mkdir()
-        overhead(max(args.repeats, 5), Path(tmp) / "a")
-        diamond(Path(tmp) / "c")
+        (Path(tmp) / "one").mkdir()
+        (Path(tmp) / "chain").mkdir()
+        one_stage_figures(max(args.repeats, 3), Path(tmp) / "one")
+        chain_figure(max(args.chain_repeats, 1), Path(tmp) / "chain")
 
 
 if __name__ == "__main__":

@@ -200,33 +200,31 @@ def close_run_cmd(promoted: str, run_id: str, airflow_json: str) -> None:
 
 
 @main.command("audit")
-@click.argument("model", required=False)
+@click.argument("targets", nargs=-1, metavar="[MODEL] [PIPELINE_FILE]")
 @click.option("--run", "run_id", help="Audit a pipeline run (its nbops run id) instead of a model version.")
 @click.option(
-    "--pipeline", "pipeline_file", type=click.Path(path_type=Path), help="Pipeline file (default: found upward)."
+    "--pipeline", "pipeline_option", type=click.Path(path_type=Path), help="Pipeline file (default: found upward)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema nbops.audit/1).")
 @click.option(
     "--html", "html_file", type=click.Path(path_type=Path), help="Also write a self-contained HTML page here."
 )
 def audit_cmd(
-    model: str | None, run_id: str | None, pipeline_file: Path | None, as_json: bool, html_file: Path | None
+    targets: tuple[str, ...], run_id: str | None, pipeline_option: Path | None, as_json: bool, html_file: Path | None
 ) -> None:
     """Walk a model version (NAME/VERSION, NAME@ALIAS, models:/...) or a pipeline run back to
     the notebooks, parameters, data and code that made it, and verify every hash.
+
+    nbops audit MODEL [PIPELINE_FILE]  |  nbops audit --run RUN_ID [PIPELINE_FILE]
 
     Exit 0 when every check passed, 4 when a hash does not match or a file is missing,
     2 for an unknown model or run, 3 when a store cannot be reached.
     """
     from nbops.audit import audit_model, audit_run
-    from nbops.errors import InputError
     from nbops.storage.atomic import write_atomic
 
     try:
-        if (model is None) == (run_id is None):
-            raise InputError(
-                "nbops audit: give exactly one of MODEL (e.g. diagnosis-classifier@champion) and --run RUN_ID."
-            )
+        model, pipeline_file = _audit_targets(targets, run_id, pipeline_option)
         report = (
             audit_model(model, pipeline_file=pipeline_file)
             if model
@@ -236,10 +234,27 @@ def audit_cmd(
             write_atomic(html_file, report.to_html().encode("utf-8"))
     except NbopsError as exc:
         _fail(exc)
-    click.echo(report.to_json() if as_json else report.to_text())
+    click.echo((report.to_json() if as_json else report.to_text()).rstrip("\n"))
     if html_file is not None:
         click.echo(f"nbops audit: wrote {html_file}", err=True)
     sys.exit(ExitCode.OK if report.ok else ExitCode.AUDIT)
+
+
+def _audit_targets(
+    targets: tuple[str, ...], run_id: str | None, pipeline_option: Path | None
+) -> tuple[str | None, Path | None]:
+    """The model (None with --run) and the pipeline file named on the command line."""
+    from nbops.errors import InputError
+
+    wanted = 1 if run_id is None else 0
+    extra = list(targets[wanted:])
+    if len(targets) < wanted or len(extra) > 1 or (extra and pipeline_option is not None):
+        raise InputError(
+            "nbops audit: give exactly one of MODEL (e.g. diagnosis-classifier@champion) and --run RUN_ID, "
+            "and at most one pipeline file (positional or --pipeline)."
+        )
+    model = targets[0] if wanted else None
+    return model, Path(extra[0]) if extra else pipeline_option
 
 
 @main.command("ui")

@@ -26,12 +26,13 @@ def exec_stage(request: StageRequest) -> StageResult:
     """
     with AttemptSignals(Terminated, StageTimedOut) as signals:
         attempt = StageAttempt(request, signals)
+        phase = attempt.timed
         try:
-            attempt.prepare()
+            phase(attempt.prepare)
             cached = attempt.cache_lookup()
             if cached is not None:
                 return cached
-            attempt.claim()
+            phase(attempt.claim)
         except Terminated as exc:  # stopped before the notebook started: nothing to archive
             signals.defer()
             return StageResult(
@@ -43,12 +44,10 @@ def exec_stage(request: StageRequest) -> StageResult:
                 duration_s=round(time.monotonic() - attempt.started, 3),
                 message=f"terminated ({exc}) before the notebook started",
             )
-        attempt.run()
-        attempt.archive()
-        attempt.record()
-        attempt.seal()
+        for step in (attempt.run, attempt.archive, attempt.record, attempt.seal):
+            phase(step)
         if attempt.outcome.status.succeeded:
-            attempt.gate()
+            phase(attempt.gate)
         return attempt.result()
 
 

@@ -17,6 +17,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,6 +78,15 @@ class StageAttempt:
         # archive / record / seal
         self.manifest: Manifest | None = None
         self.mlflow_run_id: str | None = None
+        self.phases: dict[str, float] = {}
+
+    def timed(self, phase: Callable[[], None]) -> None:
+        """Run one phase and note how long it took (``StageResult.phases``, for measurements)."""
+        began = time.monotonic()
+        try:
+            phase()
+        finally:
+            self.phases[phase.__name__] = round(time.monotonic() - began, 3)
 
     # -- prepare ------------------------------------------------------------------------------
 
@@ -296,6 +306,7 @@ class StageAttempt:
             duration_s=round(time.monotonic() - self.started, 3),
             message=self.message(),
             failed_cell=self.outcome.cell_index,
+            phases=dict(self.phases),
         )
 
     def message(self) -> str:

@@ -34,6 +34,8 @@ class StageResult:
     duration_s: float = 0.0
     message: str = ""
     failed_cell: int | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+    """Seconds spent in each phase of the attempt that ran (prepare, claim, run, archive, ...)."""
 
     @property
     def exit_code(self) -> int:

@@ -75,7 +75,7 @@ def test_the_version_is_walked_back_and_every_hash_verifies(trained: tuple[Proje
     assert sources == {"rows": "spec", "C": "override"}
     subjects = {c["subject"] for c in document["checks"]}
     assert any("outputs/data.json" in s for s in subjects), subjects  # the upstream output was hashed
-    by_run = project.nbops("audit", "--run", run_id, "--html", "audit.html")
+    by_run = project.nbops("audit", "--run", run_id, "pipeline.yaml", "--html", "audit.html")
     assert by_run.returncode == 0, by_run.stdout + by_run.stderr
     page = (project.root / "audit.html").read_text()
     assert "<script" not in page.lower() and run_id in page
@@ -111,6 +111,7 @@ def test_unknown_models_and_bad_references_are_input_errors(trained: tuple[Proje
         assert result.returncode == 2, (ref, result.stdout, result.stderr)
         assert said in result.stderr, (ref, result.stderr)
     assert project.nbops("audit").returncode == 2  # neither MODEL nor --run
+    assert project.nbops("audit", "toy-model/1", "pipeline.yaml", "other.yaml").returncode == 2
 
 
 def test_audit_finds_the_pipeline_above_the_working_directory(trained: tuple[Project, str]) -> None:

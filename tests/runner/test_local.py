@@ -48,6 +48,13 @@ def test_parallel_branches_share_sqlite_and_lose_nothing(project: Project) -> No
     for s in "abcdez":
         (attempt,) = project.attempts("diamond", s)
         assert [f["path"] for f in read_json(attempt / "manifest.json")["files"]][-1] == "outputs/x.txt"
+    # Each stage command reports how long each of its phases took.
+    for path in project.root.glob(".nbops/artifacts/runs/diamond/*/.logs/*.result.json"):
+        result = read_json(path)
+        assert set(result["phases"]) == {"prepare", "claim", "run", "archive", "record", "seal", "gate"}
+        assert (
+            1.0 < result["phases"]["run"] and sum(result["phases"].values()) <= result["duration_s"] + 0.01
+        )  # each rounded to 1 ms
 
 
 @pytest.mark.integration

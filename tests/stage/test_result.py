@@ -14,7 +14,13 @@ pytestmark = pytest.mark.unit
 
 def test_result_round_trips_and_carries_its_exit_code() -> None:
     result = StageResult(
-        stage="s", run_id="r", status=StageStatus.KERNEL_DIED, attempt=2, mlflow_run_id="abc", failed_cell=3
+        stage="s",
+        run_id="r",
+        status=StageStatus.KERNEL_DIED,
+        attempt=2,
+        mlflow_run_id="abc",
+        failed_cell=3,
+        phases={"prepare": 0.2, "run": 1.5},
     )
     text = result.to_json()
     assert json.loads(text)["exit_code"] == 3
