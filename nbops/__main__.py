@@ -1,5 +1,5 @@
 """``python -m nbops`` is the ``nbops`` command."""
 
-from nbops.cli import main
+from nbops.cli import entry
 
-main()
+entry()

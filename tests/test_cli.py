@@ -92,3 +92,26 @@ def test_lint_exit_code(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "2 problem(s)" in result.output and "problem two" in result.output
     monkeypatch.setattr("nbops.lint.lint", lambda path: [])
     assert CliRunner().invoke(main, ["lint", "p.yaml"]).exit_code == 0
+
+
+def test_as_the_process_command_exit_skips_only_the_module_teardown(monkeypatch: pytest.MonkeyPatch) -> None:
+    import atexit
+    import os
+
+    from nbops import cli
+
+    ran: list[str] = []
+
+    def fast_exit(code: int) -> None:
+        raise SystemExit(("without teardown", code))
+
+    monkeypatch.setattr(os, "_exit", fast_exit)
+    monkeypatch.setattr(atexit, "_run_exitfuncs", lambda: ran.append("exit handlers"))
+    monkeypatch.setitem(cli._PROCESS, "entry", True)
+    with pytest.raises(SystemExit) as caught:
+        cli._exit_process(3)
+    assert caught.value.code == ("without teardown", 3) and ran == ["exit handlers"]
+    monkeypatch.setitem(cli._PROCESS, "entry", False)  # in-process (tests, library callers): a plain exit
+    with pytest.raises(SystemExit) as caught:
+        cli._exit_process(2)
+    assert caught.value.code == 2 and ran == ["exit handlers"]
