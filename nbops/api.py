@@ -123,16 +123,21 @@ def _active_run_id() -> str:
     return str(run.info.run_id)
 
 
+def find_pipeline_file() -> Path | None:
+    """``$NBOPS_PIPELINE_FILE``, else the nearest ``pipeline.yaml`` in the working directory or a parent."""
+    named = os.environ.get(ENV_PIPELINE_FILE, "").strip()
+    if named:
+        return Path(named)
+    here = Path.cwd().resolve()
+    return next((d / PIPELINE_FILE for d in (here, *here.parents) if (d / PIPELINE_FILE).is_file()), None)
+
+
 def _interactive_pipeline() -> Pipeline:
     """The pipeline whose file is named by ``$NBOPS_PIPELINE_FILE`` or found above the cwd."""
-    named = os.environ.get(ENV_PIPELINE_FILE)
-    if named:
-        return load_pipeline(named)
-    here = Path.cwd().resolve()
-    for directory in (here, *here.parents):
-        candidate = directory / PIPELINE_FILE
-        if candidate.is_file():
-            return load_pipeline(candidate)
-    raise InputError(
-        f"no {PIPELINE_FILE} found in {here} or its parents; set {ENV_PIPELINE_FILE} to the pipeline file."
-    )
+    found = find_pipeline_file()
+    if found is None:
+        raise InputError(
+            f"no {PIPELINE_FILE} found in {Path.cwd().resolve()} or its parents; "
+            f"set {ENV_PIPELINE_FILE} to the pipeline file."
+        )
+    return load_pipeline(found)

@@ -147,14 +147,3 @@ def fetch_lock(store: Store, sha256: str) -> tuple[Lock, Path]:
             "after `nbops promote`. Nothing was run; promote the pipeline again."
         )
     return lock, path
-
-
-def load_published(store: Store, sha256: str, stage: str | None) -> Pipeline:
-    """The promoted pipeline whose lock hashes to ``sha256``, with ``stage``'s notebook fetched.
-
-    Raises:
-        InfraError: the lock is not in the store (yet).
-        InputError: the lock is altered or unreadable.
-    """
-    lock, path = fetch_lock(store, sha256)
-    return lock.pipeline(path, store, stage)

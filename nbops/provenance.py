@@ -187,12 +187,8 @@ def settle(client: MlflowClient, experiment_id: str, parent_id: str, stages: lis
         max_results=5000,
         what="list the stage runs",
     )
-    last: dict[str, Any] = {}
-    for run in runs:
-        stage = run.data.tags.get(tags.STAGE, "")
-        attempt = int(run.data.tags.get(tags.ATTEMPT, "0") or 0)
-        if stage and (stage not in last or attempt > int(last[stage].data.tags.get(tags.ATTEMPT, "0"))):
-            last[stage] = run
+    by_attempt = sorted(runs, key=lambda run: int(run.data.tags.get(tags.ATTEMPT) or 0))
+    last = {run.data.tags[tags.STAGE]: run for run in by_attempt if run.data.tags.get(tags.STAGE)}
     orphans = []
     for run in runs:
         if run.info.status == "RUNNING":

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nbops.context import StageContext, git_state
+from nbops.context import GitState, StageContext, git_state
 
 pytestmark = pytest.mark.unit
 
@@ -38,7 +38,7 @@ def test_git_state_of_the_checkout_and_of_the_sources(tmp_path: Path) -> None:
     head = git(tmp_path, "rev-parse", "HEAD")
     spec = (tmp_path / "pipeline.yaml",)
 
-    assert git_state(tmp_path) == git_state(tmp_path).__class__(head, dirty=False)
+    assert git_state(tmp_path) == GitState(head, dirty=False)
     # The sources' commit does not move when only the DAG directory is committed.
     assert (git_state(tmp_path, spec).commit, git_state(tmp_path, spec).dirty) == (sources_commit, False)
 

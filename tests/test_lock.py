@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nbops.errors import InputError
-from nbops.lock import load_published, parse_lock, read_lock
+from nbops.lock import fetch_lock, parse_lock, read_lock
 from nbops.promote import promote
 from nbops.storage.local import LocalStore
 from tests.conftest import Project
@@ -48,11 +48,12 @@ def test_bad_locks_name_the_file(tmp_path: Path, raw: bytes, message: str) -> No
 def test_published_lock_must_hash_to_its_name(lock_file: Path, project: Project) -> None:
     root = project.root / ".nbops" / "artifacts"
     _, sha = read_lock(lock_file)
-    assert load_published(LocalStore(root), sha, "a").frozen["a"].sha256 == read_lock(lock_file)[0].stages["a"].sha256
+    lock, path = fetch_lock(LocalStore(root), sha)
+    assert lock.pipeline(path, LocalStore(root), "a").frozen["a"].sha256 == read_lock(lock_file)[0].stages["a"].sha256
     published = root / "locks" / f"{sha}.json"
     published.write_bytes(published.read_bytes() + b" ")
     with pytest.raises(InputError, match="the published lock was changed"):
-        load_published(LocalStore(root), sha, "a")
+        fetch_lock(LocalStore(root), sha)
 
 
 def test_dag_factory_names_a_broken_lock(tmp_path: Path) -> None:

@@ -24,12 +24,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from nbops.api import PIPELINE_FILE
+from nbops.api import PIPELINE_FILE, find_pipeline_file
 from nbops.audit.refs import parse_ref
 from nbops.audit.report import AuditReport, build_report
 from nbops.audit.verify import verify
 from nbops.audit.walk import Walker
-from nbops.context import ENV_PIPELINE_FILE
 from nbops.errors import InputError
 from nbops.storage import Store, layout, open_store
 from nbops.tracking.store import ENV_TRACKING_URI, open_client, redact_uri, sqlite_path, tracking_uri
@@ -83,7 +82,7 @@ def _locate(pipeline_file: Path | None) -> _Place:
     """The tracking URI and the artifact store to audit."""
     env_uri = os.environ.get(ENV_TRACKING_URI, "").strip()
     env_root = os.environ.get(layout.ENV_ARTIFACT_ROOT, "").strip()
-    file = Path(pipeline_file).expanduser() if pipeline_file is not None else _find_pipeline_file()
+    file = Path(pipeline_file).expanduser() if pipeline_file is not None else find_pipeline_file()
     if file is not None:
         file = file.resolve()
         if not file.is_file():
@@ -106,16 +105,6 @@ def _locate(pipeline_file: Path | None) -> _Place:
             f"Run the pipeline first, or set {ENV_TRACKING_URI} to the store that holds the records."
         )
     return _Place(uri=uri, store=open_store(root), pipeline=_pipeline_name(file) if file is not None else None)
-
-
-def _find_pipeline_file() -> Path | None:
-    """``$NBOPS_PIPELINE_FILE``, else the nearest ``pipeline.yaml`` in the working directory or a parent."""
-    named = os.environ.get(ENV_PIPELINE_FILE, "").strip()
-    if named:
-        return Path(named)
-    here = Path.cwd().resolve()
-    candidates = (directory / PIPELINE_FILE for directory in (here, *here.parents))
-    return next((candidate for candidate in candidates if candidate.is_file()), None)
 
 
 def _pipeline_name(file: Path) -> str | None:

@@ -26,10 +26,10 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nbops.audit.walk import UPSTREAM, AttemptRecord, Copy, Lineage, RunRecord, dataset_profile
+from nbops.audit.walk import AttemptRecord, Copy, Lineage, RunRecord, dataset_profile
 from nbops.provenance import SOURCES_ARTIFACT
 from nbops.storage import Store
-from nbops.tracking import tags
+from nbops.tracking import record, tags
 
 PIPELINE_SCOPE = "pipeline"
 MODEL_SCOPE = "model"
@@ -323,7 +323,7 @@ def _inputs(node: AttemptRecord) -> Iterator[Check]:
     """The stage run's upstream dataset inputs against the manifest's ``inputs``."""
     if node.run is None or node.manifest is None:
         return
-    datasets = [d for d in node.run.datasets if d.context == UPSTREAM]
+    datasets = [d for d in node.run.datasets if d.context == record.UPSTREAM]
     if not datasets:
         return
     problems: list[str] = []

@@ -40,7 +40,6 @@ T = TypeVar("T")
 
 MANIFEST_ARTIFACT = "manifest.json"
 """The stage run's copy of its attempt's manifest."""
-UPSTREAM = "upstream"
 """Value of the ``DATASET_CONTEXT`` input tag on datasets standing for upstream attempts."""
 STAGE_KIND = "stage"
 PIPELINE_KIND = "pipeline"

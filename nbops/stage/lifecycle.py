@@ -12,7 +12,6 @@ run every phase because both run this command.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import tempfile
@@ -418,15 +417,14 @@ def _upstream_attempts(
 
 
 def _consumed(store: Store, pipeline: str, run_id: str, stage: str, attempt_dir: Path) -> ManifestInput:
-    """The upstream attempt in ``attempt_dir`` as a manifest input: the sha256 of its stored manifest bytes."""
-    from nbops.storage.manifest import parse_manifest
+    """The upstream attempt in ``attempt_dir`` as a manifest input: the sha256 of its stored manifest bytes
+    (the store checked and parsed them when it returned the attempt)."""
+    from nbops.storage.manifest import file_sha256
 
-    path = attempt_dir / layout.MANIFEST
-    raw = path.read_bytes()
-    number = parse_manifest(raw, str(path)).attempt
+    number = layout.attempt_number(attempt_dir)
     return ManifestInput(
         stage=stage,
         attempt=number,
-        manifest_sha256=hashlib.sha256(raw).hexdigest(),
+        manifest_sha256=file_sha256(attempt_dir / layout.MANIFEST),
         location=store.location(layout.attempt_rel(pipeline, run_id, stage, number)),
     )

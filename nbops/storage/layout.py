@@ -76,6 +76,18 @@ def attempt_rel(pipeline: str, run_id: str, stage: str, number: int) -> str:
     return f"runs/{pipeline}/{run_key(run_id)}/{stage}/attempt-{number}"
 
 
+def attempt_number(path: Path) -> int:
+    """The number of the attempt directory ``path`` (``.../attempt-3`` -> 3).
+
+    Raises:
+        ValueError: ``path`` is not an attempt directory.
+    """
+    match = _ATTEMPT.match(path.name)
+    if match is None:
+        raise ValueError(f"{path} is not an attempt directory")
+    return int(match.group(1))
+
+
 def attempts(directory: Path) -> list[tuple[int, Path]]:
     """Existing attempt directories, lowest number first."""
     if not directory.is_dir():

@@ -74,8 +74,6 @@ AIRFLOW_CONF = "airflow.conf"
 # -- model versions registered in a pipeline run --------------------------------------------
 STAGE_RUN = "nbops.stage_run"
 """MLflow run id of the stage attempt that registered the version."""
-MODEL_VERSION_TAGS = (PIPELINE, RUN_ID, STAGE, STAGE_RUN, NOTEBOOK_SHA256, LOCK_SHA256, GIT_COMMIT, GIT_DIRTY)
-"""The tags a model version registered in a pipeline run carries (lock only when promoted)."""
 
 # -- MLflow's own ---------------------------------------------------------------------------
 PARENT_RUN = "mlflow.parentRunId"

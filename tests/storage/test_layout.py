@@ -59,3 +59,9 @@ def test_artifact_root_from_environment(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("NBOPS_ARTIFACT_ROOT", "s3://bucket/x")
     with pytest.raises(InputError, match="NBOPS_ARTIFACT_ROOT"):
         layout.artifact_root(tmp_path)
+
+
+def test_attempt_number_is_read_from_the_directory_name(tmp_path: Path) -> None:
+    assert layout.attempt_number(tmp_path / "runs" / "p" / "r" / "s" / "attempt-12") == 12
+    with pytest.raises(ValueError, match="not an attempt directory"):
+        layout.attempt_number(tmp_path / "outputs")
