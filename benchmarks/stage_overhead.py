@@ -8,7 +8,9 @@
 (c) peak RSS (VmHWM) of the command's own process (target <= 1.5);
 (d) ``nbops run`` of a chain of 6 such stages versus a loop of 6 ``papermill`` runs (target <= 1.0);
 then where the stage command's time goes: the median seconds of each phase it reports in
-its result file, and the rest (interpreter start, imports, exit).
+its result file, and the rest (interpreter start, imports, exit); the same for the stages of
+the chain, which ``nbops run`` starts early (prepare, boot and wait overlap the upstream stage)
+and records for (their commands never import MLflow).
 """
 
 from __future__ import annotations
@@ -102,10 +104,17 @@ def one_stage_figures(repeats: int, work: Path) -> None:
     phases = {name: statistics.median(r["phases"][name] for r in results) for name in results[0]["phases"]}
     wall = med(ours, "wall")
     print("    where one exec-stage's wall time goes (median seconds):")
-    for name in ("prepare", "claim", "run", "archive", "record", "seal", "gate"):
+    print_phases(phases)
+    print(f"      {'the rest':<10} {wall - sum(phases.values()):6.2f}   (interpreter start, imports, exit)")
+
+
+PHASES = ("prepare", "boot", "wait", "locate", "claim", "run", "archive", "record", "seal", "gate")
+
+
+def print_phases(phases: dict[str, float]) -> None:
+    for name in PHASES:
         if name in phases:
             print(f"      {name:<10} {phases[name]:6.2f}")
-    print(f"      {'the rest':<10} {wall - sum(phases.values()):6.2f}   (interpreter start, imports, exit)")
 
 
 def chain_figure(repeats: int, work: Path) -> None:
@@ -121,9 +130,11 @@ def chain_figure(repeats: int, work: Path) -> None:
         return sum(measured(papermill, work).wall for _ in range(CHAIN))
 
     measured([*run, "warmup"], work)
-    ours, theirs = [], []
+    ours, theirs, cpu = [], [], []
     for i in range(repeats):
-        ours.append(measured([*run, f"c{i}"], work).wall)
+        sample = measured([*run, f"c{i}"], work)
+        ours.append(sample.wall)
+        cpu.append(sample.cpu)
         theirs.append(loop())
     print(f"(d) a chain of {CHAIN} such stages: medians of {repeats} interleaved runs each")
     print(
@@ -135,6 +146,12 @@ def chain_figure(repeats: int, work: Path) -> None:
             TARGETS["chain"],
         )
     )
+    results = [json.loads(p.read_text()) for p in work.glob(".nbops/artifacts/runs/chain/c*/.logs/*.result.json")]
+    phases = {name: statistics.median(r["phases"].get(name, 0.0) for r in results) for name in PHASES}
+    print(f"    nbops run CPU seconds (runner, stage commands, kernels): {statistics.median(cpu):.2f}")
+    print("    where a chained stage's time goes (median seconds; prepare, boot and wait overlap its upstream):")
+    print_phases(phases)
+    print(f"      {'duration':<10} {statistics.median(r['duration_s'] for r in results):6.2f}   (from its release)")
 
 
 def main() -> None:

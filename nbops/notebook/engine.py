@@ -80,7 +80,8 @@ class NbopsClient(PapermillNotebookClient):  # type: ignore[misc]
         hooks: Hooks = self.nbops_hooks
         self.reset_execution_trackers()
         try:
-            with self.setup_kernel(**kwargs):
+            # cleanup_kc: a kernel started early (EarlyKernel) is shut down here like one of our own.
+            with self.setup_kernel(cleanup_kc=True, **kwargs):
                 try:
                     self._export_env(hooks.kernel_env())
                     self._run_cells()
@@ -273,22 +274,81 @@ class NbopsEngine(NBClientEngine):  # type: ignore[misc]
         start_timeout = kwargs.pop("start_timeout", 60)
         timeout = kwargs.pop("execution_timeout", None)
         kwargs.pop("input_path", None)
-        # IPC sockets in a private temp dir: no TCP port is opened for the kernel.
-        sockets = tempfile.mkdtemp(prefix="nbops-kernel-")
-        config = Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sockets, "kernel")}})
+        early: EarlyKernel | None = kwargs.pop("early_kernel", None)
+        if early is not None and not early.usable(kernel_name):
+            early.shutdown()
+            early = None
+        sockets = early.sockets if early is not None else tempfile.mkdtemp(prefix="nbops-kernel-")
         client = NbopsClient(
             nb_man,
+            km=early.km if early is not None else None,
             kernel_name=kernel_name,
             startup_timeout=start_timeout,
             timeout=timeout,
             log=nb_man_logger(),
-            config=config,
+            config=_kernel_config(sockets),
             **kwargs,
         )
         try:
             return client.execute()
         finally:
             shutil.rmtree(sockets, ignore_errors=True)
+
+
+def _kernel_config(sockets: str) -> Config:
+    """IPC sockets in a private temp dir: no TCP port is opened for the kernel."""
+    return Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sockets, "kernel")}})
+
+
+class EarlyKernel:
+    """A kernel started before its notebook may run, so that its start-up overlaps waiting.
+
+    Started exactly as nbclient starts one (same manager class, IPC sockets, in-memory
+    history, working directory), in this thread's event loop, which nbclient reuses; the
+    stage's own variables reach it once it is released, with the tracking run
+    (``Hooks.kernel_env``). Pass it to :func:`nbops.notebook.execute.execute`, which shuts it
+    down like a kernel of its own; :meth:`shutdown` is for one that never ran a notebook.
+    """
+
+    def __init__(self, km: Any, sockets: str, kernel_name: str) -> None:
+        self.km = km
+        self.sockets = sockets
+        self.kernel_name = kernel_name
+
+    @classmethod
+    def start(cls, kernel_name: str, cwd: str) -> EarlyKernel | None:
+        """A started kernel, or None when it would not start: execution then starts one itself
+        and reports the failure where it always has, in the attempt's record."""
+        from jupyter_client.manager import AsyncKernelManager
+        from jupyter_core.utils import run_sync
+
+        sockets = tempfile.mkdtemp(prefix="nbops-kernel-")
+        km = AsyncKernelManager(kernel_name=kernel_name, config=_kernel_config(sockets))
+        kernel = cls(km, sockets, kernel_name)
+        try:
+            run_sync(km.start_kernel)(extra_arguments=["--HistoryManager.hist_file=:memory:"], cwd=cwd)
+        except Exception:
+            kernel.shutdown()
+            return None
+        except BaseException:  # a signal while it started: nothing may outlive the stage command
+            kernel.shutdown()
+            raise
+        return kernel
+
+    def usable(self, kernel_name: str) -> bool:
+        """Whether this kernel can run a notebook asking for ``kernel_name``."""
+        return kernel_name == self.kernel_name and bool(self.km.has_kernel)
+
+    def shutdown(self) -> None:
+        """Stop the kernel (if it still runs) and remove its sockets."""
+        from jupyter_core.utils import run_sync
+
+        with contextlib.suppress(Exception):
+            if self.km.has_kernel:
+                run_sync(self.km.shutdown_kernel)(now=True)
+        with contextlib.suppress(Exception):
+            run_sync(self.km.cleanup_resources)()
+        shutil.rmtree(self.sockets, ignore_errors=True)
 
 
 def nb_man_logger() -> Any:

@@ -20,6 +20,7 @@ from nbops.notebook.tags import INJECTED, METRICS, cell_tags
 from nbops.status import StageStatus
 
 if TYPE_CHECKING:
+    from nbops.notebook.engine import EarlyKernel
     from nbops.notebook.outcome import Outcome
 
 SOURCE_INDEX = "nbops_source_index"
@@ -97,6 +98,7 @@ def execute(
     cell_timeout: int | None,
     kernel_env: Callable[[], dict[str, str]],
     start_timeout: int = 60,
+    early_kernel: EarlyKernel | None = None,
 ) -> tuple[NotebookNode, Outcome]:
     """Run a parameterized notebook; the executed notebook is saved, secrets masked, as it runs.
 
@@ -110,7 +112,8 @@ def execute(
     notebook had failed already). One raised in the few statements before the engine starts,
     or a second one while the first is handled, propagates: callers catch ``Terminated``
     around this call too. Infrastructure trouble (the kernel does not start, nbclient breaks
-    down) raises.
+    down) raises. ``early_kernel`` (started in ``cwd``) is used instead of starting one, and
+    shut down at the end like one.
     """
     from papermill.execute import prepare_notebook_metadata, remove_error_markers
     from papermill.utils import chdir
@@ -153,6 +156,7 @@ def execute(
                 start_timeout=start_timeout,
                 execution_timeout=cell_timeout,
                 nbops_hooks=hooks,
+                early_kernel=early_kernel,
                 stdout_file=RedactingStream(sys.stdout, redactor),
                 stderr_file=RedactingStream(sys.stderr, redactor),
             )

@@ -11,6 +11,7 @@ command that resumes it. Everything is printed to stderr.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -27,6 +28,7 @@ from nbops.errors import InputError, NbopsError, format_problems
 from nbops.graph import descendants, topological_order
 from nbops.notebook.overrides import parse_assignments, validate_overrides
 from nbops.runner.interrupt import RunInterrupted, RunSignals
+from nbops.runner.recorder import Recorder
 from nbops.runner.report import Progress, say, summary_table
 from nbops.spec import Pipeline, load_pipeline
 from nbops.stage.contract import coerce_overrides, load_contract
@@ -65,7 +67,8 @@ class StageState:
     """Bookkeeping of one stage during a run."""
 
     name: str
-    status: str = "pending"  # pending | waiting (to retry) | running | succeeded | failed | killed | skipped
+    status: str = "pending"  # pending | early | waiting (to retry) | running | succeeded | failed | killed | skipped
+    """``early``: its stage command is started and waits to be released (its upstream still runs)."""
     outcome: StageStatus | None = None
     exit_code: int | None = None
     tries: int = 0
@@ -79,6 +82,7 @@ class StageState:
     process: subprocess.Popen[bytes] | None = None
     result_path: Path | None = None
     log_file: IO[bytes] | None = None
+    launch: str = ""
 
 
 @dataclass
@@ -121,6 +125,10 @@ def run_pipeline(options: RunOptions) -> RunSummary:
             signals.defer()
             run.summary.interrupted = str(exc)
             run.stop_all()
+        except BaseException:  # nothing started ahead of its upstream may outlive a run that never began
+            run.stop_all()
+            run.close_recorder()
+            raise
         signals.defer()
         return run.finish()
 
@@ -138,6 +146,7 @@ class _LocalRun:
         self.env: dict[str, str] = {}
         self.log_dir = Path()
         self.jobs = 1
+        self.recorder: Recorder | None = None
 
     def prepare(self) -> None:
         options = self.options
@@ -149,6 +158,14 @@ class _LocalRun:
         run_id = options.run_id or (store.latest_run_key(pipeline.name) if partial else None) or layout.new_run_id()
         self.summary = RunSummary(run_id=run_id, stages={s: StageState(s) for s in selected})
         uri = tracking_uri(layout.state_dir(pipeline.root))
+        self.jobs = options.jobs or os.cpu_count() or 1
+        self.env = dict(os.environ, **{ENV_TRACKING_URI: uri, ENV_TRIGGER: "nbops run"})
+        self.log_dir = layout.run_dir(store.local_root, pipeline.name, run_id) / ".logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        # The first stages start now and load while this process opens the record; they are
+        # released by schedule(), once the pipeline run exists.
+        self.recorder = Recorder()
+        self._start_early()
         self.client = open_client(uri)
         experiment = record.ensure_experiment(self.client, pipeline.name, store.mlflow_location)
         git = git_state(pipeline.root)
@@ -170,13 +187,9 @@ class _LocalRun:
         reused = _reused(store, pipeline, run_id, selected)
         if reused:
             record.set_tags(self.client, parent, {tags.REUSED: " ".join(reused)})
-        jobs = options.jobs or os.cpu_count() or 1
+        self.recorder.warm()
         self.progress = Progress(pipeline.name, run_id, selected)
-        self.progress.start(jobs, self.summary.parent_run_id)
-        self.env = dict(os.environ, **{ENV_TRACKING_URI: uri, ENV_TRIGGER: "nbops run"})
-        self.log_dir = layout.run_dir(store.local_root, pipeline.name, run_id) / ".logs"
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.jobs = jobs
+        self.progress.start(self.jobs, self.summary.parent_run_id)
 
     def schedule(self) -> None:
         assert self.pipeline is not None  # noqa: S101 - prepare() ran
@@ -191,16 +204,42 @@ class _LocalRun:
                 if running >= self.jobs:
                     break
                 ready = all(states[u].status == "succeeded" for u in graph[st.name] if u in states)
-                if (st.status == "pending" and ready) or (st.status == "waiting" and now >= st.not_before):
+                if (st.status in ("pending", "early") and ready) or (st.status == "waiting" and now >= st.not_before):
                     self._launch(st)
                     running += 1
-            if not any(s.status in ("pending", "waiting", "running") for s in states.values()):
+            self._start_early()
+            if not any(s.status in ("pending", "early", "waiting", "running") for s in states.values()):
                 return
-            time.sleep(0.05)
+            time.sleep(0.02)
+
+    def _start_early(self) -> None:
+        """Start the stage commands of the next stages to become ready, up to ``jobs`` of them, so
+        their interpreter, imports and checks overlap the stages they wait for."""
+        assert self.pipeline is not None  # noqa: S101 - prepare() ran
+        graph, states = self.pipeline.needs(), self.summary.stages
+        early = sum(1 for s in states.values() if s.status == "early")
+        for st in states.values():
+            if early >= self.jobs:
+                return
+            upstream = [states[u].status for u in graph[st.name] if u in states]
+            if st.status == "pending" and all(u in ("running", "early", "succeeded") for u in upstream):
+                self._spawn(st)
+                st.status = "early"
+                early += 1
 
     def _launch(self, st: StageState) -> None:
-        assert self.pipeline is not None and self.progress is not None  # noqa: S101 - prepare() ran
+        """Release the stage command started early for ``st``, or start one released at once."""
+        assert self.progress is not None and self.recorder is not None  # noqa: S101 - prepare() ran
+        if st.status != "early":
+            self._spawn(st)
+        self.recorder.release(st.launch)
         st.tries += 1
+        st.status, st.started, st.message = "running", time.monotonic(), ""
+        self.progress.started(st.name, st.tries)
+
+    def _spawn(self, st: StageState) -> None:
+        """Start a stage command for ``st`` that waits for :meth:`_launch` to release it."""
+        assert self.pipeline is not None and self.recorder is not None  # noqa: S101 - prepare() ran
         n = len(list(self.log_dir.glob(f"{st.name}-*.log"))) + 1
         st.log_path = self.log_dir / f"{st.name}-{n}.log"
         st.result_path = self.log_dir / f"{st.name}-{n}.result.json"
@@ -210,11 +249,27 @@ class _LocalRun:
             "--params-json", json.dumps(self.params[st.name]), "--result-file", str(st.result_path),
         ]  # fmt: skip
         st.log_file = st.log_path.open("wb")
+        st.launch = f"{st.name}-{n}"
+        env = {**self.env, **self.recorder.env(st.launch)}
         st.process = subprocess.Popen(
-            cmd, stdout=st.log_file, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+            cmd, stdout=st.log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
-        st.status, st.started, st.message = "running", time.monotonic(), ""
-        self.progress.started(st.name, st.tries)
+
+    def _cancel_early(self, st: StageState) -> None:
+        """Tell a command started early that it will not run; it exits having claimed nothing."""
+        if self.recorder is not None:
+            self.recorder.release(st.launch, go=False)
+        if st.process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                st.process.wait(timeout=STOP_GRACE_S)
+            if st.process.poll() is None:
+                stop([st.process], grace=1)
+        if st.log_file:
+            st.log_file.close()
+        for leftover in (st.log_path, st.result_path):
+            if leftover is not None:
+                leftover.unlink(missing_ok=True)
+        st.process = st.log_file = None
 
     def _poll(self, st: StageState, graph: dict[str, tuple[str, ...]]) -> None:
         assert self.pipeline is not None and self.progress is not None  # noqa: S101 - prepare() ran
@@ -241,7 +296,9 @@ class _LocalRun:
         self.progress.failed(st)
         for child in descendants(graph, [st.name]):
             child_state = self.summary.stages.get(child)
-            if child_state is not None and child_state.status == "pending":
+            if child_state is not None and child_state.status in ("pending", "early"):
+                if child_state.status == "early":
+                    self._cancel_early(child_state)
                 child_state.status, child_state.message = "skipped", f"upstream stage '{st.name}' failed"
                 self.progress.skipped(child, st.name)
 
@@ -265,11 +322,19 @@ class _LocalRun:
     def stop_all(self) -> None:
         """Stop every running stage within the grace period and record how each ended."""
         states = self.summary.stages.values()
+        for st in states:
+            if st.status == "early":
+                if self.recorder is not None:
+                    self.recorder.release(st.launch, go=False)
+                st.status = "pending"
         running = [s for s in states if s.status == "running" and s.process is not None]
         if running:
             names = ", ".join(s.name for s in running)
             say(f"nbops run: {self.summary.interrupted}: stopping {names} (up to {STOP_GRACE_S} s)")
         stop([s.process for s in running if s.process is not None])
+        for st in states:
+            if st.status == "pending" and st.process is not None:
+                self._cancel_early(st)
         for st in running:
             self._collect(st)
             st.status = "killed"
@@ -279,7 +344,14 @@ class _LocalRun:
             if st.status in ("pending", "waiting"):
                 st.status, st.message = "skipped", "run interrupted"
 
+    def close_recorder(self) -> None:
+        """Stop serving stage commands (every one has exited by now)."""
+        if self.recorder is not None:
+            self.recorder.close()
+            self.recorder = None
+
     def finish(self) -> RunSummary:
+        self.close_recorder()
         summary = self.summary
         stages = list(summary.stages.values())
         failed = [s for s in stages if s.status in ("failed", "killed")]

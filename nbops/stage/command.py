@@ -12,6 +12,7 @@ import time
 from nbops.errors import InputError, NbopsError
 from nbops.notebook.outcome import StageTimedOut, Terminated
 from nbops.stage.lifecycle import StageAttempt, log
+from nbops.stage.recorder import RecorderLink, ReleaseCancelled
 from nbops.stage.result import StageRequest, StageResult
 from nbops.stage.signals import AttemptSignals
 from nbops.status import StageStatus
@@ -25,16 +26,31 @@ def exec_stage(request: StageRequest) -> StageResult:
         InfraError: the artifact store could not be read or claimed.
     """
     with AttemptSignals(Terminated, StageTimedOut) as signals:
-        attempt = StageAttempt(request, signals)
+        link = RecorderLink.from_env()
+        attempt = StageAttempt(request, signals, link)
         phase = attempt.timed
         try:
             phase(attempt.prepare)
+            phase(attempt.boot)
+            try:
+                phase(attempt.wait)
+            except ReleaseCancelled:
+                attempt.release_resources()
+                return StageResult(
+                    stage=request.stage,
+                    run_id=request.run_id,
+                    status=StageStatus.KILLED,
+                    message="not started: the nbops run that launched it did not release it",
+                )
+            phase(attempt.locate)
             cached = attempt.cache_lookup()
             if cached is not None:
+                attempt.release_resources()
                 return cached
             phase(attempt.claim)
         except Terminated as exc:  # stopped before the notebook started: nothing to archive
             signals.defer()
+            attempt.release_resources()
             return StageResult(
                 stage=request.stage,
                 run_id=request.run_id,
@@ -44,6 +60,9 @@ def exec_stage(request: StageRequest) -> StageResult:
                 duration_s=round(time.monotonic() - attempt.started, 3),
                 message=f"terminated ({exc}) before the notebook started",
             )
+        except BaseException:
+            attempt.release_resources()
+            raise
         for step in (attempt.run, attempt.archive, attempt.record, attempt.seal):
             phase(step)
         if attempt.outcome.status.succeeded:

@@ -1,13 +1,16 @@
 """One stage attempt, phase by phase (DESIGN §10).
 
-    prepare -> [cache lookup] -> claim -> run -> archive -> record -> seal -> [registry gate]
+    prepare -> wait -> locate -> [cache lookup] -> claim -> run -> archive -> record -> seal -> [registry gate]
 
-Every check that can fail on bad input runs in :meth:`StageAttempt.prepare`, before a claim
-or a kernel. MLflow set-up starts at the claim and overlaps kernel start-up. The executed
-notebook is archived whatever happened; a success is recorded, then sealed (the manifest,
-the attempt's last write), and only then closed ``FINISHED``. The bracketed phases are where
-incremental runs (reuse a completed attempt) and the retraining gate plug in; both backends
-run every phase because both run this command.
+Every check that can fail on bad input runs in :meth:`StageAttempt.prepare` and
+:meth:`StageAttempt.locate`, before a claim or a kernel; a command the local runner started
+ahead of its upstream stages waits between the two (:mod:`nbops.stage.recorder`). MLflow
+set-up starts at the claim and overlaps kernel start-up; under the local runner it happens
+in the runner, which records for its stage commands. The executed notebook is archived
+whatever happened; a success is recorded, then sealed (the manifest, the attempt's last
+write), and only then closed ``FINISHED``. The bracketed phases are where incremental runs
+(reuse a completed attempt) and the retraining gate plug in; both backends run every phase
+because both run this command.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from nbops.notebook.outcome import Outcome, Terminated
 from nbops.notebook.redact import Redactor
 from nbops.spec import Pipeline, load_pipeline
 from nbops.stage.contract import StageContract, load_contract
+from nbops.stage.recorder import RecorderLink, Tracker, make_tracker
 from nbops.stage.result import StageRequest, StageResult
+from nbops.stage.tracker import Recording
 from nbops.status import StageStatus
 from nbops.storage import Attempt, Store, layout, open_store
 from nbops.storage.atomic import write_atomic
@@ -41,8 +46,8 @@ from nbops.tracking.store import ENV_TRACKING_URI, tracking_uri
 if TYPE_CHECKING:
     from nbformat import NotebookNode
 
+    from nbops.notebook.engine import EarlyKernel
     from nbops.stage.signals import AttemptSignals
-    from nbops.stage.tracker import StageTracker
 
 
 def log(message: str) -> None:
@@ -53,9 +58,10 @@ def log(message: str) -> None:
 class StageAttempt:
     """The state of one attempt as it moves through its phases; each phase is one method."""
 
-    def __init__(self, request: StageRequest, signals: AttemptSignals) -> None:
+    def __init__(self, request: StageRequest, signals: AttemptSignals, link: RecorderLink | None = None) -> None:
         self.request = request
         self.signals = signals
+        self.link = link
         self.started = time.monotonic()
         # prepare
         self.pipeline: Pipeline
@@ -68,9 +74,13 @@ class StageAttempt:
         self.inputs: dict[str, Path] = {}
         self.consumed: tuple[ManifestInput, ...] = ()
         self.uri = ""
+        # boot
+        self.kernel: EarlyKernel | None = None
+        self.scratch: tempfile.TemporaryDirectory[str] | None = None
         # claim
         self.claimed: Attempt | None = None
-        self.tracker: StageTracker | None = None
+        self.kernel_vars: dict[str, str] = {}
+        self.tracker: Tracker | None = None
         # run
         self.outcome = Outcome()
         self.executed: NotebookNode | None = None
@@ -90,11 +100,11 @@ class StageAttempt:
     # -- prepare ------------------------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Load the pipeline, validate the stage's contract, parameterize, find the inputs.
+        """Load the pipeline, validate the stage's contract, parameterize, open the store.
 
         Raises:
-            InputError: anything wrong with the spec, notebook, parameters or upstream outputs.
-            InfraError: the artifact store cannot be read.
+            InputError: anything wrong with the spec, notebook or parameters.
+            InfraError: the artifact store cannot be opened.
         """
         from nbops.notebook.execute import parameterize
 
@@ -105,10 +115,52 @@ class StageAttempt:
         # so a run's record reads the same whichever backend injected which subset.
         self.effective = self.redactor.value({**self.contract.schema.defaults, **self.contract.params})
         self.store = open_store(self.pipeline.root)
+        self.uri = tracking_uri(layout.state_dir(self.pipeline.root))
+
+    def boot(self) -> None:
+        """Start the kernel, in the directory the notebook will run in, so that its start-up
+        overlaps everything up to the first cell (waiting for the upstream stages included)."""
+        from nbops.notebook.engine import EarlyKernel
+        from nbops.notebook.reader import KERNEL_NAME
+
+        # A promoted notebook sits in the shared store: it runs in a scratch directory instead.
+        if self.pipeline.frozen:
+            self.scratch = tempfile.TemporaryDirectory(prefix="nbops-cwd-")
+        self.kernel = EarlyKernel.start(KERNEL_NAME, str(self.cwd()))
+
+    def cwd(self) -> Path:
+        """Where the notebook runs: beside its source, or in a scratch directory when promoted."""
+        return Path(self.scratch.name) if self.scratch else self.contract.notebook.path.parent
+
+    def release_resources(self) -> None:
+        """Stop a kernel that never ran the notebook and remove the scratch directory."""
+        if self.kernel is not None:
+            self.kernel.shutdown()
+            self.kernel = None
+        if self.scratch is not None:
+            self.scratch.cleanup()
+            self.scratch = None
+
+    def wait(self) -> None:
+        """A command the runner started ahead of its upstream stages waits here to be released;
+        its time limit counts from the release.
+
+        Raises:
+            ReleaseCancelled: the runner will not release it (nothing was claimed).
+        """
+        if self.link is not None:
+            self.link.wait_release()
+            self.started = time.monotonic()
+
+    def locate(self) -> None:
+        """Find the upstream attempts this one consumes (their manifests are sealed by now).
+
+        Raises:
+            InputError: a direct upstream has no completed attempt in this run.
+        """
         upstream = _upstream_attempts(self.store, self.pipeline, self.request.run_id, self.contract.stage.name)
         self.inputs = {name: path for name, (path, _) in upstream.items()}
         self.consumed = tuple(consumed for _, consumed in upstream.values())
-        self.uri = tracking_uri(layout.state_dir(self.pipeline.root))
 
     def cache_lookup(self) -> StageResult | None:
         """Where incremental runs plug in: a result when a completed attempt can be reused."""
@@ -127,14 +179,17 @@ class StageAttempt:
         outputs.mkdir()
         log(f"stage '{stage.name}' of run {run_id}: attempt {claimed.number} in {claimed.location}")
         ctx = StageContext(self.pipeline.name, run_id, stage.name, claimed.number, outputs, self.inputs)
-        os.environ.update(ctx.to_env())
-        os.environ[ENV_TRACKING_URI] = self.uri
+        # The kernel may be up already (boot): it gets these with the run id before any cell.
+        self.kernel_vars = {**ctx.to_env(), ENV_TRACKING_URI: self.uri}
+        os.environ.update(self.kernel_vars)
         promoted = self.request.promoted
         airflow = airflow_tags()
         code = {tags.GIT_COMMIT: self.git.commit, tags.GIT_DIRTY: tags.flag(self.git.dirty)}
         lock = {tags.LOCK_SHA256: promoted} if promoted else {}
         env = environment.current()
-        self.tracker = StageTracker(
+        self.tracker = make_tracker(
+            self.link,
+            StageTracker,
             uri=self.uri,
             experiment=self.pipeline.name,
             artifact_location=self.store.mlflow_location,
@@ -170,21 +225,17 @@ class StageAttempt:
 
     def run(self) -> None:
         """Execute the notebook within the stage timeout; every outcome is recorded, none raised."""
-        from nbops.notebook import html
         from nbops.notebook.execute import execute
 
         assert self.claimed is not None and self.tracker is not None  # noqa: S101 - claim() ran
         tracker, stage = self.tracker, self.contract.stage
         self.signals.start_timer(stage.timeout - (time.monotonic() - self.started), limit=stage.timeout)
-        # A promoted notebook sits in the shared store: it runs in a scratch directory instead.
-        scratch = tempfile.TemporaryDirectory(prefix="nbops-cwd-") if self.pipeline.frozen else None
         path = self.contract.notebook.path
+        early, self.kernel = self.kernel, None  # execute() owns it from here
 
         def kernel_env() -> dict[str, str]:
-            env = {"MLFLOW_RUN_ID": tracker.run_id()}
-            # Cells are about to run: the HTML export warms up meanwhile. Not earlier, where its
-            # imports would compete with the MLflow set-up the first cell waits for.
-            html.prepare()
+            env = {**self.kernel_vars, "MLFLOW_RUN_ID": tracker.run_id()}
+            tracker.warm()
             return env
 
         try:
@@ -192,9 +243,10 @@ class StageAttempt:
                 self.prepared,
                 input_path=path,
                 output_path=self.claimed.workdir / "output.ipynb",
-                cwd=Path(scratch.name) if scratch else path.parent,
+                cwd=self.cwd(),
                 cell_timeout=stage.cell_timeout,
                 kernel_env=kernel_env,
+                early_kernel=early,
             )
         except Terminated as exc:  # in the few statements before the engine took over
             self.outcome.stopped_by(exc)
@@ -202,8 +254,9 @@ class StageAttempt:
             self.outcome.fail(StageStatus.INFRA_FAILED, type(exc).__name__, str(exc))
         finally:
             self.signals.defer()
-            if scratch is not None:
-                scratch.cleanup()
+            if early is not None:
+                early.shutdown()  # a no-op unless execute() stopped before it took the kernel over
+            self.release_resources()
 
     # -- archive --------------------------------------------------------------------------------
 
@@ -211,10 +264,13 @@ class StageAttempt:
         """Export the readable HTML, list a success's files in its manifest, copy the attempt (and the
         source notebook, by content) to the store."""
         assert self.claimed is not None  # noqa: S101 - claim() ran
-        if self.executed is not None:
-            from nbops.notebook.html import to_html
-
-            write_atomic(self.claimed.workdir / "output.html", to_html(self.executed).encode("utf-8"))
+        if self.executed is not None and self.tracker is not None:
+            try:
+                page = self.tracker.to_html(self.executed)
+            except InfraError as exc:  # only through a runner that went away; the record step says so too
+                log(f"the readable HTML was not written: {exc}")
+            else:
+                write_atomic(self.claimed.workdir / "output.html", page.encode("utf-8"))
         self.mlflow_run_id = self._tracked_run()
         if self.outcome.status.succeeded and self.mlflow_run_id:
             self.manifest = self._build_manifest()
@@ -253,14 +309,16 @@ class StageAttempt:
         workdir = self.claimed.workdir
         try:
             self.tracker.finish(
-                status=out.status.mlflow_status,
-                metrics=out.metrics,
-                tags=run_tags,
-                files=[workdir / "output.ipynb", workdir / "output.html"],
-                manifest=self.manifest,
-                inputs=self.consumed,
-                version_tags=self._version_tags(),
-                close=self.manifest is None,
+                Recording(
+                    status=out.status.mlflow_status,
+                    metrics=out.metrics,
+                    tags=run_tags,
+                    files=[workdir / "output.ipynb", workdir / "output.html"],
+                    manifest=self.manifest,
+                    inputs=self.consumed,
+                    version_tags=self._version_tags(),
+                    close=self.manifest is None,
+                )
             )
         except InfraError as exc:
             log(str(exc))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,8 +15,23 @@ from nbops.tracking.store import open_client
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from nbformat import NotebookNode
 
     from nbops.storage.manifest import Manifest, ManifestInput
+
+
+@dataclass(frozen=True)
+class Recording:
+    """What an attempt's record gets once its notebook has run (see :meth:`StageTracker.finish`)."""
+
+    status: str
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    files: list[Path]
+    manifest: Manifest | None
+    inputs: tuple[ManifestInput, ...] = ()
+    version_tags: dict[str, str] = field(default_factory=dict)
+    close: bool = True
 
 
 class StageTracker:
@@ -72,21 +88,23 @@ class StageTracker:
             raise InfraError(f"MLflow set-up failed: {self._error}") from self._error
         return self.stage_run_id
 
-    def finish(
-        self,
-        *,
-        status: str,
-        metrics: dict[str, float],
-        tags: dict[str, str],
-        files: list[Path],
-        manifest: Manifest | None,
-        inputs: tuple[ManifestInput, ...] = (),
-        version_tags: dict[str, str] | None = None,
-        close: bool = True,
-    ) -> None:
+    def warm(self) -> None:
+        """Cells are about to run: warm up the HTML export meanwhile. Not earlier, where its
+        imports would compete with the MLflow set-up the first cell waits for."""
+        from nbops.notebook import html
+
+        html.prepare()
+
+    def to_html(self, nb: NotebookNode) -> str:
+        """The executed notebook as the readable, sanitized page archived beside it."""
+        from nbops.notebook.html import to_html
+
+        return to_html(nb)
+
+    def finish(self, outcome: Recording) -> None:
         """Record the outcome: metrics, tags, the upstream attempts consumed (as dataset inputs),
-        artifacts, tags on any model version the notebook registered, then (``close``) the
-        terminal status.
+        artifacts, tags on any model version the notebook registered, then (``outcome.close``)
+        the terminal status.
 
         The notebook has already run, so a store that drops out now is given time to come
         back: the whole record is retried with bounded backoff (every step is idempotent),
@@ -94,9 +112,7 @@ class StageTracker:
         and closed by ``close()`` once its manifest is stored, so that ``FINISHED`` is the last
         word and never stands for an attempt without a manifest.
         """
-        self._with_backoff(
-            lambda: self._record(status, metrics, tags, files, manifest, inputs, version_tags or {}, close)
-        )
+        self._with_backoff(lambda: self._record(outcome))
 
     def close(self, status: str) -> None:
         """Set the terminal status of a run recorded with ``close=False``."""
@@ -112,28 +128,18 @@ class StageTracker:
     def _with_backoff(step: Callable[[], None]) -> None:
         TRACKING_RECORD.call(step, retry_on=lambda exc: isinstance(exc, InfraError))
 
-    def _record(
-        self,
-        status: str,
-        metrics: dict[str, float],
-        tags: dict[str, str],
-        files: list[Path],
-        manifest: Manifest | None,
-        inputs: tuple[ManifestInput, ...],
-        version_tags: dict[str, str],
-        close: bool,
-    ) -> None:
+    def _record(self, outcome: Recording) -> None:
         client, run = self._client(), self.run_id()
-        record.log_metrics(client, run, metrics)
-        record.set_tags(client, run, tags)
-        record.log_upstream(client, run, inputs)
-        record.log_files(client, run, [f for f in files if f.exists()])
-        if manifest is not None:
-            text = manifest.to_bytes().decode("utf-8")
+        record.log_metrics(client, run, outcome.metrics)
+        record.set_tags(client, run, outcome.tags)
+        record.log_upstream(client, run, outcome.inputs)
+        record.log_files(client, run, [f for f in outcome.files if f.exists()])
+        if outcome.manifest is not None:
+            text = outcome.manifest.to_bytes().decode("utf-8")
             record.call(client.log_text, run, text, "manifest.json", what="upload the manifest")
-        record.tag_model_versions(client, run, version_tags)
-        if close:
-            record.finish_run(client, run, status)
+        record.tag_model_versions(client, run, outcome.version_tags)
+        if outcome.close:
+            record.finish_run(client, run, outcome.status)
 
     def mark_failed(self, reason: str, exc: BaseException) -> None:
         """Best effort: close the record as failed (the artifact store did not take the manifest).

@@ -5,8 +5,10 @@ import gc
 import logging
 import pickle
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from nbops.notebook.outcome import Outcome, StageTimedOut, Terminated
@@ -153,3 +155,45 @@ def test_a_kernel_that_really_dies_is_still_reported(run_notebook: Run, caplog: 
     assert done.outcome.execution_count in (None, 3)  # None when the kernel died before announcing the cell
     assert "Kernel died" in caplog.text
     assert not kernels()
+
+
+@pytest.mark.integration
+def test_an_early_kernel_runs_the_notebook_and_gets_the_stage_variables_late(tmp_path: Path) -> None:
+    """Started before the stage is released (boot), in the notebook's directory; the variables
+    set afterwards reach it with the tracking run before the first cell; it is gone at the end."""
+    from nbops.notebook.engine import EarlyKernel
+    from nbops.notebook.execute import execute, parameterize
+    from tests.conftest import notebook
+
+    early = EarlyKernel.start("python3", str(tmp_path))
+    assert early is not None and early.usable("python3") and not early.usable("ir")
+    pid = early.km.provisioner.pid
+    nb = parameterize(notebook([("import os\nprint(os.getcwd(), os.environ['LATE'], os.getpid())", [])]), {}, "nb")
+    executed, outcome = execute(
+        nb, input_path=tmp_path / "in.ipynb", output_path=tmp_path / "out.ipynb", cwd=tmp_path,
+        cell_timeout=None, kernel_env=lambda: {"LATE": "set-after-start"}, early_kernel=early,
+    )  # fmt: skip
+    assert outcome.status is StageStatus.SUCCEEDED
+    assert executed.cells[0].outputs[0]["text"].split() == [str(tmp_path), "set-after-start", str(pid)]
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert not Path(early.sockets).exists()
+
+
+@pytest.mark.unit
+def test_an_early_kernel_that_will_not_start_is_left_to_execution(tmp_path: Path) -> None:
+    from nbops.notebook.engine import EarlyKernel
+
+    assert EarlyKernel.start("no-such-kernel", str(tmp_path)) is None  # execute() reports it in the record
+
+
+@pytest.mark.integration
+def test_an_unused_early_kernel_is_shut_down(tmp_path: Path) -> None:
+    from nbops.notebook.engine import EarlyKernel
+
+    early = EarlyKernel.start("python3", str(tmp_path))
+    assert early is not None
+    pid = early.km.provisioner.pid
+    early.shutdown()
+    early.shutdown()  # twice is harmless
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert not Path(early.sockets).exists()
