@@ -7,6 +7,11 @@ failure stops its descendants while unrelated branches finish. SIGTERM or SIGINT
 every running stage (each archives and records its partial notebook), closes the parent
 run ``KILLED`` and exits 3. At the end: a summary table and, unless the run succeeded, the
 command that resumes it. Everything is printed to stderr.
+
+The runner records for the stage commands it starts (:mod:`nbops.runner.recorder`), so they
+never import MLflow, and starts the commands of the next stages while their upstream stages
+run: each loads, checks and boots its kernel, then waits to be released once the upstream
+attempts are sealed; if an upstream fails it is told to stop, having claimed nothing.
 """
 
 from __future__ import annotations
@@ -125,7 +130,8 @@ def run_pipeline(options: RunOptions) -> RunSummary:
             signals.defer()
             run.summary.interrupted = str(exc)
             run.stop_all()
-        except BaseException:  # nothing started ahead of its upstream may outlive a run that never began
+        except BaseException as exc:  # nothing started ahead of its upstream may outlive a run that never began
+            run.summary.interrupted = run.summary.interrupted or f"stopped by {type(exc).__name__}"
             run.stop_all()
             run.close_recorder()
             raise

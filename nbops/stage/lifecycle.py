@@ -1,16 +1,16 @@
 """One stage attempt, phase by phase (DESIGN §10).
 
-    prepare -> wait -> locate -> [cache lookup] -> claim -> run -> archive -> record -> seal -> [registry gate]
+    prepare -> boot -> wait -> locate -> [cache lookup] -> claim -> run -> archive -> record -> seal -> [registry gate]
 
 Every check that can fail on bad input runs in :meth:`StageAttempt.prepare` and
-:meth:`StageAttempt.locate`, before a claim or a kernel; a command the local runner started
-ahead of its upstream stages waits between the two (:mod:`nbops.stage.recorder`). MLflow
-set-up starts at the claim and overlaps kernel start-up; under the local runner it happens
-in the runner, which records for its stage commands. The executed notebook is archived
-whatever happened; a success is recorded, then sealed (the manifest, the attempt's last
-write), and only then closed ``FINISHED``. The bracketed phases are where incremental runs
-(reuse a completed attempt) and the retraining gate plug in; both backends run every phase
-because both run this command.
+:meth:`StageAttempt.locate`, before anything is claimed. The kernel boots right after
+prepare, so its start-up overlaps the rest: a command the local runner started ahead of its
+upstream stages waits for its release with the kernel booting (:mod:`nbops.stage.recorder`),
+and MLflow set-up, started at the claim, overlaps it too (under the local runner the runner
+does it). The executed notebook is archived whatever happened; a success is recorded, then
+sealed (the manifest, the attempt's last write), and only then closed ``FINISHED``. The
+bracketed phases are where incremental runs (reuse a completed attempt) and the retraining
+gate plug in; both backends run every phase because both run this command.
 """
 
 from __future__ import annotations
@@ -267,7 +267,7 @@ class StageAttempt:
         if self.executed is not None and self.tracker is not None:
             try:
                 page = self.tracker.to_html(self.executed)
-            except InfraError as exc:  # only through a runner that went away; the record step says so too
+            except InfraError as exc:  # the recording runner failed or went away; the record step says so
                 log(f"the readable HTML was not written: {exc}")
             else:
                 write_atomic(self.claimed.workdir / "output.html", page.encode("utf-8"))
