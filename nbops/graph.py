@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from graphlib import CycleError, TopologicalSorter
 
-RESERVED_STAGES = ("close_run",)
-"""Names no stage may take: the generated DAG's own tasks (the last one closes the run's record)."""
+CHECK_TASK = "check_conf"
+CLOSE_TASK = "close_run"
+RESERVED_STAGES = (CHECK_TASK, CLOSE_TASK)
+"""Names no stage may take: the generated DAG's own tasks (the first checks the trigger conf, the last
+closes the run's record)."""
 
 
 def find_cycle(needs: Mapping[str, Iterable[str]]) -> list[str] | None:

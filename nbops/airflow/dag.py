@@ -12,8 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG
 
+from nbops.airflow import conf
 from nbops.airflow.operator import NbopsStageOperator
 from nbops.airflow.params import dag_params, stage_defaults, type_label
 from nbops.airflow.pod import close_arguments, pod_arguments
@@ -53,7 +55,7 @@ def dag_from_lock(path: Path) -> DAG:
 
 
 def build_dag(lock: dict[str, Any], lock_sha256: str, project_dir: Path) -> DAG:
-    """One task per stage, wired by ``needs``."""
+    """One task per stage, wired by ``needs``, after the conf check and before closing the record."""
     spec = lock["spec"]
     dag = DAG(
         dag_id=spec["name"],
@@ -67,11 +69,21 @@ def build_dag(lock: dict[str, Any], lock_sha256: str, project_dir: Path) -> DAG:
         params=dag_params(lock),
         user_defined_macros={"nbops_setting": settings_macro(project_dir, spec["kubernetes"]["artifacts_claim"])},
     )
+    check = PythonOperator(
+        task_id=conf.TASK_ID,
+        dag=dag,
+        doc_md=conf.DOC,
+        python_callable=conf.check_conf,
+        op_kwargs={"valid": sorted(dag.params)},
+        retries=0,
+    )
     tasks: dict[str, NbopsStageOperator] = {}
     for name in stage_order(lock):
         task = NbopsStageOperator(dag=dag, doc_md=stage_doc(lock, name), **pod_arguments(lock, lock_sha256, name))
         for upstream in lock["stages"][name]["settings"]["needs"]:
             tasks[upstream] >> task
+        if not lock["stages"][name]["settings"]["needs"]:
+            check >> task
         tasks[name] = task
     # The record is closed whatever happened upstream. As a teardown it leaves the DAG run's
     # state to the stages, unless closing the record itself fails.

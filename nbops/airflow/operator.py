@@ -18,6 +18,7 @@ from typing import Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from kubernetes.config.config_exception import ConfigException
 
 from nbops.airflow.settings import backend
 from nbops.context import ENV_IMAGE
@@ -27,6 +28,10 @@ from nbops.storage.layout import ENV_ARTIFACT_ROOT
 from nbops.tracking.store import ENV_TRACKING_URI
 
 POD_ONLY_ENV = ("HOME", ENV_IMAGE)
+RUN_HERE = (
+    "To run the stages on this machine instead (`airflow dags test`, a laptop), set NBOPS_BACKEND=local "
+    "in the Airflow environment or the Airflow Variable nbops_backend=local."
+)
 
 
 class NbopsStageOperator(KubernetesPodOperator):
@@ -47,7 +52,10 @@ class NbopsStageOperator(KubernetesPodOperator):
         if chosen == "local":
             return self.execute_local()
         self._require_settings()
-        return super().execute(context)
+        try:
+            return super().execute(context)
+        except ConfigException as exc:
+            raise AirflowFailException(f"no Kubernetes cluster configured for stage pods ({exc}). {RUN_HERE}") from exc
 
     def command_line(self) -> list[str]:
         """The rendered command line of the pod, ``nbops`` resolved on this machine."""
@@ -109,7 +117,8 @@ class NbopsStageOperator(KubernetesPodOperator):
         if unset:
             raise AirflowFailException(
                 f"{' and '.join(unset)} not configured for stage pods: set them in the Airflow workers' environment "
-                f"or as Airflow Variables {', '.join(u.lower() for u in unset)} (see deploy/README.md)."
+                f"or as Airflow Variables {', '.join(u.lower() for u in unset)} (see deploy/README.md). "
+                f"{RUN_HERE}"
             )
 
     def _terminate(self) -> None:

@@ -16,7 +16,7 @@ from kubernetes.client import models as k8s
 from nbops.airflow.params import params_argument
 from nbops.airflow.settings import POD_ARTIFACT_ROOT
 from nbops.context import ENV_AIRFLOW, ENV_IMAGE, ENV_TRIGGER
-from nbops.graph import RESERVED_STAGES
+from nbops.graph import CLOSE_TASK
 from nbops.storage.layout import ENV_ARTIFACT_ROOT
 from nbops.tracking.store import ENV_TRACKING_URI
 
@@ -32,7 +32,6 @@ ANNOTATION_SHA = "nbops.io/notebook-sha256"
 ANNOTATION_LOCK = "nbops.io/lock-sha256"
 ANNOTATION_NOTEBOOK = "nbops.io/notebook"
 SAFE_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
-CLOSE_TASK = RESERVED_STAGES[0]
 """Task id of the DAG's last task (the spec reserves it, so no stage collides)."""
 CLOSE_RESOURCES = {"cpu": "100m", "memory": "512Mi"}
 CLOSE_RETRIES = 3

@@ -29,7 +29,8 @@ def test_dagbag_of_the_repository_has_no_import_errors() -> None:
     assert dag.start_date.year == 2026 and dag.start_date.month == 1
     assert "nbops" in dag.tags
     assert {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks} == {
-        "ingest": [],
+        "check_conf": [],
+        "ingest": ["check_conf"],
         "transform": ["ingest"],
         "prepare": ["transform"],
         "train": ["prepare"],

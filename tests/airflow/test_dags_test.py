@@ -180,3 +180,17 @@ def test_a_failing_stage_fails_the_dag_run_and_closes_the_record_failed(
     assert parent.data.tags["airflow.dag_id"] == "fails"
     assert parent.data.params == {"first.n": "5"}
     assert "RUNNING" not in {r.info.status for r in runs}
+
+
+def test_a_misspelled_conf_key_fails_the_dag_run_before_any_stage(
+    failing: tuple[Project, subprocess.CompletedProcess[str]],
+) -> None:
+    """``airflow dags test fails -c '{"frist.n": 5}'``: Airflow lets the key through, the DAG's
+    first task refuses it, naming the key and the nearest parameter; no stage runs."""
+    project, _ = failing
+    attempts = sorted((project.root / ".nbops" / "artifacts" / "runs" / "fails").rglob("attempt-*"))
+    result = airflow(project, "dags", "test", "fails", "-c", json.dumps({"frist.n": 5}))
+    output = result.stdout + result.stderr
+    assert "state=failed" in output, output[-5000:]
+    assert "conf key 'frist.n' names no stage parameter; did you mean 'first.n'?" in output
+    assert sorted((project.root / ".nbops" / "artifacts" / "runs" / "fails").rglob("attempt-*")) == attempts

@@ -101,3 +101,25 @@ def test_only_the_command_and_environment_are_templates(project: Project) -> Non
     container = pod["spec"]["containers"][0]
     assert container["image"] == "reg/{{ 7 * 6 }}:1"
     assert container["args"][6] == "scheduled__2026-11-21T02:00:00+00:00"
+
+
+def test_the_kubernetes_backend_says_how_to_run_here_instead(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset settings, or no cluster at all: the error names NBOPS_BACKEND=local."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from kubernetes.config.config_exception import ConfigException
+
+    from nbops.airflow.operator import KubernetesPodOperator
+
+    operator = _operator(project, "params.ipynb", monkeypatch)
+    monkeypatch.setenv("NBOPS_BACKEND", "kubernetes")
+    with pytest.raises(AirflowFailException, match=r"NBOPS_ARTIFACT_ROOT not configured.*set NBOPS_BACKEND=local"):
+        operator.execute(context={})
+    operator.env_vars = {"MLFLOW_TRACKING_URI": project.tracking_uri, "NBOPS_ARTIFACT_ROOT": "file:///nbops/artifacts"}
+    no_cluster = ConfigException("Service host/port is not set.")
+    with (
+        mock.patch.object(KubernetesPodOperator, "execute", side_effect=no_cluster),
+        pytest.raises(
+            AirflowFailException, match=r"no Kubernetes cluster configured .*Service host.*NBOPS_BACKEND=local"
+        ),
+    ):
+        operator.execute(context={})
