@@ -1,49 +1,167 @@
-"""``nbops ui`` serves the MLflow UI on 127.0.0.1 for the pipeline's own store."""
+"""``nbops ui`` serves the MLflow UI on 127.0.0.1 for the pipeline's own store.
+
+It announces the address only once the server answers, fails fast on a port already taken,
+and a signal to it stops the whole ``mlflow server`` tree (uvicorn, the job runner, huey).
+"""
 
 from __future__ import annotations
 
-import os
+import queue
+import re
 import signal
-import subprocess
+import socket
 import sys
+import threading
 import time
+import urllib.parse
 import urllib.request
+from pathlib import Path
 
+import psutil
 import pytest
 
+from nbops.errors import InfraError
+from nbops.ui import run_server
 from tests.conftest import Project, free_port
 
-pytestmark = pytest.mark.integration
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def test_ui_serves_the_pipeline_store(project: Project) -> None:
+def _pipeline(project: Project) -> None:
     project.write_spec({"name": "uitest", "stages": {"a": {"notebook": project.add_notebook("a", [("x = 1", [])])}}})
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "NBOPS_"))}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nbops", "ui", "--port", str(port)],
-        cwd=project.root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+
+
+def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    out = []
+    for proc in procs:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                out.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def _listens(port: int) -> bool:
     try:
-        deadline = time.monotonic() + 90
-        body = ""
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-                    body = response.read().decode()
-                    break
-            except OSError:
-                time.sleep(0.5)
-        assert body.strip() == "OK"
-        (project.root / ".nbops" / "mlflow.db").stat()
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.integration
+def test_a_taken_port_fails_fast_with_exit_2_naming_the_port(project: Project) -> None:
+    _pipeline(project)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        result = project.nbops("ui", "--port", str(port), timeout=60)
+        elapsed = time.monotonic() - started
+    assert result.returncode == 2, result.stderr
+    assert elapsed < 10, elapsed
+    assert f"port {port} " in result.stderr and "--port" in result.stderr, result.stderr
+    assert "MLflow UI for" not in result.stdout, result.stdout
+    assert not (project.root / ".nbops" / "mlflow.db").exists()  # nothing was started
+
+
+@pytest.mark.integration
+def test_the_address_comes_once_the_server_answers_and_sigterm_leaves_nothing_behind(
+    project: Project, tmp_path: Path
+) -> None:
+    _pipeline(project)
+    port = free_port()
+    err_path = tmp_path / "ui.stderr"
+    with err_path.open("w") as err:
+        proc = project.popen("ui", "--port", str(port), stderr=err)
+    lines: queue.Queue[str] = queue.Queue()
     assert proc.stdout is not None
-    said = proc.stdout.read().decode()
-    # The printed address opens the pipeline's experiment in MLflow's model-training view.
-    assert f"http://127.0.0.1:{port}/#/experiments/1/runs?workflowType=machine_learning" in said, said
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or []], daemon=True).start()
+    family: dict[int, psutil.Process] = {}
+    try:
+        deadline = time.monotonic() + 120
+        line = ""
+        while "MLflow UI for" not in line:
+            try:
+                line = lines.get(timeout=0.25)
+            except queue.Empty:
+                assert proc.poll() is None, err_path.read_text()
+                assert time.monotonic() < deadline, f"no address within 120 s: {err_path.read_text()}"
+            family.update({p.pid: p for p in psutil.Process(proc.pid).children(recursive=True)})
+        # At the moment the address is printed, the server answers on it.
+        match = re.search(r" at (http://\S+) \(Ctrl-C stops it\)$", line.rstrip("\n"))
+        assert match, line
+        page = match.group(1)
+        assert line.startswith("nbops ui: MLflow UI for 'uitest' at "), line
+        assert page == f"http://127.0.0.1:{port}/#/experiments/1/runs?workflowType=machine_learning", line
+        netloc = urllib.parse.urlsplit(page).netloc
+        with NO_PROXY.open(f"http://{netloc}/", timeout=5) as response:
+            assert response.status == 200
+        with NO_PROXY.open(f"http://{netloc}/health", timeout=5) as response:
+            assert response.read().decode().strip() == "OK"
+        assert (project.root / ".nbops" / "mlflow.db").is_file()  # the pipeline's own store
+        family.update({p.pid: p for p in psutil.Process(proc.pid).children(recursive=True)})
+        started = list(family.values())
+        commands = [" ".join(p.cmdline()) for p in started]
+        assert any("mlflow server" in c for c in commands) and any("uvicorn" in c for c in commands), commands
+
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)  # to nbops ui only: the server is in a session of its own
+        proc.wait(30)
+        assert time.monotonic() - sent < 30
+        assert proc.returncode == 0, err_path.read_text()
+        assert not _listens(port), f"something still listens on {port}"
+        assert not _alive(started), f"left running: {[(p.pid, p.cmdline()) for p in _alive(started)]}"
+        said = err_path.read_text()
+        assert "starting the MLflow server" in said and "SIGTERM received" in said, said
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for left in _alive(list(family.values())):
+            left.kill()
+
+
+@pytest.mark.unit
+def test_a_server_that_exits_before_it_answers_fails_with_its_code_and_output() -> None:
+    port = free_port()
+    cmd = [sys.executable, "-c", "print('cannot open the store: boom', flush=True); raise SystemExit(7)"]
+    announced: list[bool] = []
+    started = time.monotonic()
+    with pytest.raises(InfraError) as failure:
+        run_server(cmd, port, lambda: announced.append(True), startup_timeout=60)
+    assert time.monotonic() - started < 10
+    assert failure.value.exit_code == 3
+    assert "exited with code 7 before it answered" in str(failure.value), failure.value
+    assert "cannot open the store: boom" in str(failure.value), failure.value
+    assert not announced
+
+
+@pytest.mark.unit
+def test_a_server_that_never_answers_is_stopped_after_the_startup_timeout() -> None:
+    port = free_port()
+    # Starts a child in its own session (as a server's workers might) and never listens.
+    marker = f"nbops_ui_test_{port}"
+    code = (
+        "import subprocess, sys, time\n"
+        f"subprocess.Popen([sys.executable, '-c', 'import time; {marker} = 1; time.sleep(600)'], start_new_session=True)\n"
+        "print('still loading', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    announced: list[bool] = []
+    with pytest.raises(InfraError) as failure:
+        run_server([sys.executable, "-c", code], port, lambda: announced.append(True), startup_timeout=3)
+    assert f"did not answer on http://127.0.0.1:{port} within 3 s" in str(failure.value), failure.value
+    assert "still loading" in str(failure.value)
+    assert not announced
+    left = [p for p in psutil.process_iter() if marker in " ".join(_cmdline(p))]
+    assert not _alive(left), left
+
+
+def _cmdline(proc: psutil.Process) -> list[str]:
+    try:
+        return list(proc.cmdline())
+    except psutil.Error:
+        return []
