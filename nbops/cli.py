@@ -18,7 +18,20 @@ import click
 from nbops.errors import NbopsError
 from nbops.status import ExitCode
 
-PIPELINE_ARG = click.argument("pipeline_file", required=False, default="pipeline.yaml", type=click.Path(path_type=Path))
+
+def _pipeline_file(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    """The default ``pipeline.yaml``, when the working directory has none, is the nearest one
+    above it (or ``$NBOPS_PIPELINE_FILE``), as the notebook API finds it."""
+    if value == Path("pipeline.yaml") and not value.is_file():
+        from nbops.api import find_pipeline_file
+
+        return find_pipeline_file() or value
+    return value
+
+
+PIPELINE_ARG = click.argument(
+    "pipeline_file", required=False, default="pipeline.yaml", type=click.Path(path_type=Path), callback=_pipeline_file
+)
 
 
 _PROCESS = {"entry": False}
@@ -161,6 +174,28 @@ def run_cmd(
     _exit_process(summary.exit_code)
 
 
+@main.command("init")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
+@click.option("--name", help="Pipeline name (default: from the directory's name).")
+def init_cmd(directory: Path, name: str | None) -> None:
+    """Scaffold a project in DIRECTORY (default: here): pipeline.yaml with two stages, their
+    notebooks, .gitignore, requirements.txt, a runner Dockerfile and dags/. Never overwrites:
+    exit 2, nothing written, when any of those files exists."""
+    from nbops.scaffold import init_project
+
+    try:
+        made = init_project(directory, name)
+    except NbopsError as exc:
+        _fail(exc)
+    for path in made.files:
+        click.echo(f"wrote {path}")
+    where = "" if directory == Path(".") else f"cd {directory} && "
+    click.echo(
+        f"nbops init: project '{made.name}' ready. Next: {where}nbops run   (then: nbops promote; "
+        f"docker build -t {made.name}-runner:0.1 .)"
+    )
+
+
 @main.command("lint")
 @PIPELINE_ARG
 def lint_cmd(pipeline_file: Path) -> None:
@@ -179,12 +214,13 @@ def lint_cmd(pipeline_file: Path) -> None:
 @main.command("promote")
 @PIPELINE_ARG
 @click.option(
-    "--dags-dir", type=click.Path(path_type=Path), default=Path("dags"), show_default=True, help="Where DAGs go."
+    "--dags-dir", type=click.Path(path_type=Path), help="Where DAGs go (default: dags/ beside the pipeline file)."
 )
-def promote_cmd(pipeline_file: Path, dags_dir: Path) -> None:
+def promote_cmd(pipeline_file: Path, dags_dir: Path | None) -> None:
     """Check the pipeline, freeze its notebooks and write its Airflow DAG."""
     from nbops.promote import promote
 
+    dags_dir = dags_dir or pipeline_file.parent / "dags"
     try:
         report = promote(pipeline_file, dags_dir)
     except NbopsError as exc:
@@ -290,7 +326,12 @@ def _audit_targets(
 @PIPELINE_ARG
 @click.option("--port", type=int, default=5000, show_default=True, help="Port on 127.0.0.1.")
 def ui_cmd(pipeline_file: Path, port: int) -> None:
-    """Serve the MLflow UI on 127.0.0.1 for this pipeline's store."""
+    """Serve the MLflow UI on 127.0.0.1 for this pipeline's store.
+
+    Prints the address once the server answers; Ctrl-C or SIGTERM stops the server and every
+    process it started. Exit 0 once stopped that way, 2 when the port is taken (choose another
+    with --port), 3 when the server fails or does not answer within 180 s.
+    """
     from nbops.ui import serve
 
     try:

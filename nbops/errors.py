@@ -7,6 +7,9 @@ exception but an outcome (``nbops.status.StageStatus``).
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 from nbops.status import ExitCode
 
 EXIT_OK = ExitCode.OK
@@ -52,3 +55,16 @@ def format_problems(header: str, problems: list[str]) -> str:
     """Render every problem of one check in a single report, one per line."""
     lines = [header] + [f"  - {p}" for p in problems]
     return "\n".join(lines)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'X'?"`` naming the choice closest to a mistyped ``word``, or ``""`` when none is close.
+
+    Appended to the clause that names the unknown word: ``f"unknown stage '{s}'{did_you_mean(s, stages)}"``.
+    Case is ignored in the comparison (``c`` finds ``C``).
+    """
+    folded: dict[str, str] = {}
+    for choice in choices:
+        folded.setdefault(choice.casefold(), choice)
+    close = difflib.get_close_matches(word.casefold(), list(folded), n=1)
+    return f"; did you mean '{folded[close[0]]}'?" if close else ""

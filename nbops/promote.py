@@ -60,7 +60,7 @@ def promote(pipeline_file: Path, dags_dir: Path) -> PromoteReport:
             cannot be written.
         InfraError: the artifact store did not take the notebooks or the lock.
     """
-    problems = lint(pipeline_file)
+    problems = lint(pipeline_file, search_upward=False)  # the file load_pipeline reads below
     if problems:
         raise InputError(format_problems(f"{pipeline_file}: {len(problems)} problem(s); nothing promoted:", problems))
     pipeline = load_pipeline(pipeline_file)
@@ -182,27 +182,48 @@ def _commit(lock: Lock) -> str:
 
 
 def _param_changes(before: LockedStage, after: LockedStage) -> list[str]:
-    old = {p.name: p.model_dump(mode="json") for p in before.parameters}
-    new = {p.name: p.model_dump(mode="json") for p in after.parameters}
-    return _dict_changes(old, new)
+    """``C: default 1.0 -> 0.5`` for each changed field of a parameter; parameters added or removed."""
+    old = {p.name: p for p in before.parameters}
+    new = {p.name: p for p in after.parameters}
+    out = []
+    for name in sorted(old.keys() | new.keys()):
+        if name not in old:
+            out.append(f"{name} added ({new[name].type_label}, default {_short(new[name].default)})")
+        elif name not in new:
+            out.append(f"{name} removed")
+        else:
+            fields = _dict_changes(old[name].model_dump(mode="json"), new[name].model_dump(mode="json"))
+            out += [f"{name}: {change}" for change in fields]
+    return out
 
 
 def _settings(lock: Lock, stage: str) -> dict[str, Any]:
     return lock.resolved(stage).model_dump(mode="json", exclude={"name", "notebook"})
 
 
-def _dict_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def _dict_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key old -> new`` for each changed key, nested mappings by dotted key (``resources.cpu '1' -> '2'``)."""
     out = []
     for key in sorted(old.keys() | new.keys()):
+        name = f"{prefix}{key}"
         if key not in old:
-            out.append(f"{key} added ({_short(new[key])})")
+            out.append(f"{name} added ({_short(new[key])})")
         elif key not in new:
-            out.append(f"{key} removed")
+            out.append(f"{name} removed")
+        elif isinstance(old[key], dict) and isinstance(new[key], dict):
+            out += _dict_changes(old[key], new[key], f"{name}.")
         elif old[key] != new[key]:
-            out.append(f"{key} {_short(old[key])} -> {_short(new[key])}")
+            out.append(f"{name} {_short(old[key])} -> {_short(new[key])}")
     return out
 
 
+SHORT_VALUE = 80
+"""Characters of a value's repr shown in the change report before it is cut with an ellipsis."""
+
+
 def _short(value: Any) -> str:
+    """``repr(value)`` in full when short; a long one cut after SHORT_VALUE characters, saying how much is left."""
     text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    if len(text) <= SHORT_VALUE:
+        return text
+    return f"{text[:SHORT_VALUE]}... ({len(text) - SHORT_VALUE} more characters)"

@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import keyword
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from nbops.errors import InputError, format_problems
+from nbops.errors import InputError, did_you_mean, format_problems
 from nbops.graph import RESERVED_STAGES, find_cycle
 
 NAME_RE = r"^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$"
@@ -32,6 +33,9 @@ DEFAULT_TIMEOUT = 3600
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+_M = TypeVar("_M", bound=_Model)
 
 
 Quantity = Annotated[str, Field(pattern=QUANTITY_RE)]
@@ -256,7 +260,8 @@ class Pipeline(_Model):
         """A stage with defaults applied; InputError naming the file for unknown names."""
         if stage not in self.spec.stages:
             known = ", ".join(self.spec.stages)
-            raise InputError(f"{self.path}: there is no stage '{stage}' (stages: {known}).")
+            hint = did_you_mean(stage, self.spec.stages) or "."
+            raise InputError(f"{self.path}: there is no stage '{stage}' (stages: {known}){hint}")
         return self.spec.resolved(stage)
 
     def needs(self) -> dict[str, tuple[str, ...]]:
@@ -270,6 +275,48 @@ def load_pipeline(path: str | Path) -> Pipeline:
     Raises:
         InputError: the file is missing, is not YAML, or breaks the spec.
     """
+    file, raw, data, node = _read_spec(path)
+    try:
+        spec = PipelineSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = [_describe(err, node) for err in exc.errors()]
+        raise InputError(
+            format_problems(f"{file}: {len(problems)} problem(s) in the pipeline spec:", problems)
+        ) from None
+    problems = graph_problems(spec)
+    if problems:
+        raise InputError(format_problems(f"{file}: {len(problems)} problem(s) in the stage graph:", problems))
+    return Pipeline(spec=spec, path=file, sha256=hashlib.sha256(raw).hexdigest())
+
+
+def check_pipeline(path: str | Path) -> tuple[Pipeline | None, list[str]]:
+    """Every problem of a pipeline file, and the pipeline as far as it is valid (for ``nbops lint``).
+
+    Each problem is one line naming the file, as ``load_pipeline`` reports them. When the spec
+    breaks, the pipeline returned keeps the stages whose own entries are valid once their bad
+    keys are left out, so their notebooks can still be checked; it is None when the file cannot
+    be read or parsed, or no stage survives. Never raises for a bad file.
+    """
+    try:
+        file, raw, data, node = _read_spec(path)
+    except InputError as exc:
+        return None, [str(exc)]
+    sha256 = hashlib.sha256(raw).hexdigest()
+    try:
+        spec = PipelineSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{file}: {_describe(err, node)}" for err in exc.errors()]
+        partial = _partial_spec(data)
+        stages = data.get("stages")
+        names = [n for n in stages if isinstance(n, str)] if isinstance(stages, dict) else []
+        problems += [f"{file}: {p}" for p in _graph_problems(partial.stages if partial else {}, names)]
+        return (None if partial is None else Pipeline(spec=partial, path=file, sha256=sha256)), problems
+    problems = [f"{file}: {p}" for p in graph_problems(spec)]
+    return Pipeline(spec=spec, path=file, sha256=sha256), problems
+
+
+def _read_spec(path: str | Path) -> tuple[Path, bytes, dict[str, Any], yaml.Node | None]:
+    """The resolved file, its bytes, its YAML mapping and node tree (for line numbers)."""
     file = Path(path).resolve()
     try:
         raw = file.read_bytes()
@@ -285,37 +332,89 @@ def load_pipeline(path: str | Path) -> Pipeline:
         raise InputError(f"{file}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise InputError(f"{file}: expected a mapping with 'name' and 'stages' at the top level.")
+    return file, raw, data, node
+
+
+def _partial_spec(data: dict[str, Any]) -> PipelineSpec | None:
+    """The valid part of a spec that failed validation: its valid stages over its valid defaults."""
+    raw_stages = data.get("stages")
+    stages: dict[str, StageSpec] = {}
+    for name, entry in raw_stages.items() if isinstance(raw_stages, dict) else ():
+        stage = _salvage(StageSpec, entry)
+        if isinstance(name, str) and stage is not None:
+            stages[name] = stage
+    if not stages:
+        return None
+    defaults = _salvage(StageSettings, data.get("defaults") or {}) or StageSettings()
+    image = data.get("image")
+    return PipelineSpec.model_construct(
+        name=str(data.get("name", "")),
+        image=image if isinstance(image, str) and image else DEFAULT_IMAGE,
+        defaults=defaults,
+        stages=stages,
+    )
+
+
+def _salvage(model: type[_M], value: object) -> _M | None:
+    """``value`` validated as ``model``, leaving out its top-level keys that are invalid; None if still invalid."""
+    if not isinstance(value, dict):
+        return None
     try:
-        spec = PipelineSpec.model_validate(data)
+        return model.model_validate(value)
     except ValidationError as exc:
-        problems = [_describe(err, node) for err in exc.errors()]
-        raise InputError(
-            format_problems(f"{file}: {len(problems)} problem(s) in the pipeline spec:", problems)
-        ) from None
-    problems = graph_problems(spec)
-    if problems:
-        raise InputError(format_problems(f"{file}: {len(problems)} problem(s) in the stage graph:", problems))
-    return Pipeline(spec=spec, path=file, sha256=hashlib.sha256(raw).hexdigest())
+        bad = {err["loc"][0] for err in exc.errors() if err["loc"]}
+    try:
+        return model.model_validate({k: v for k, v in value.items() if k not in bad})
+    except ValidationError:
+        return None
 
 
 def graph_problems(spec: PipelineSpec) -> list[str]:
     """Stage names, unknown ``needs`` and cycles, all found in one pass."""
+    return _graph_problems(spec.stages, list(spec.stages))
+
+
+def _graph_problems(stages: Mapping[str, StageSpec], names: list[str]) -> list[str]:
+    """Problems of the stage ``names`` and of the ``needs`` of ``stages`` (a subset of them)."""
     problems: list[str] = []
-    for name, stage in spec.stages.items():
+    for name in names:
         if not STAGE_RE.match(name) or keyword.iskeyword(name):
             problems.append(f"stages.{name}: a stage name must be an identifier of at most 63 characters")
         elif name in RESERVED_STAGES:
             problems.append(f"stages.{name}: '{name}' is reserved (the generated DAG's task that closes the run)")
-        for up in stage.needs:
-            if up not in spec.stages:
-                problems.append(f"stages.{name}.needs: unknown stage '{up}'")
+        stage = stages.get(name)
+        for up in stage.needs if stage is not None else ():
+            if up not in names:
+                problems.append(f"stages.{name}.needs: unknown stage '{up}'{did_you_mean(up, names)}")
             elif up == name:
                 problems.append(f"stages.{name}.needs: a stage cannot need itself")
     if not problems:
-        cycle = find_cycle({n: s.needs for n, s in spec.stages.items()})
+        cycle = find_cycle({n: s.needs for n, s in stages.items()})
         if cycle:
             problems.append("stages: dependency cycle " + " -> ".join(cycle) + " (each stage needs the one before it)")
     return problems
+
+
+_PATTERNS = {
+    NAME_RE: (
+        "a valid pipeline name",
+        "use 1 to 63 lowercase letters, digits, '-' and '_', starting and ending with a letter or digit "
+        "(it becomes the Airflow DAG id and the MLflow experiment name)",
+    ),
+    QUANTITY_RE: (
+        "a Kubernetes quantity",
+        "write a number with an optional unit, such as 2, 0.5, 500m, 512Mi or 4Gi",
+    ),
+    DNS_SUBDOMAIN_RE: (
+        "a valid Kubernetes name",
+        "use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit",
+    ),
+    K8S_NAME_RE: (
+        "a valid Kubernetes namespace",
+        "use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit",
+    ),
+}
+"""Each ``pattern=`` of the spec, told in words: what the value should be and what is allowed."""
 
 
 def _describe(err: Any, node: yaml.Node | None) -> str:
@@ -328,6 +427,9 @@ def _describe(err: Any, node: yaml.Node | None) -> str:
         msg = "unknown key (check its spelling)"
     elif err["type"] == "missing":
         msg = "required key is missing"
+    elif err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") in _PATTERNS:
+        what, allowed = _PATTERNS[err["ctx"]["pattern"]]
+        msg = f"{err['input']!r} is not {what}: {allowed}"
     return f"{where}{at}: {msg}"
 
 

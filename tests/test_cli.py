@@ -115,3 +115,22 @@ def test_as_the_process_command_exit_skips_only_the_module_teardown(monkeypatch:
     with pytest.raises(SystemExit) as caught:
         cli._exit_process(2)
     assert caught.value.code == 2 and ran == ["exit handlers"]
+
+
+@pytest.mark.integration
+def test_commands_find_the_pipeline_above_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from ``notebooks/``: lint, promote (and run, ui) use the project's pipeline.yaml, and
+    promote writes dags/ beside it, not under the working directory."""
+    from nbops.scaffold import init_project
+
+    made = init_project(tmp_path / "proj")
+    monkeypatch.chdir(made.root / "notebooks")
+    monkeypatch.delenv("NBOPS_PIPELINE_FILE", raising=False)
+    linted = CliRunner().invoke(main, ["lint"])
+    assert linted.exit_code == 0, linted.output
+    assert f"{made.root / 'pipeline.yaml'} is clean" in linted.output
+    promoted = CliRunner().invoke(main, ["promote"])
+    assert promoted.exit_code == 0, promoted.output
+    assert (made.root / "dags" / "proj.py").is_file() and not (made.root / "notebooks" / "dags").exists()

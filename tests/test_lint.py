@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from nbops.lint import lint
+from nbops.lint import lint, resolve_pipeline_file
 from tests.conftest import ROOT, Project
 
 pytestmark = pytest.mark.unit
@@ -41,3 +46,69 @@ def test_spec_errors_come_back_as_one_problem(project: Project) -> None:
     project.pipeline.write_text("name: x\nstages: {}\n")
     (problem,) = lint(project.pipeline)
     assert "stages" in problem
+
+
+def test_the_default_pipeline_file_is_found_above_the_working_directory(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.write_spec(
+        {"name": "up", "stages": {"a": {"notebook": project.add_notebook("a", [("x = 1", ["skip", "metrics"])])}}}
+    )
+    monkeypatch.delenv("NBOPS_PIPELINE_FILE", raising=False)
+    monkeypatch.chdir(project.root / "nb")
+    (problem,) = lint(Path("pipeline.yaml"))
+    assert str(project.root / "nb" / "a.ipynb") in problem and "tagged both skip and metrics" in problem
+    (missing,) = lint(Path("pipeline.yaml"), search_upward=False)
+    assert "pipeline file not found" in missing
+    assert resolve_pipeline_file(Path("other.yaml")) == Path("other.yaml")  # only the default is searched for
+
+
+def test_nbops_lint_from_a_subdirectory_checks_the_pipeline_above(project: Project) -> None:
+    project.write_spec({"name": "up", "stages": {"a": {"notebook": project.add_notebook("a", [("x = 1", [])])}}})
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "NBOPS_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "nbops", "lint"],
+        cwd=project.root / "nb",
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "is clean" in result.stdout
+
+
+def test_spec_problems_do_not_hide_the_notebook_problems(project: Project) -> None:
+    project.write_spec(
+        {
+            "name": "Lint Me",
+            "stages": {
+                "a": {"notebook": project.add_notebook("a", [("x = 1", ["skip", "metrics"])]), "retries": -1},
+                "b": {
+                    "notebook": project.add_notebook("b", copy="params.ipynb"),
+                    "needs": ["aa"],
+                    "parameters": {"nope": 1},
+                },
+                "c": {"notebook": "nb/c.txt"},
+            },
+        }
+    )
+    problems = lint(project.pipeline)
+    text = "\n".join(problems)
+    assert "'Lint Me' is not a valid pipeline name" in text
+    assert "stages.a.retries" in text and "stages.c.notebook" in text
+    assert "stages.b.needs: unknown stage 'aa'; did you mean 'a'?" in text
+    assert "a.ipynb (stage 'a'), cell 0: tagged both skip and metrics" in text  # stage a kept without its bad key
+    assert "unknown parameter 'nope'" in text
+    assert len(problems) == 6
+
+
+def test_a_contract_problem_does_not_hide_the_tag_problems(project: Project) -> None:
+    cells = [("limit = 1", ["parameters"]), ("y = 2", ["skip", "metrics"])]
+    project.write_spec(
+        {"name": "tags", "stages": {"a": {"notebook": project.add_notebook("a", cells), "parameters": {"limt": 2}}}}
+    )
+    problems = lint(project.pipeline)
+    assert len(problems) == 2
+    assert "unknown parameter 'limt'; did you mean 'limit'?" in problems[0]
+    assert "cell 1: tagged both skip and metrics" in problems[1]

@@ -125,3 +125,23 @@ def test_a_dags_dir_that_cannot_be_written_is_named(two_stages: Project) -> None
     with pytest.raises(InputError, match=rf"{blocked}/two.lock.json: cannot write .*Choose a writable --dags-dir"):
         promote(two_stages.pipeline, blocked)
     assert blocked.read_text() == "a file where the DAG directory should be"
+
+
+def test_changed_parameters_and_settings_are_reported_with_full_values(two_stages: Project) -> None:
+    promote(two_stages.pipeline, two_stages.root / "dags")
+    long_label = "y" * 120
+    nbformat.write(
+        notebook([(f"rows: int = 10  # how many rows\nlabel = '{long_label}'", ["parameters"]), ("y = rows", [])]),
+        two_stages.root / "nb" / "load.ipynb",
+    )
+    two_stages.add_notebook("fit", [("alpha: float = 1.0  # regularization", ["parameters"])])
+    spec = yaml.safe_load(two_stages.pipeline.read_text())
+    spec["stages"]["fit"]["resources"] = {"cpu": "2"}
+    two_stages.write_spec(spec)
+    changes = promote(two_stages.pipeline, two_stages.root / "dags").changes
+    assert "stage fit: parameter alpha: default 0.5 -> 1.0" in changes
+    assert "stage fit: parameter alpha: help '' -> 'regularization'" in changes
+    assert "stage fit: resources.cpu None -> '2'" in changes
+    (label,) = [c for c in changes if c.startswith("stage load: parameter label: default")]
+    assert label == f"stage load: parameter label: default 'x' -> {repr(long_label)[:80]}... (42 more characters)"
+    assert not any("{'" in c for c in changes)  # no parameter or setting shown as a cut-off dict

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from nbops.errors import InputError
-from nbops.spec import load_pipeline
+from nbops.spec import check_pipeline, load_pipeline
 
 pytestmark = pytest.mark.unit
 
@@ -82,7 +82,7 @@ def test_unknown_need_and_bad_stage_name(tmp_path: Path) -> None:
     [
         ("name: [unclosed", "not valid YAML"),
         ("- a\n- b\n", "expected a mapping"),
-        ("name: Bad Name\nstages: {a: {notebook: a.ipynb}}", r"name \(line 1\): String should match pattern"),
+        ("name: Bad Name\nstages: {a: {notebook: a.ipynb}}", r"name \(line 1\): 'Bad Name' is not a valid"),
         ("name: ok\nschedule: every day\nstages: {a: {notebook: a.ipynb}}", "neither a 5-field cron"),
     ],
 )
@@ -100,3 +100,54 @@ def test_unknown_stage_lookup(tmp_path: Path) -> None:
     pipeline = load_pipeline(write(tmp_path, GOOD))
     with pytest.raises(InputError, match="there is no stage 'evaluate'"):
         pipeline.stage("evaluate")
+
+
+def test_pattern_errors_are_sentences_naming_field_value_and_what_is_allowed(tmp_path: Path) -> None:
+    text = GOOD.replace("name: churn", "name: Churn_Model!").replace("memory: 2Gi}", "memory: lots}")
+    text += "kubernetes: {namespace: Team_A}\n"
+    with pytest.raises(InputError) as info:
+        load_pipeline(write(tmp_path, text))
+    message = str(info.value)
+    assert (
+        "name (line 1): 'Churn_Model!' is not a valid pipeline name: use 1 to 63 lowercase letters, digits, '-' and '_'"
+        in message
+    )
+    assert "defaults.resources.memory (line 6): 'lots' is not a Kubernetes quantity: write a number" in message
+    assert "kubernetes.namespace" in message and "'Team_A' is not a valid Kubernetes namespace" in message
+    assert "should match pattern" not in message and "^[a-z0-9]" not in message
+
+
+def test_unknown_need_suggests_the_nearest_stage(tmp_path: Path) -> None:
+    text = GOOD.replace("needs: [prepare]", "needs: [prepar]")
+    with pytest.raises(InputError) as info:
+        load_pipeline(write(tmp_path, text))
+    assert "stages.train.needs: unknown stage 'prepar'; did you mean 'prepare'?" in str(info.value)
+    pipeline = load_pipeline(write(tmp_path, GOOD))
+    with pytest.raises(InputError, match=r"there is no stage 'trian' .*; did you mean 'train'\?"):
+        pipeline.stage("trian")
+
+
+def test_check_pipeline_reports_every_problem_and_keeps_the_valid_stages(tmp_path: Path) -> None:
+    text = (
+        GOOD.replace("name: churn", "name: Churn")
+        .replace("needs: [prepare]", "needs: [prepare, evaluat]\n    retries: -1")
+        .replace("secrets: [warehouse-credentials]", "secrets: [warehouse-credentials]\n  evaluate: {notebook: e.txt}")
+    )
+    pipeline, problems = check_pipeline(write(tmp_path, text))
+    file = str(tmp_path / "pipeline.yaml")
+    assert all(p.startswith(f"{file}: ") for p in problems)
+    text = "\n".join(problems)
+    assert "'Churn' is not a valid pipeline name" in text
+    assert "stages.train.retries" in text and "stages.evaluate.notebook" in text
+    assert "stages.train.needs: unknown stage 'evaluat'; did you mean 'evaluate'?" in text
+    assert len(problems) == 4
+    assert pipeline is not None
+    assert list(pipeline.spec.stages) == ["prepare", "train"]  # evaluate's notebook is invalid
+    assert pipeline.stage("train").retries == 2  # the bad key left out, the default inherited
+
+
+def test_check_pipeline_of_a_valid_file_agrees_with_load_pipeline(tmp_path: Path) -> None:
+    pipeline, problems = check_pipeline(write(tmp_path, GOOD))
+    assert problems == []
+    assert pipeline == load_pipeline(tmp_path / "pipeline.yaml")
+    assert check_pipeline(write(tmp_path, "name: [unclosed"))[0] is None

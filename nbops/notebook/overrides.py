@@ -8,13 +8,12 @@ identifier bound to a JSON value.
 from __future__ import annotations
 
 import ast
-import difflib
 import json
 import keyword
 from collections.abc import Mapping
 from typing import Any
 
-from nbops.errors import InputError, format_problems
+from nbops.errors import InputError, did_you_mean, format_problems
 from nbops.notebook.parameters import Param, ParameterSchema, conform
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -44,7 +43,6 @@ def validate_overrides(schema: ParameterSchema, overrides: Mapping[str, Any], wh
         )
     problems: list[str] = []
     clean: dict[str, Any] = {}
-    declared = [p.name for p in schema.params]
     for name, value in overrides.items():
         bad = safe_name_problem(name)
         if bad:
@@ -52,9 +50,7 @@ def validate_overrides(schema: ParameterSchema, overrides: Mapping[str, Any], wh
             continue
         param = schema.get(name)
         if param is None:
-            close = difflib.get_close_matches(name, declared, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f" (declared: {', '.join(declared) or 'none'})"
-            problems.append(f"unknown parameter '{name}'{hint}")
+            problems.append(unknown_parameter(schema, name))
             continue
         conformed, problem = conform(param, value)
         if problem:
@@ -64,6 +60,13 @@ def validate_overrides(schema: ParameterSchema, overrides: Mapping[str, Any], wh
     if problems:
         raise InputError(format_problems(f"{where}: {len(problems)} parameter problem(s):", problems))
     return clean
+
+
+def unknown_parameter(schema: ParameterSchema, name: str) -> str:
+    """Why ``name`` is refused as a parameter the notebook does not declare, with the nearest declared one."""
+    declared = [p.name for p in schema.params]
+    hint = did_you_mean(name, declared) or f" (declared: {', '.join(declared) or 'none'})"
+    return f"unknown parameter '{name}'{hint}"
 
 
 def coerce_text(param: Param, text: str) -> Any:

@@ -29,7 +29,7 @@ from typing import IO, TYPE_CHECKING
 
 from nbops import provenance
 from nbops.context import ENV_TRIGGER, git_state
-from nbops.errors import InputError, NbopsError, format_problems
+from nbops.errors import InputError, NbopsError, did_you_mean, format_problems
 from nbops.graph import descendants, topological_order
 from nbops.notebook.overrides import parse_assignments, validate_overrides
 from nbops.runner.interrupt import RunInterrupted, RunSignals
@@ -104,9 +104,11 @@ class RunSummary:
 def select_stages(pipeline: Pipeline, stages: tuple[str, ...], from_stage: str | None) -> list[str]:
     """The stages to run, in topological order."""
     graph = pipeline.needs()
-    unknown = [s for s in (*stages, *([from_stage] if from_stage else [])) if s not in graph]
+    asked = [("--stage", s) for s in stages] + ([("--from", from_stage)] if from_stage else [])
+    unknown = [f"{flag} {s}: unknown stage '{s}'{did_you_mean(s, graph)}" for flag, s in asked if s not in graph]
     if unknown:
-        raise InputError(f"{pipeline.path}: unknown stage(s) {', '.join(unknown)} (stages: {', '.join(graph)}).")
+        header = f"{pipeline.path}: {len(unknown)} unknown stage(s); the stages are {', '.join(graph)}:"
+        raise InputError(format_problems(header, unknown))
     chosen = set(stages)
     if from_stage:
         chosen |= {from_stage} | descendants(graph, [from_stage])
@@ -393,12 +395,20 @@ class _LocalRun:
 def _checked_params(pipeline: Pipeline, selected: list[str], items: tuple[str, ...]) -> dict[str, dict[str, object]]:
     """Typed overrides per stage; every selected stage's contract checked, every problem reported."""
     raw = parse_assignments(list(items))
-    problems = [f"-p {s}.*: stage '{s}' is not part of this run" for s in raw if s not in selected]
+    stages = list(pipeline.spec.stages)
+    known = f" (stages: {', '.join(stages)})"
+    problems = [
+        f"-p {s}.*: stage '{s}' is not part of this run"
+        if s in stages
+        else f"-p {s}.*: unknown stage '{s}'{did_you_mean(s, stages) or known}"
+        for s in raw
+        if s not in selected
+    ]
     result: dict[str, dict[str, object]] = {}
     for name in selected:
         try:
             contract = load_contract(pipeline, name)
-            typed = coerce_overrides(contract.schema, raw.get(name, {}), contract.where)
+            typed = coerce_overrides(contract.schema, raw.get(name, {}), contract.where, name)
             validate_overrides(contract.schema, {**contract.stage.parameters, **typed}, contract.where)
             result[name] = typed
         except NbopsError as exc:

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from nbops.errors import InfraError, InputError, format_problems
-from nbops.notebook.overrides import coerce_text, validate_overrides
-from nbops.notebook.parameters import ParameterSchema, parse_parameters
+from nbops.notebook.overrides import coerce_text, unknown_parameter, validate_overrides
+from nbops.notebook.parameters import ParameterSchema, conform, parse_parameters
 from nbops.notebook.reader import LoadedNotebook, check_python, parse_notebook, read_notebook
 from nbops.notebook.redact import is_secret_name
 from nbops.spec import Pipeline, ResolvedStage
@@ -77,19 +77,33 @@ def _read_frozen(path: Path, stage: str, expected: str) -> LoadedNotebook:
     return parse_notebook(raw, path)
 
 
-def coerce_overrides(schema: ParameterSchema, raw: Mapping[str, str], where: str) -> dict[str, Any]:
-    """Read ``-p`` texts according to each parameter's declared type, reporting every problem."""
+def coerce_overrides(schema: ParameterSchema, raw: Mapping[str, str], where: str, stage: str) -> dict[str, Any]:
+    """Read the ``-p STAGE.NAME=VALUE`` texts of ``stage`` according to each parameter's declared type.
+
+    Every problem is reported at once, each naming the key as typed (``-p train.C: expects float,
+    got 'abc'``); an unknown name comes with the nearest declared one.
+    """
     values: dict[str, Any] = {}
     problems = []
     for name, text in raw.items():
+        key = f"-p {stage}.{name}"
         param = schema.get(name)
         if param is None:
-            values[name] = text  # validate_overrides names it as unknown, with a suggestion
+            if schema.cell_index is None:
+                values[name] = text  # validate_overrides says the notebook takes no parameters at all
+            else:
+                problems.append(f"{key}: {unknown_parameter(schema, name)}")
             continue
         try:
-            values[name] = coerce_text(param, text)
+            value = coerce_text(param, text)
         except ValueError as exc:
-            problems.append(f"-p {name}: {exc}")
+            problems.append(f"{key}: {exc}")
+            continue
+        _, problem = conform(param, value)
+        if problem:
+            problems.append(f"{key}: {problem}")
+        else:
+            values[name] = value
     if problems:
         raise InputError(format_problems(f"{where}: {len(problems)} override problem(s):", problems))
     return values

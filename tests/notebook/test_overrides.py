@@ -8,6 +8,7 @@ from nbops.notebook.overrides import (
     coerce_text,
     parse_assignments,
     safe_name_problem,
+    unknown_parameter,
     validate_overrides,
 )
 from nbops.notebook.parameters import ParameterSchema, parse_parameters
@@ -86,3 +87,8 @@ def test_papermill_injection_roundtrip_of_hostile_strings() -> None:
     values = {"s": 'x"; import os; os.system("echo pwned") #\n\\', "d": {'k"': [1, None, "é"]}}
     result = parameterize(nb, values, "nb")
     assert result.cells[1].metadata.tags == ["injected-parameters"]
+
+
+def test_unknown_parameter_names_the_nearest_or_every_declared_one(schema: ParameterSchema) -> None:
+    assert unknown_parameter(schema, "rtae") == "unknown parameter 'rtae'; did you mean 'rate'?"
+    assert unknown_parameter(schema, "zzz") == "unknown parameter 'zzz' (declared: n, rate, name, ok, limit, xs)"

@@ -173,3 +173,35 @@ def test_stage_commands_under_the_runner_never_import_mlflow(project: Project) -
         "output.html",
         "manifest.json",
     }
+
+
+@pytest.mark.unit
+def test_unknown_stages_and_parameters_suggest_the_nearest(project: Project) -> None:
+    from nbops.runner.local import _checked_params
+
+    project.add_notebook("prepare", [("rows = 1", ["parameters"])])
+    project.add_notebook("train", [("C: float = 1.0", ["parameters"])])
+    project.write_spec(
+        {
+            "name": "typos",
+            "stages": {
+                "prepare": {"notebook": "nb/prepare.ipynb"},
+                "train": {"notebook": "nb/train.ipynb", "needs": ["prepare"]},
+            },
+        }
+    )
+    pipeline = load_pipeline(project.pipeline)
+    with pytest.raises(InputError) as info:
+        select_stages(pipeline, ("trian", "zzz"), "prepar")
+    message = str(info.value)
+    assert "--stage trian: unknown stage 'trian'; did you mean 'train'?" in message
+    assert "--from prepar: unknown stage 'prepar'; did you mean 'prepare'?" in message
+    assert "--stage zzz: unknown stage 'zzz'" in message and "the stages are prepare, train" in message
+    with pytest.raises(InputError) as info:
+        _checked_params(pipeline, ["train"], ("trian.C=1", "prepare.rows=2", "train.C=abc", "train.c=1"))
+    message = str(info.value)
+    assert "-p trian.*: unknown stage 'trian'; did you mean 'train'?" in message
+    assert "-p prepare.*: stage 'prepare' is not part of this run" in message
+    assert "-p train.C: expects float, got 'abc'" in message
+    assert "-p train.c: unknown parameter 'c'; did you mean 'C'?" in message
+    assert _checked_params(pipeline, ["prepare", "train"], ("train.C=0.5",)) == {"prepare": {}, "train": {"C": 0.5}}
