@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
+from typing import Any
 
 from nbops.api import PIPELINE_FILE, find_pipeline_file
 from nbops.errors import InputError
@@ -60,4 +62,50 @@ def _stage_problems(pipeline: Pipeline, name: str) -> list[str]:
                 f"{where}, cell {index}: a {cell.get('cell_type')} cell cannot carry "
                 f"the tags {sorted(tags & {'parameters', METRICS})}."
             )
+    if not pipeline.frozen:
+        problems += _uncarried_imports(pipeline, name, cells, where)
     return problems
+
+
+def _uncarried_imports(pipeline: Pipeline, name: str, cells: list[Any], where: str) -> list[str]:
+    """Modules of the project the notebook imports (beside it) that its stage does not carry into
+    a promoted run (``files:``): the import works here and fails in the pod."""
+    root = pipeline.root.resolve()
+    notebook_dir = (root / pipeline.spec.stages[name].notebook).parent
+    carried = set(pipeline.stage_files(name))
+    problems = []
+    for module in sorted(_imported_modules(cells)):
+        found = [notebook_dir / f"{module}.py", *sorted((notebook_dir / module).rglob("*.py"))]
+        missing = [
+            p.relative_to(root).as_posix()
+            for p in found
+            if p.is_file() and p.relative_to(root).as_posix() not in carried
+        ]
+        if missing:
+            problems.append(
+                f"{where}: imports '{module}' from the project, but the stage does not carry {', '.join(missing)} "
+                "into its promoted run, where the import would fail; add a glob for it to the stage's or the "
+                "pipeline's files:."
+            )
+    return problems
+
+
+def _imported_modules(cells: list[Any]) -> set[str]:
+    """Top-level names of the modules absolutely imported by the notebook's code cells (magics skipped)."""
+    names: set[str] = set()
+    for cell in cells:
+        if cell.get("cell_type") != "code":
+            continue
+        source = "\n".join(
+            ln for ln in str(cell.get("source", "")).splitlines() if not ln.lstrip().startswith(("%", "!"))
+        )
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names

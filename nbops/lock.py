@@ -5,6 +5,7 @@ Airflow parses) and content-addressed in the artifact store (what a stage pod re
 
     <artifact root>/locks/<sha256 of the lock>.json
     <artifact root>/notebooks/<sha256 of the notebook>.ipynb
+    <artifact root>/files/<sha256 of a file>          (``files:``: what travels with a notebook)
 
 The text is canonical JSON (sorted keys, fixed indent), so promoting an unchanged
 pipeline produces identical bytes.
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nbops.errors import InfraError, InputError
 from nbops.notebook.parameters import Param
-from nbops.spec import FrozenNotebook, Pipeline, PipelineSpec, ResolvedStage
+from nbops.spec import FrozenFile, FrozenNotebook, Pipeline, PipelineSpec, ResolvedStage
 
 if TYPE_CHECKING:
     from nbops.storage import Store
@@ -29,10 +30,20 @@ if TYPE_CHECKING:
 LOCK_VERSION = 1
 LOCKS_DIR = "locks"
 NOTEBOOKS_DIR = "notebooks"
+FILES_DIR = "files"
+
+
+class LockedFile(BaseModel):
+    """A file frozen with a stage's notebook (``files:``), stored by content."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str = Field(description="Path relative to the pipeline file's directory (POSIX).")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the file's bytes.")
 
 
 class LockedStage(BaseModel):
-    """One stage's frozen notebook."""
+    """One stage's frozen notebook and the files that travel with it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -42,6 +53,7 @@ class LockedStage(BaseModel):
     settings: ResolvedStage = Field(
         description="The stage with defaults applied, so the DAG factory reads plain JSON and resolves nothing."
     )
+    files: tuple[LockedFile, ...] = Field((), description="Files the notebook needs, by content.")
 
 
 class Lock(BaseModel):
@@ -78,7 +90,11 @@ class Lock(BaseModel):
         for name, locked in self.stages.items():
             rel = notebook_rel(locked.sha256)
             path_of = store.fetch(rel) if name == stage else store.local_root / rel
-            frozen[name] = FrozenNotebook(path=path_of, sha256=locked.sha256)
+            files = tuple(
+                FrozenFile(path=f.path, source=store.fetch(file_rel(f.sha256)), sha256=f.sha256)
+                for f in (locked.files if name == stage else ())
+            )
+            frozen[name] = FrozenNotebook(path=path_of, sha256=locked.sha256, files=files)
         return Pipeline(spec=self.spec, path=path, sha256=self.spec_sha256, frozen=frozen)
 
 
@@ -90,6 +106,11 @@ def sha256_text(text: str) -> str:
 def notebook_rel(sha256: str) -> str:
     """Where a promoted notebook's bytes live, relative to the artifact root."""
     return f"{NOTEBOOKS_DIR}/{sha256}.ipynb"
+
+
+def file_rel(sha256: str) -> str:
+    """Where a file promoted with a notebook lives, relative to the artifact root."""
+    return f"{FILES_DIR}/{sha256}"
 
 
 def lock_rel(sha256: str) -> str:

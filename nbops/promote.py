@@ -8,6 +8,7 @@ pipeline touches nothing.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,17 @@ from nbops import __version__
 from nbops.context import git_state
 from nbops.errors import InfraError, InputError, format_problems
 from nbops.lint import lint
-from nbops.lock import LOCK_VERSION, Lock, LockedStage, lock_rel, notebook_rel, parse_lock, sha256_text
+from nbops.lock import (
+    LOCK_VERSION,
+    Lock,
+    LockedFile,
+    LockedStage,
+    file_rel,
+    lock_rel,
+    notebook_rel,
+    parse_lock,
+    sha256_text,
+)
 from nbops.provenance import spec_rel
 from nbops.spec import load_pipeline
 from nbops.stage.contract import load_contract
@@ -67,16 +78,28 @@ def promote(pipeline_file: Path, dags_dir: Path) -> PromoteReport:
     dags = dags_dir.resolve()
     stages: dict[str, LockedStage] = {}
     raws: dict[str, bytes] = {}
+    carried: dict[str, bytes] = {}
     for name, stage in pipeline.spec.stages.items():
         contract = load_contract(pipeline, name)
+        files = []
+        for rel in pipeline.stage_files(name):
+            data = (pipeline.root / rel).read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            carried[digest] = data
+            files.append(LockedFile(path=rel, sha256=digest))
         stages[name] = LockedStage(
             notebook=stage.notebook,
             sha256=contract.notebook.sha256,
             parameters=contract.schema.params,
             settings=contract.stage,
+            files=tuple(files),
         )
         raws[contract.notebook.sha256] = contract.notebook.raw
-    sources = (pipeline.path, *(pipeline.notebook_path(name) for name in pipeline.spec.stages))
+    sources = (
+        pipeline.path,
+        *(pipeline.notebook_path(name) for name in pipeline.spec.stages),
+        *(pipeline.root / f.path for locked in stages.values() for f in locked.files),
+    )
     git = git_state(pipeline.root, paths=sources)
     lock = Lock(
         lock_version=LOCK_VERSION,
@@ -97,6 +120,7 @@ def promote(pipeline_file: Path, dags_dir: Path) -> PromoteReport:
 
     store = open_store(pipeline.root)
     blobs = [(notebook_rel(sha), raw) for sha, raw in sorted(raws.items())]
+    blobs += [(file_rel(sha), data) for sha, data in sorted(carried.items())]
     blobs.append((spec_rel(pipeline.sha256), pipeline.path.read_bytes()))
     for rel, raw in [*blobs, (lock_rel(digest), text.encode("utf-8"))]:
         if store.publish(rel, raw):
@@ -165,6 +189,7 @@ def describe_changes(old: Lock | None, new: Lock) -> list[str]:
             changes.append(
                 f"stage {name}: notebook {after.notebook} changed ({before.sha256[:12]} -> {after.sha256[:12]})"
             )
+        changes += [f"stage {name}: {f}" for f in _file_changes(before, after)]
         changes += [f"stage {name}: parameter {p}" for p in _param_changes(before, after)]
         changes += [f"stage {name}: {k}" for k in _dict_changes(_settings(old, name), _settings(new, name))]
     top_old = old.spec.model_dump(mode="json", exclude={"stages"})
@@ -179,6 +204,16 @@ def describe_changes(old: Lock | None, new: Lock) -> list[str]:
 
 def _commit(lock: Lock) -> str:
     return lock.git_commit[:12] + (" (modified)" if lock.git_dirty else "")
+
+
+def _file_changes(before: LockedStage, after: LockedStage) -> list[str]:
+    """Files that travel with the notebook: added, removed or changed (by content)."""
+    old = {f.path: f.sha256 for f in before.files}
+    new = {f.path: f.sha256 for f in after.files}
+    out = [f"file {p} added" for p in new if p not in old]
+    out += [f"file {p} removed" for p in old if p not in new]
+    out += [f"file {p} changed ({old[p][:12]} -> {new[p][:12]})" for p in new if p in old and old[p] != new[p]]
+    return out
 
 
 def _param_changes(before: LockedStage, after: LockedStage) -> list[str]:

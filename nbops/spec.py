@@ -98,12 +98,32 @@ class StageSettings(_Model):
     secrets: tuple[SecretName, ...] | None = Field(None, description="Kubernetes Secret names exposed as env.")
 
 
+FilesGlobs = Annotated[
+    tuple[str, ...],
+    Field(description="Globs of files the stage needs besides its notebook, relative to the pipeline file."),
+]
+
+
+def _relative_globs(value: tuple[str, ...]) -> tuple[str, ...]:
+    for glob in value:
+        parts = Path(glob).parts
+        if not glob.strip() or Path(glob).is_absolute() or ".." in parts:
+            raise ValueError(f"'{glob}' must be a glob relative to the pipeline file's directory, inside it")
+    return value
+
+
 class StageSpec(StageSettings):
     """One stage: a notebook, what it needs and how it runs."""
 
     notebook: str = Field(description="Path of the notebook, relative to the pipeline file.")
     needs: tuple[str, ...] = Field((), description="Stages whose outputs this stage reads.")
     parameters: dict[str, Any] = Field(default_factory=dict, description="Parameter overrides for this stage.")
+    files: FilesGlobs = ()
+
+    @field_validator("files")
+    @classmethod
+    def _files_relative(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _relative_globs(value)
 
     @field_validator("notebook")
     @classmethod
@@ -165,6 +185,12 @@ class PipelineSpec(_Model):
     retrain: RetrainSpec | None = Field(None, description="Optional champion/challenger gate.")
     kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec, description="Stage pod settings.")
     airflow: AirflowSpec = Field(default_factory=AirflowSpec, description="Generated DAG settings.")
+    files: FilesGlobs = ()
+
+    @field_validator("files")
+    @classmethod
+    def _files_relative(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _relative_globs(value)
 
     @field_validator("schedule")
     @classmethod
@@ -203,6 +229,7 @@ class PipelineSpec(_Model):
             node_selector=pick("node_selector", {}),
             tolerations=pick("tolerations", ()),
             secrets=pick("secrets", ()),
+            files=stage_globs(spec.notebook, self.files, spec.files),
         )
 
 
@@ -221,6 +248,15 @@ class ResolvedStage(_Model):
     node_selector: dict[str, str] = Field(description="Node selector labels.")
     tolerations: tuple[Toleration, ...] = Field(description="Tolerations.")
     secrets: tuple[str, ...] = Field(description="Secret names.")
+    files: tuple[str, ...] = Field((), description="Globs of the files that travel with the notebook.")
+
+
+class FrozenFile(_Model):
+    """A file promoted with a stage's notebook: its place in the project and its published copy."""
+
+    path: str = Field(description="Path relative to the pipeline file's directory (POSIX).")
+    source: Path = Field(description="Where the published bytes are read from.")
+    sha256: str = Field(description="sha256 recorded by `nbops promote`.")
 
 
 class FrozenNotebook(_Model):
@@ -228,6 +264,7 @@ class FrozenNotebook(_Model):
 
     path: Path = Field(description="Where the published bytes are read from.")
     sha256: str = Field(description="sha256 recorded by `nbops promote`.")
+    files: tuple[FrozenFile, ...] = Field((), description="The files that travel with it.")
 
 
 class Pipeline(_Model):
@@ -264,9 +301,27 @@ class Pipeline(_Model):
             raise InputError(f"{self.path}: there is no stage '{stage}' (stages: {known}){hint}")
         return self.spec.resolved(stage)
 
+    def stage_files(self, stage: str) -> list[str]:
+        """The files of the working tree that travel with a stage's notebook (POSIX paths relative
+        to the pipeline file's directory, sorted): every match of its globs, the notebook excluded."""
+        resolved, root = self.spec.resolved(stage), self.root.resolve()
+        found = set()
+        for glob in resolved.files:
+            for match in root.glob(glob):
+                if match.is_file() and ".nbops" not in match.relative_to(root).parts:
+                    found.add(match.relative_to(root).as_posix())
+        found.discard(Path(resolved.notebook).as_posix())
+        return sorted(found)
+
     def needs(self) -> dict[str, tuple[str, ...]]:
         """The dependency graph: stage -> upstream stages."""
         return {name: s.needs for name, s in self.spec.stages.items()}
+
+
+def stage_globs(notebook: str, pipeline: tuple[str, ...], stage: tuple[str, ...]) -> tuple[str, ...]:
+    """A stage's file globs: the Python files beside its notebook, then the pipeline's, then its own."""
+    beside = (Path(notebook).parent / "*.py").as_posix()
+    return tuple(dict.fromkeys((beside, *pipeline, *stage)))
 
 
 def load_pipeline(path: str | Path) -> Pipeline:

@@ -112,3 +112,25 @@ def test_a_contract_problem_does_not_hide_the_tag_problems(project: Project) -> 
     assert len(problems) == 2
     assert "unknown parameter 'limt'; did you mean 'limit'?" in problems[0]
     assert "cell 1: tagged both skip and metrics" in problems[1]
+
+
+def test_a_project_module_the_stage_does_not_carry_is_a_problem(project: Project) -> None:
+    """``helpers.py`` beside the notebook travels by default; a package beside it does not,
+    and neither does a module the stage's files: leave out."""
+    nb = project.root / "nb"
+    (nb / "helpers.py").write_text("X = 1\n")
+    (nb / "features").mkdir()
+    (nb / "features" / "__init__.py").write_text("")
+    (nb / "features" / "scale.py").write_text("Y = 2\n")
+    project.add_notebook(
+        "uses",
+        [("import helpers\nfrom features.scale import Y\nimport os, json\n%matplotlib inline", [])],
+    )
+    project.write_spec({"name": "carry", "stages": {"uses": {"notebook": "nb/uses.ipynb"}}})
+    (problem,) = lint(project.pipeline)
+    assert "imports 'features' from the project, but the stage does not carry" in problem
+    assert "nb/features/__init__.py, nb/features/scale.py" in problem and "files:" in problem
+    project.write_spec(
+        {"name": "carry", "stages": {"uses": {"notebook": "nb/uses.ipynb", "files": ["nb/features/*.py"]}}}
+    )
+    assert lint(project.pipeline) == []

@@ -151,3 +151,15 @@ def test_check_pipeline_of_a_valid_file_agrees_with_load_pipeline(tmp_path: Path
     assert problems == []
     assert pipeline == load_pipeline(tmp_path / "pipeline.yaml")
     assert check_pipeline(write(tmp_path, "name: [unclosed"))[0] is None
+
+
+def test_files_globs_stay_inside_the_project_and_default_to_the_notebooks_python(tmp_path: Path) -> None:
+    (tmp_path / "nb").mkdir()
+    (tmp_path / "nb" / "a.ipynb").write_text("{}")
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text("name: p\nfiles: [data/*.csv]\nstages:\n  a: {notebook: nb/a.ipynb, files: [conf/x.yaml]}\n")
+    assert load_pipeline(spec).spec.resolved("a").files == ("nb/*.py", "data/*.csv", "conf/x.yaml")
+    for bad in ("../secrets/*", "/etc/passwd"):
+        spec.write_text(f"name: p\nstages:\n  a: {{notebook: nb/a.ipynb, files: ['{bad}']}}\n")
+        with pytest.raises(InputError, match="must be a glob relative to the pipeline file's directory"):
+            load_pipeline(spec)

@@ -31,7 +31,7 @@ from nbops.graph import ancestors
 from nbops.lock import fetch_lock, notebook_rel
 from nbops.notebook.outcome import Outcome, Terminated
 from nbops.notebook.redact import Redactor
-from nbops.spec import Pipeline, load_pipeline
+from nbops.spec import FrozenFile, Pipeline, load_pipeline
 from nbops.stage.contract import StageContract, load_contract
 from nbops.stage.recorder import RecorderLink, Tracker, make_tracker
 from nbops.stage.result import StageRequest, StageResult
@@ -123,14 +123,20 @@ class StageAttempt:
         from nbops.notebook.engine import EarlyKernel
         from nbops.notebook.reader import KERNEL_NAME
 
-        # A promoted notebook sits in the shared store: it runs in a scratch directory instead.
+        # A promoted notebook sits in the shared store: it runs in a scratch directory laid out
+        # like the project, with the files it carries at their places.
         if self.pipeline.frozen:
             self.scratch = tempfile.TemporaryDirectory(prefix="nbops-cwd-")
+            _materialize(self.pipeline.frozen[self.contract.stage.name].files, Path(self.scratch.name))
+            self.cwd().mkdir(parents=True, exist_ok=True)
         self.kernel = EarlyKernel.start(KERNEL_NAME, str(self.cwd()))
 
     def cwd(self) -> Path:
-        """Where the notebook runs: beside its source, or in a scratch directory when promoted."""
-        return Path(self.scratch.name) if self.scratch else self.contract.notebook.path.parent
+        """Where the notebook runs: beside its source; when promoted, at the same place in a scratch
+        copy of the project, so relative imports and paths behave as in a local run."""
+        if self.scratch is None:
+            return self.contract.notebook.path.parent
+        return Path(self.scratch.name) / Path(self.contract.stage.notebook).parent
 
     def release_resources(self) -> None:
         """Stop a kernel that never ran the notebook and remove the scratch directory."""
@@ -418,6 +424,35 @@ class StageAttempt:
             nbops_version=__version__,
             inputs=self.consumed,
         )
+
+
+def _materialize(files: tuple[FrozenFile, ...], root: Path) -> None:
+    """Copy each promoted file to its place under ``root``, refusing bytes that do not hash to
+    what was promoted.
+
+    Raises:
+        InfraError: a file is not in the artifact store (yet).
+        InputError: a file's bytes were changed after ``nbops promote``.
+    """
+    import hashlib
+
+    for frozen in files:
+        try:
+            data = frozen.source.read_bytes()
+        except FileNotFoundError:
+            raise InfraError(
+                f"{frozen.source}: '{frozen.path}', promoted with the notebook, is not in the artifact store; "
+                "publish it (nbops promote with this NBOPS_ARTIFACT_ROOT) before the DAG runs."
+            ) from None
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != frozen.sha256:
+            raise InputError(
+                f"{frozen.source}: '{frozen.path}' has sha256 {actual}, not {frozen.sha256} as promoted; the "
+                "published file was changed after `nbops promote`. Nothing was run; promote the pipeline again."
+            )
+        target = root / frozen.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
 
 
 def image() -> str | None:

@@ -105,3 +105,62 @@ def test_exactly_one_source_is_required(promoted: tuple[Project, str]) -> None:
     result = exec_promoted(project, sha, "--pipeline", str(project.pipeline))
     assert result.returncode == 2
     assert "exactly one of --pipeline FILE and --promoted" in result.stderr
+
+
+@pytest.fixture
+def carrying(project: Project) -> tuple[Project, str]:
+    """A notebook that imports a helper beside it and reads a data file the spec declares."""
+    (project.root / "nb" / "helpers.py").write_text("def rows():\n    return [1, 2, 3]\n")
+    (project.root / "data").mkdir()
+    (project.root / "data" / "base.json").write_text('{"base": 10}')
+    project.add_notebook(
+        "only",
+        [
+            ("k: int = 1", ["parameters"]),
+            (
+                "import json\nfrom helpers import rows\ntotal = json.load(open('../data/base.json'))['base'] + sum(rows()) * k",
+                [],
+            ),
+            ("score = total", ["metrics"]),
+        ],
+    )
+    project.write_spec({"name": "frozen", "files": ["data/*.json"], "stages": {"only": {"notebook": "nb/only.ipynb"}}})
+    return project, promote(project.pipeline, project.root / "dags").lock_sha256
+
+
+def test_files_travel_with_the_promoted_notebook(carrying: tuple[Project, str]) -> None:
+    """The helper beside the notebook (default) and the declared data file are frozen by content
+    and laid out as in the project: the same notebook passes locally and promoted."""
+    project, sha = carrying
+    local = project.nbops("exec-stage", "--pipeline", "pipeline.yaml", "--stage", "only", "--run-id", "local")
+    assert local.returncode == 0, local.stderr
+    lock, _ = read_lock(project.root / "dags" / "frozen.lock.json")
+    assert [f.path for f in lock.stages["only"].files] == ["data/base.json", "nb/helpers.py"]
+    for path in ("nb/helpers.py", "data/base.json", "nb/only.ipynb"):
+        (project.root / path).unlink()  # the pod reads nothing of the working tree
+    result = exec_promoted(project, sha, "--params-json", '{"k": 2}')
+    assert result.returncode == 0, result.stderr
+    scores = {
+        r.data.tags["nbops.run_id"]: r.data.metrics["score"]
+        for r in project.runs("frozen")
+        if "score" in r.data.metrics
+    }
+    assert scores == {"local": 16.0, "r1": 22.0}
+
+
+def test_a_changed_published_file_is_refused(carrying: tuple[Project, str]) -> None:
+    project, sha = carrying
+    lock, _ = read_lock(project.root / "dags" / "frozen.lock.json")
+    helper = next(f for f in lock.stages["only"].files if f.path == "nb/helpers.py")
+    (project.root / ".nbops" / "artifacts" / "files" / helper.sha256).write_text("def rows():\n    return []\n")
+    result = exec_promoted(project, sha)
+    assert result.returncode == 2, result.stderr
+    assert "'nb/helpers.py' has sha256" in result.stderr and "changed after `nbops promote`" in result.stderr
+    assert project.attempts("frozen", "only") == []  # refused before anything was claimed
+
+
+def test_promote_reports_a_changed_helper(carrying: tuple[Project, str]) -> None:
+    project, _ = carrying
+    (project.root / "nb" / "helpers.py").write_text("def rows():\n    return [4]\n")
+    report = promote(project.pipeline, project.root / "dags")
+    assert any(c.startswith("stage only: file nb/helpers.py changed (") for c in report.changes), report.changes
