@@ -224,12 +224,12 @@ def close_promoted_run(store: Store, uri: str, lock_sha256: str, run_id: str, ai
         InfraError: the tracking or artifact store cannot be used.
     """
     from nbops.notebook.redact import Redactor
-    from nbops.tracking.store import open_client
+    from nbops.tracking.store import experiment_location, open_client
 
     lock, path = fetch_lock(store, lock_sha256)
     pipeline = lock.pipeline(path, store, stage=None)
     client = open_client(uri)
-    experiment = record.ensure_experiment(client, pipeline.name, store.mlflow_location)
+    experiment = record.ensure_experiment(client, pipeline.name, experiment_location(uri, store.mlflow_location))
     masked = Redactor.from_env().value(airflow.conf)
     parent = pipeline_run.get_or_create(
         client,

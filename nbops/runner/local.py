@@ -42,7 +42,7 @@ from nbops.stage.result import StageResult
 from nbops.status import ExitCode, StageStatus
 from nbops.storage import Store, layout, open_store
 from nbops.tracking import pipeline_run, record, tags
-from nbops.tracking.store import ENV_TRACKING_URI, open_client, tracking_uri
+from nbops.tracking.store import ENV_TRACKING_URI, experiment_location, open_client, tracking_uri
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -175,7 +175,9 @@ class _LocalRun:
         self.recorder = Recorder()
         self._start_early()
         self.client = open_client(uri)
-        experiment = record.ensure_experiment(self.client, pipeline.name, store.mlflow_location)
+        experiment = record.ensure_experiment(
+            self.client, pipeline.name, experiment_location(uri, store.mlflow_location)
+        )
         git = git_state(pipeline.root)
         parent = self.summary.parent_run_id = pipeline_run.get_or_create(
             self.client,

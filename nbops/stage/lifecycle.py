@@ -41,7 +41,7 @@ from nbops.storage import Attempt, Store, layout, open_store
 from nbops.storage.atomic import write_atomic
 from nbops.storage.manifest import Manifest, ManifestInput, NotebookRef, build_manifest
 from nbops.tracking import tags
-from nbops.tracking.store import ENV_TRACKING_URI, tracking_uri
+from nbops.tracking.store import ENV_TRACKING_URI, experiment_location, tracking_uri
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
@@ -198,7 +198,7 @@ class StageAttempt:
             StageTracker,
             uri=self.uri,
             experiment=self.pipeline.name,
-            artifact_location=self.store.mlflow_location,
+            artifact_location=experiment_location(self.uri, self.store.mlflow_location),
             run_id=run_id,
             stage=stage.name,
             attempt=claimed.number,

@@ -46,7 +46,7 @@ class StageTracker:
         *,
         uri: str,
         experiment: str,
-        artifact_location: str,
+        artifact_location: str | None,
         run_id: str,
         stage: str,
         attempt: int,

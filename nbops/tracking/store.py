@@ -33,6 +33,14 @@ def tracking_uri(state: Path) -> str:
     return os.environ.get(ENV_TRACKING_URI, "").strip() or default_tracking_uri(state)
 
 
+def experiment_location(uri: str, local: str) -> str | None:
+    """Where a new experiment keeps its artifacts: ``local`` (the artifact store's ``mlflow/``)
+    for a database URI; for a tracking server (``http(s)://``), the server's choice (None), so
+    that a server run with ``--artifacts-destination`` proxies them (``mlflow-artifacts:``) and
+    stage pods, the UI and auditors all read them through it."""
+    return None if uri.startswith(("http://", "https://")) else local
+
+
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI, or None for other stores."""
     if not uri.startswith("sqlite:///"):
