@@ -7,9 +7,10 @@ from graphlib import CycleError, TopologicalSorter
 
 CHECK_TASK = "check_conf"
 CLOSE_TASK = "close_run"
-RESERVED_STAGES = (CHECK_TASK, CLOSE_TASK)
+OUTCOME_TASK = "stages_succeeded"
+RESERVED_STAGES = (CHECK_TASK, CLOSE_TASK, OUTCOME_TASK)
 """Names no stage may take: the generated DAG's own tasks (the first checks the trigger conf, the last
-closes the run's record)."""
+close the run's record and carry the stages' outcome into the DAG run's state)."""
 
 
 def find_cycle(needs: Mapping[str, Iterable[str]]) -> list[str] | None:

@@ -137,7 +137,7 @@ PIPELINE = """\
 name: {name}
 description: Two stages scaffolded by nbops init; replace them with your own notebooks.
 schedule: null            # a cron expression (e.g. "0 2 * * *") for Airflow; null = triggered by hand
-image: {image}            # built from ./Dockerfile; stage pods run it
+image: {image}  # built from ./Dockerfile; stage pods run it
 defaults:
   retries: 1
   timeout: 1800           # seconds for the whole stage

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG
 
@@ -20,7 +21,7 @@ from nbops.airflow.operator import NbopsStageOperator
 from nbops.airflow.params import dag_params, stage_defaults, type_label
 from nbops.airflow.pod import close_arguments, pod_arguments
 from nbops.airflow.settings import settings_macro
-from nbops.graph import topological_order
+from nbops.graph import OUTCOME_TASK, topological_order
 
 # Fixed so that the DAG's identity never depends on when it was parsed; catchup is off.
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -32,6 +33,12 @@ CLOSE_DOC = (
     "the lock and the notebooks' index, records this DAG run (dag id, run id, logical date, conf) and ends the "
     "run FINISHED, FAILED or KILLED as its stages did. It never changes the DAG run's state unless the record "
     "itself cannot be written."
+)
+
+
+OUTCOME_DOC = (
+    "Succeeds when every stage succeeded and fails (upstream_failed) otherwise, so that the DAG run's state is "
+    "the stages' own; `close_run` fails the run only when the record itself cannot be written."
 )
 
 
@@ -85,11 +92,13 @@ def build_dag(lock: dict[str, Any], lock_sha256: str, project_dir: Path) -> DAG:
         if not lock["stages"][name]["settings"]["needs"]:
             check >> task
         tasks[name] = task
-    # The record is closed whatever happened upstream. As a teardown it leaves the DAG run's
-    # state to the stages, unless closing the record itself fails.
+    # The record is closed whatever happened upstream. A teardown that can fail the run is the
+    # only leaf Airflow would look at, so `stages_succeeded`, a leaf of its own that succeeds
+    # only when every stage did, carries the stages' outcome into the DAG run's state.
     close = NbopsStageOperator(dag=dag, doc_md=CLOSE_DOC, **close_arguments(lock, lock_sha256))
     list(tasks.values()) >> close
     close.as_teardown(on_failure_fail_dagrun=True)
+    list(tasks.values()) >> EmptyOperator(task_id=OUTCOME_TASK, dag=dag, doc_md=OUTCOME_DOC)
     return dag
 
 

@@ -37,6 +37,7 @@ def test_dagbag_of_the_repository_has_no_import_errors() -> None:
         "optimize": ["prepare", "train"],
         "evaluate": ["optimize", "prepare"],
         "close_run": ["evaluate", "ingest", "optimize", "prepare", "train", "transform"],
+        "stages_succeeded": ["evaluate", "ingest", "optimize", "prepare", "train", "transform"],
     }
     close = dag.get_task("close_run")
     assert close.is_teardown and close.on_failure_fail_dagrun and close.trigger_rule == "all_done_setup_success"

@@ -91,7 +91,7 @@ def test_every_example_pod_validates_strictly(example: Project) -> None:
     dag = load_dag(example.root / "dags", "diagnosis")
     lock = read_json(example.root / "dags" / "diagnosis.lock.json")
     lock_sha = hashlib_of(example.root / "dags" / "diagnosis.lock.json")
-    assert [t.task_id for t in dag.tasks] == ["check_conf", *STAGES, "close_run"]
+    assert [t.task_id for t in dag.tasks] == ["check_conf", *STAGES, "close_run", "stages_succeeded"]
     for stage in STAGES:
         pod = serialize(render(dag.get_task(stage)))
         kubernetes_validate.validate(pod, K8S_VERSION, strict=True)

@@ -78,4 +78,4 @@ def test_init_run_promote_and_parse_from_the_wheel(venv: Path, tmp_path: Path) -
     assert parsed.returncode == 0, parsed.stderr[-3000:]
     bag = json.loads(parsed.stdout.strip().splitlines()[-1])
     assert bag["errors"] == {}
-    assert bag["dags"] == {"churn-model": ["check_conf", "prepare", "train", "close_run"]}
+    assert bag["dags"] == {"churn-model": ["check_conf", "prepare", "train", "close_run", "stages_succeeded"]}
