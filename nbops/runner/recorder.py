@@ -25,12 +25,17 @@ from nbops.errors import InfraError
 from nbops.stage.recorder import CANCELLED, ENV_LAUNCH, ENV_RECORDER, ENV_RECORDER_KEY, RELEASED
 from nbops.stage.tracker import StageTracker
 
+SOCKET_DIR_MAX = 64
+"""Longest temporary directory the socket goes under; longer ones would overflow ``sun_path``."""
+
 
 class Recorder:
     """Serves stage commands until :meth:`close`; use as a context manager."""
 
     def __init__(self) -> None:
-        self._dir = Path(tempfile.mkdtemp(prefix="nbops-recorder-"))
+        # A Unix socket path is at most 107 bytes: a long $TMPDIR (macOS, CI runners) gets /tmp instead.
+        base = None if len(tempfile.gettempdir()) <= SOCKET_DIR_MAX else "/tmp"  # noqa: S108 - a private 0700 dir
+        self._dir = Path(tempfile.mkdtemp(prefix="nbops-recorder-", dir=base))
         self.address = str(self._dir / "socket")
         self._key = secrets.token_bytes(32)
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

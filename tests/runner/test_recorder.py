@@ -139,3 +139,18 @@ def test_failures_come_back_as_infra_errors(tmp_path: Path, monkeypatch: pytest.
     link.close()
     with pytest.raises(InfraError, match="went away during 'html'"):
         link.call("html", nb)
+
+
+@pytest.mark.unit
+def test_a_long_tmpdir_still_gets_a_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setenv("TMPDIR", str(deep))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read $TMPDIR
+    with Recorder() as recorder:
+        assert len(recorder.address.encode()) < 108
+        link = link_for(recorder, "t-1", monkeypatch)
+        recorder.release("t-1")
+        link.wait_release()
