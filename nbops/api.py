@@ -132,6 +132,14 @@ def find_pipeline_file() -> Path | None:
     return next((d / PIPELINE_FILE for d in (here, *here.parents) if (d / PIPELINE_FILE).is_file()), None)
 
 
+def resolve_pipeline_file(path: Path) -> Path:
+    """``path``; but the default relative ``pipeline.yaml``, when the working directory has none, is
+    the one :func:`find_pipeline_file` finds (the commands find their pipeline as notebooks do)."""
+    if path == Path(PIPELINE_FILE) and not path.is_file():
+        return find_pipeline_file() or path
+    return path
+
+
 def _interactive_pipeline() -> Pipeline:
     """The pipeline whose file is named by ``$NBOPS_PIPELINE_FILE`` or found above the cwd."""
     found = find_pipeline_file()

@@ -20,13 +20,10 @@ from nbops.status import ExitCode
 
 
 def _pipeline_file(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
-    """The default ``pipeline.yaml``, when the working directory has none, is the nearest one
-    above it (or ``$NBOPS_PIPELINE_FILE``), as the notebook API finds it."""
-    if value == Path("pipeline.yaml") and not value.is_file():
-        from nbops.api import find_pipeline_file
+    """The default ``pipeline.yaml`` is searched for upward, as the notebook API finds it."""
+    from nbops.api import resolve_pipeline_file
 
-        return find_pipeline_file() or value
-    return value
+    return resolve_pipeline_file(value)
 
 
 PIPELINE_ARG = click.argument(

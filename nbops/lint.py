@@ -6,7 +6,6 @@ import ast
 from pathlib import Path
 from typing import Any
 
-from nbops.api import PIPELINE_FILE, find_pipeline_file
 from nbops.errors import InputError
 from nbops.notebook.reader import read_notebook
 from nbops.notebook.tags import METRICS, cell_tags, is_skipped
@@ -14,28 +13,17 @@ from nbops.spec import Pipeline, check_pipeline
 from nbops.stage.contract import load_contract
 
 
-def lint(pipeline_file: Path, *, search_upward: bool = True) -> list[str]:
+def lint(pipeline_file: Path) -> list[str]:
     """Every problem found, as one paragraph each; an empty list means clean.
 
     The spec's problems come first, then those of each stage's notebook and contract; a spec
-    with problems does not stop the notebooks of its valid stages from being checked. With
-    ``search_upward``, the default ``pipeline.yaml`` is looked for as the notebook API does
-    (:func:`resolve_pipeline_file`).
+    with problems does not stop the notebooks of its valid stages from being checked.
     """
-    file = resolve_pipeline_file(pipeline_file) if search_upward else pipeline_file
-    pipeline, problems = check_pipeline(file)
+    pipeline, problems = check_pipeline(pipeline_file)
     if pipeline is not None:
         for name in pipeline.spec.stages:
             problems += _stage_problems(pipeline, name)
     return problems
-
-
-def resolve_pipeline_file(path: Path) -> Path:
-    """``path``; but the default relative ``pipeline.yaml``, when the working directory has none, is the
-    nearest one above it (or ``$NBOPS_PIPELINE_FILE``), found by :func:`nbops.api.find_pipeline_file`."""
-    if path == Path(PIPELINE_FILE) and not path.is_file():
-        return find_pipeline_file() or path
-    return path
 
 
 def _stage_problems(pipeline: Pipeline, name: str) -> list[str]:

@@ -71,7 +71,7 @@ def promote(pipeline_file: Path, dags_dir: Path) -> PromoteReport:
             cannot be written.
         InfraError: the artifact store did not take the notebooks or the lock.
     """
-    problems = lint(pipeline_file, search_upward=False)  # the file load_pipeline reads below
+    problems = lint(pipeline_file)
     if problems:
         raise InputError(format_problems(f"{pipeline_file}: {len(problems)} problem(s); nothing promoted:", problems))
     pipeline = load_pipeline(pipeline_file)

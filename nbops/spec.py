@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nbops.errors import InputError, did_you_mean, format_problems
 from nbops.graph import RESERVED_STAGES, find_cycle
@@ -98,18 +98,19 @@ class StageSettings(_Model):
     secrets: tuple[SecretName, ...] | None = Field(None, description="Kubernetes Secret names exposed as env.")
 
 
-FilesGlobs = Annotated[
-    tuple[str, ...],
-    Field(description="Globs of files the stage needs besides its notebook, relative to the pipeline file."),
-]
-
-
 def _relative_globs(value: tuple[str, ...]) -> tuple[str, ...]:
     for glob in value:
         parts = Path(glob).parts
         if not glob.strip() or Path(glob).is_absolute() or ".." in parts:
             raise ValueError(f"'{glob}' must be a glob relative to the pipeline file's directory, inside it")
     return value
+
+
+FilesGlobs = Annotated[
+    tuple[str, ...],
+    AfterValidator(_relative_globs),
+    Field(description="Globs of files the stage needs besides its notebook, relative to the pipeline file."),
+]
 
 
 class StageSpec(StageSettings):
@@ -119,11 +120,6 @@ class StageSpec(StageSettings):
     needs: tuple[str, ...] = Field((), description="Stages whose outputs this stage reads.")
     parameters: dict[str, Any] = Field(default_factory=dict, description="Parameter overrides for this stage.")
     files: FilesGlobs = ()
-
-    @field_validator("files")
-    @classmethod
-    def _files_relative(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _relative_globs(value)
 
     @field_validator("notebook")
     @classmethod
@@ -186,11 +182,6 @@ class PipelineSpec(_Model):
     kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec, description="Stage pod settings.")
     airflow: AirflowSpec = Field(default_factory=AirflowSpec, description="Generated DAG settings.")
     files: FilesGlobs = ()
-
-    @field_validator("files")
-    @classmethod
-    def _files_relative(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _relative_globs(value)
 
     @field_validator("schedule")
     @classmethod
@@ -436,7 +427,7 @@ def _graph_problems(stages: Mapping[str, StageSpec], names: list[str]) -> list[s
         if not STAGE_RE.match(name) or keyword.iskeyword(name):
             problems.append(f"stages.{name}: a stage name must be an identifier of at most 63 characters")
         elif name in RESERVED_STAGES:
-            problems.append(f"stages.{name}: '{name}' is reserved (the generated DAG's task that closes the run)")
+            problems.append(f"stages.{name}: '{name}' is reserved (a task of the generated DAG)")
         stage = stages.get(name)
         for up in stage.needs if stage is not None else ():
             if up not in names:

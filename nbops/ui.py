@@ -23,12 +23,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import IO, Any
 
 from nbops.errors import InfraError, InputError
 from nbops.spec import load_pipeline
 from nbops.stage.process import descendants, stop
+from nbops.stage.signals import NotedSignals
 from nbops.status import ExitCode
 from nbops.storage import open_store
 from nbops.storage.layout import state_dir
@@ -102,7 +102,9 @@ def run_server(
     when the server exits before it answers, does not answer within ``startup_timeout``
     seconds, or stops on its own; every process it started is stopped before this returns.
     """
-    with _Signals() as signals:
+    # Only noted: the loop waiting on the server reads it within POLL_S and stops the server,
+    # so no signal can cut stopping it short.
+    with NotedSignals(HANDLED) as signals:
         server = _Server(cmd)
         try:
             failure = _serve(server, port, announce, startup_timeout, signals)
@@ -149,7 +151,7 @@ def _strerror(code: int) -> str:
 
 
 def _serve(
-    server: _Server, port: int, announce: Callable[[], None], startup_timeout: float, signals: _Signals
+    server: _Server, port: int, announce: Callable[[], None], startup_timeout: float, signals: NotedSignals
 ) -> str | None:
     """Wait until the server answers, announce it, serve until a signal (None) or a failure (why)."""
     deadline = time.monotonic() + startup_timeout
@@ -179,7 +181,7 @@ def _serve(
     return f"the MLflow server stopped on its own ({_ended(code)})"
 
 
-def _stopping(signals: _Signals) -> bool:
+def _stopping(signals: NotedSignals) -> bool:
     """Whether a signal asks to stop (and say so)."""
     if signals.received is None:
         return False
@@ -215,32 +217,6 @@ def _answers(port: int) -> bool:
 
 def _say(text: str) -> None:
     print(f"nbops ui: {text}", file=sys.stderr, flush=True)
-
-
-class _Signals:
-    """Notes SIGINT, SIGTERM and SIGHUP for the length of a ``with`` block (main thread only).
-
-    The handler only notes the first signal's name; the loop waiting on the server reads it
-    within :data:`POLL_S` and stops the server, so no signal can cut stopping it short.
-    """
-
-    def __init__(self) -> None:
-        self.received: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _Signals:
-        if threading.current_thread() is threading.main_thread():
-            for signum in HANDLED:
-                self._previous[signum] = signal.signal(signum, self._on_signal)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous.clear()
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self.received = self.received or signal.Signals(signum).name
 
 
 class _Server:

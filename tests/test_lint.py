@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nbops.lint import lint, resolve_pipeline_file
+from nbops.api import resolve_pipeline_file
+from nbops.lint import lint
 from tests.conftest import ROOT, Project
 
 pytestmark = pytest.mark.unit
@@ -56,9 +57,9 @@ def test_the_default_pipeline_file_is_found_above_the_working_directory(
     )
     monkeypatch.delenv("NBOPS_PIPELINE_FILE", raising=False)
     monkeypatch.chdir(project.root / "nb")
-    (problem,) = lint(Path("pipeline.yaml"))
+    (problem,) = lint(resolve_pipeline_file(Path("pipeline.yaml")))
     assert str(project.root / "nb" / "a.ipynb") in problem and "tagged both skip and metrics" in problem
-    (missing,) = lint(Path("pipeline.yaml"), search_upward=False)
+    (missing,) = lint(Path("pipeline.yaml"))
     assert "pipeline file not found" in missing
     assert resolve_pipeline_file(Path("other.yaml")) == Path("other.yaml")  # only the default is searched for
 

@@ -104,7 +104,7 @@ def test_the_address_comes_once_the_server_answers_and_sigterm_leaves_nothing_be
         assert (project.root / ".nbops" / "mlflow.db").is_file()  # the pipeline's own store
         family.update({p.pid: p for p in psutil.Process(proc.pid).children(recursive=True)})
         started = list(family.values())
-        commands = [" ".join(p.cmdline()) for p in started]
+        commands = [" ".join(_cmdline(p)) for p in started]  # a start-up helper may be gone already
         assert any("mlflow server" in c for c in commands) and any("uvicorn" in c for c in commands), commands
 
         sent = time.monotonic()
@@ -113,7 +113,7 @@ def test_the_address_comes_once_the_server_answers_and_sigterm_leaves_nothing_be
         assert time.monotonic() - sent < 30
         assert proc.returncode == 0, err_path.read_text()
         assert not _listens(port), f"something still listens on {port}"
-        assert not _alive(started), f"left running: {[(p.pid, p.cmdline()) for p in _alive(started)]}"
+        assert not _alive(started), f"left running: {[(p.pid, _cmdline(p)) for p in _alive(started)]}"
         said = err_path.read_text()
         assert "starting the MLflow server" in said and "SIGTERM received" in said, said
     finally:

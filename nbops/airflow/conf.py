@@ -8,10 +8,10 @@ nearest valid one, so no stage pod starts with a value the user did not mean.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from nbops.errors import did_you_mean
 from nbops.graph import CHECK_TASK
 
 TASK_ID = CHECK_TASK
@@ -23,12 +23,11 @@ DOC = (
 
 def conf_problems(conf: Mapping[str, Any], valid: Collection[str]) -> list[str]:
     """One sentence per key of ``conf`` that is not in ``valid``."""
-    problems = []
-    for key in sorted(k for k in conf if k not in valid):
-        near = difflib.get_close_matches(key, list(valid), n=1)
-        hint = f"did you mean '{near[0]}'?" if near else f"parameters are {', '.join(sorted(valid)) or 'none'}."
-        problems.append(f"conf key '{key}' names no stage parameter; {hint}")
-    return problems
+    every = f"; parameters are {', '.join(sorted(valid)) or 'none'}."
+    return [
+        f"conf key '{key}' names no stage parameter{did_you_mean(key, valid) or every}"
+        for key in sorted(k for k in conf if k not in valid)
+    ]
 
 
 def check_conf(valid: list[str], dag_run: Any = None, **_: Any) -> None:

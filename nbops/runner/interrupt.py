@@ -10,35 +10,21 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
 from types import FrameType
-from typing import Any
 
-HANDLED = (signal.SIGTERM, signal.SIGINT)
+from nbops.stage.signals import HANDLED, NotedSignals
 
 
 class RunInterrupted(KeyboardInterrupt):
     """The run was asked to stop; ``str()`` is the signal's name."""
 
 
-class RunSignals:
+class RunSignals(NotedSignals):
     """Installs the runner's handlers for the length of a ``with`` block (main thread only)."""
 
     def __init__(self) -> None:
-        self.received: str | None = None
+        super().__init__(HANDLED)
         self._deferred = False
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> RunSignals:
-        if threading.current_thread() is threading.main_thread():
-            for signum in HANDLED:
-                self._previous[signum] = signal.signal(signum, self._on_signal)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous.clear()
 
     def defer(self) -> None:
         """From now on a signal is only noted: the run is already closing its record."""

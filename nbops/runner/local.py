@@ -332,26 +332,24 @@ class _LocalRun:
     def stop_all(self) -> None:
         """Stop every running stage within the grace period and record how each ended."""
         states = self.summary.stages.values()
-        for st in states:
-            if st.status == "early":
-                if self.recorder is not None:
-                    self.recorder.release(st.launch, go=False)
-                st.status = "pending"
+        early = [s for s in states if s.status == "early"]
+        for st in early:  # told now, they exit while the running stages stop
+            if self.recorder is not None:
+                self.recorder.release(st.launch, go=False)
         running = [s for s in states if s.status == "running" and s.process is not None]
         if running:
             names = ", ".join(s.name for s in running)
             say(f"nbops run: {self.summary.interrupted}: stopping {names} (up to {STOP_GRACE_S} s)")
         stop([s.process for s in running if s.process is not None])
-        for st in states:
-            if st.status == "pending" and st.process is not None:
-                self._cancel_early(st)
+        for st in early:
+            self._cancel_early(st)
         for st in running:
             self._collect(st)
             st.status = "killed"
             if self.progress is not None:
                 self.progress.failed(st)
         for st in states:
-            if st.status in ("pending", "waiting"):
+            if st.status in ("pending", "early", "waiting"):
                 st.status, st.message = "skipped", "run interrupted"
 
     def close_recorder(self) -> None:

@@ -139,7 +139,7 @@ class StageAttempt:
         return Path(self.scratch.name) / Path(self.contract.stage.notebook).parent
 
     def release_resources(self) -> None:
-        """Stop a kernel that never ran the notebook and remove the scratch directory."""
+        """Stop the early kernel unless execution already did (then a no-op), remove the scratch directory."""
         if self.kernel is not None:
             self.kernel.shutdown()
             self.kernel = None
@@ -237,7 +237,6 @@ class StageAttempt:
         tracker, stage = self.tracker, self.contract.stage
         self.signals.start_timer(stage.timeout - (time.monotonic() - self.started), limit=stage.timeout)
         path = self.contract.notebook.path
-        early, self.kernel = self.kernel, None  # execute() owns it from here
 
         def kernel_env() -> dict[str, str]:
             env = {**self.kernel_vars, "MLFLOW_RUN_ID": tracker.run_id()}
@@ -252,7 +251,7 @@ class StageAttempt:
                 cwd=self.cwd(),
                 cell_timeout=stage.cell_timeout,
                 kernel_env=kernel_env,
-                early_kernel=early,
+                early_kernel=self.kernel,
             )
         except Terminated as exc:  # in the few statements before the engine took over
             self.outcome.stopped_by(exc)
@@ -260,8 +259,6 @@ class StageAttempt:
             self.outcome.fail(StageStatus.INFRA_FAILED, type(exc).__name__, str(exc))
         finally:
             self.signals.defer()
-            if early is not None:
-                early.shutdown()  # a no-op unless execute() stopped before it took the kernel over
             self.release_resources()
 
     # -- archive --------------------------------------------------------------------------------

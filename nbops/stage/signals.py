@@ -13,10 +13,35 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from collections.abc import Iterable
 from types import FrameType
-from typing import Any
+from typing import Any, Self
 
 HANDLED = (signal.SIGTERM, signal.SIGINT)
+
+
+class NotedSignals:
+    """Handlers for ``signums`` for the length of a ``with`` block (main thread only) that note the
+    first signal's name in ``received``; subclasses act on it in :meth:`_on_signal`."""
+
+    def __init__(self, signums: Iterable[signal.Signals] = HANDLED) -> None:
+        self.received: str | None = None
+        self._signums = tuple(signums)
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Self:
+        if threading.current_thread() is threading.main_thread():
+            for signum in self._signums:
+                self._previous[signum] = signal.signal(signum, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.received = self.received or signal.Signals(signum).name
 
 
 class AttemptSignals:
