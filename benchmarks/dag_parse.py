@@ -163,7 +163,7 @@ def prepare(pipeline: Path) -> tuple[Path, Path, int]:
     from nbops.airflow.dag import stage_order
     from nbops.airflow.params import param_key, param_schema, params_argument, stage_defaults
 
-    lock_file = next((pipeline.parent / "dags").glob("*.lock.json"))
+    lock_file = next(p for p in (pipeline.parent / "dags").glob("*.lock.json"))
     raw = lock_file.read_bytes()
     lock, sha = json.loads(raw), hashlib.sha256(raw).hexdigest()
     stages = {}
@@ -198,7 +198,7 @@ def prepare(pipeline: Path) -> tuple[Path, Path, int]:
         .replace(": true", ": True")
         .replace(": false", ": False")
     )
-    generated = next((pipeline.parent / "dags").glob("*.py"))
+    generated = pipeline.parent / "dags" / f"{lock['spec']['name']}.py"  # the training DAG, not <name>_monitor.py
     return generated, hand, len(lock["stages"])
 
 

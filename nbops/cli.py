@@ -130,6 +130,11 @@ def exec_stage_cmd(
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Stages run at once (default: cores).")
 @click.option("--run-id", help="Run id; with --stage/--from it defaults to the latest run (resume).")
 @click.option(
+    "--run-date",
+    metavar="YYYY-MM-DD",
+    help="What ${run_date} in the spec's parameters stands for (default: a resumed run's own, else today, UTC).",
+)
+@click.option(
     "--retry-delay",
     type=click.FloatRange(min=0),
     default=2.0,
@@ -143,16 +148,23 @@ def run_cmd(
     params: tuple[str, ...],
     jobs: int | None,
     run_id: str | None,
+    run_date: str | None,
     retry_delay: float,
 ) -> None:
     """Run the pipeline locally, one subprocess per stage, independent stages in parallel.
 
-    SIGTERM or Ctrl-C stops every running stage (each archives and records its partial
-    notebook), closes the run's MLflow record as KILLED and exits 3.
+    With a `retrain:` block, the retraining gate runs once its stage succeeds and its decision
+    is printed with the summary. SIGTERM or Ctrl-C stops every running stage (each archives
+    and records its partial notebook), closes the run's MLflow record as KILLED and exits 3.
     """
     from nbops.runner.local import RunOptions, run_pipeline
 
+    try:
+        run_date = _run_date(run_date)
+    except NbopsError as exc:
+        _fail(exc)
     options = RunOptions(
+        run_date=run_date,
         pipeline_file=pipeline_file,
         stages=stages,
         from_stage=from_stage,
@@ -169,6 +181,129 @@ def run_cmd(
         click.echo("nbops run: interrupted before any stage started; nothing ran.", err=True)
         sys.exit(ExitCode.INFRA)
     _exit_process(summary.exit_code)
+
+
+def _run_date(text: str | None) -> str | None:
+    from nbops.rundate import parse
+
+    return parse(text, "--run-date") if text is not None else None
+
+
+@main.command("gate")
+@PIPELINE_ARG
+@click.option("--run-id", required=True, help="The pipeline run whose challenger is judged.")
+@click.option("--promoted", metavar="LOCK_SHA256", help="The promoted pipeline (the DAG's retrain_gate task).")
+def gate_cmd(pipeline_file: Path, run_id: str, promoted: str | None) -> None:
+    """Run the retraining gate (`retrain:`) for a pipeline run: challenger vs champion.
+
+    Exit 0 when it decided (promoted, kept, or awaiting approval), 1 when it could not decide
+    (the stage registered no version, a metric is missing), 2 bad input, 3 the tracking store
+    failed. `nbops run` runs the gate itself; this command re-runs it or runs it in a DAG. In
+    a DAG (--promoted) with `approval: manual`, a decision that awaits no approval exits 99,
+    which skips the approval task.
+    """
+    from nbops.monitor import NOT_TRIGGERED
+    from nbops.retrain import describe, load_target, run_gate
+    from nbops.tracking.gate import Decision
+    from nbops.tracking.store import open_client
+
+    try:
+        pipeline, _, uri = load_target(None if promoted else pipeline_file, promoted)
+        result = run_gate(open_client(uri), pipeline, uri, run_id)
+    except NbopsError as exc:
+        _fail(exc)
+    click.echo(describe(result))
+    if result.failed:
+        sys.exit(ExitCode.NOTEBOOK)
+    manual = pipeline.spec.retrain is not None and pipeline.spec.retrain.approval == "manual"
+    if promoted and manual and result.decision is not Decision.AWAITING_APPROVAL:
+        click.echo("nbops gate: nothing awaits approval; the approval task is skipped.")
+        sys.exit(NOT_TRIGGERED)
+    sys.exit(ExitCode.OK)
+
+
+@main.command("approve")
+@PIPELINE_ARG
+@click.option("--run-id", help="The pipeline run whose decision is approved (default: the newest awaiting one).")
+@click.option("--reject", is_flag=True, help="Refuse the challenger: champion stays, the refusal is recorded.")
+@click.option("--promoted", metavar="LOCK_SHA256", help="The promoted pipeline (the DAG's promote_champion task).")
+def approve_cmd(pipeline_file: Path, run_id: str | None, reject: bool, promoted: str | None) -> None:
+    """Approve (or --reject) a gate decision that awaits approval (`approval: manual`): move
+    `champion` to the challenger and record who approved.
+
+    Exit 0 when done, 2 when nothing awaits approval there or the champion moved since the
+    decision, 3 when the tracking store fails. In a DAG (--promoted, after Airflow's approval)
+    a run whose gate kept the champion is reported and exits 0.
+    """
+    from nbops.errors import InputError
+    from nbops.retrain import applied_approval, approve, describe, load_target
+    from nbops.tracking.store import open_client
+
+    try:
+        pipeline, _, uri = load_target(None if promoted else pipeline_file, promoted)
+        client = open_client(uri)
+        if promoted:
+            if not run_id or reject:
+                raise InputError("--promoted needs --run-id and takes no --reject (Airflow's approval task rejects).")
+            result = applied_approval(client, pipeline, uri, run_id)
+        else:
+            result = approve(client, pipeline, uri, run_id, reject=reject)
+    except NbopsError as exc:
+        _fail(exc)
+    click.echo(
+        describe(result)
+        if result
+        else f"nbops approve: run {run_id}: nothing awaits approval (the gate kept the champion)."
+    )
+
+
+@main.command("monitor")
+@PIPELINE_ARG
+@click.option("-p", "--param", "params", multiple=True, help="Override: monitor.NAME=VALUE.")
+@click.option("--run-date", metavar="YYYY-MM-DD", help="The date of the data to check (default: today, UTC).")
+@click.option("--dry-run", is_flag=True, help="Only report whether the trigger holds; start no retraining run.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Stages run at once when retraining.")
+def monitor_cmd(
+    pipeline_file: Path, params: tuple[str, ...], run_date: str | None, dry_run: bool, jobs: int | None
+) -> None:
+    """Run the drift monitor (`monitor:`) as a recorded run; when its trigger holds, send the drift
+    alert and start a retraining run for the same run date.
+
+    Exit 0 whether or not the trigger holds (and when there is no champion yet to compare with);
+    1 when the monitor notebook fails; 2 bad input; 3 infrastructure; when a retraining run
+    starts and fails, its exit code.
+    """
+    from nbops.monitor import MonitorOptions, run_monitor
+
+    try:
+        result = run_monitor(
+            MonitorOptions(
+                pipeline_file=pipeline_file, params=params, run_date=_run_date(run_date), dry_run=dry_run, jobs=jobs
+            )
+        )
+    except NbopsError as exc:
+        _fail(exc)
+    click.echo(f"nbops monitor: {result.outcome.value}: {result.message}", err=True)
+    _exit_process(result.exit_code)
+
+
+@main.command("drift-check", hidden=True)
+@click.option("--promoted", metavar="LOCK_SHA256", required=True, help="The promoted pipeline.")
+@click.option("--run-id", required=True, help="The monitor run.")
+def drift_check_cmd(promoted: str, run_id: str) -> None:
+    """The monitor DAG's drift_trigger task: exit 0 when the trigger holds (the task's asset event
+    then schedules the training DAG; the drift alert is sent), 99 when it does not (the task is
+    skipped), 2 when the run has no monitor attempt, 3 infrastructure."""
+    from nbops.monitor import NOT_TRIGGERED, drift_check
+    from nbops.retrain import load_target
+
+    try:
+        pipeline, store, uri = load_target(None, promoted)
+        check = drift_check(store, pipeline, uri, run_id)
+    except NbopsError as exc:
+        _fail(exc)
+    click.echo(f"nbops drift-check: {check.message}")
+    sys.exit(ExitCode.OK if check.holds else NOT_TRIGGERED)
 
 
 @main.command("init")
@@ -317,6 +452,35 @@ def _audit_targets(
         )
     model = targets[0] if wanted else None
     return model, Path(extra[0]) if extra else pipeline_option
+
+
+@main.command("serve")
+@click.argument("targets", nargs=-1, metavar="[MODEL] [PIPELINE_FILE]")
+@click.option("--port", type=int, default=5001, show_default=True, help="Port on 127.0.0.1.")
+def serve_cmd(targets: tuple[str, ...], port: int) -> None:
+    """Serve a registered model with MLflow's scoring server on 127.0.0.1 (POST /invocations).
+
+    MODEL is NAME/VERSION, NAME@ALIAS or models:/...; default: the champion of the pipeline's
+    `retrain.model`. An alias is resolved to its version when the server starts, so after the
+    gate moves `champion`, restart it to serve the new one. Prints the address once the model
+    answers; Ctrl-C or SIGTERM stops it. Exit 0 once stopped that way, 2 for an unknown model,
+    alias or version or a taken port, 3 when the store cannot be read or the server fails.
+    """
+    from nbops.api import resolve_pipeline_file
+    from nbops.errors import InputError
+    from nbops.serve import serve_model
+
+    try:
+        files = [t for t in targets if t.endswith((".yaml", ".yml"))]
+        models = [t for t in targets if t not in files]
+        if len(files) > 1 or len(models) > 1:
+            raise InputError("nbops serve: give at most one MODEL and one pipeline file (a .yaml file).")
+        pipeline_file = resolve_pipeline_file(Path(files[0]) if files else Path("pipeline.yaml"))
+        sys.exit(serve_model(pipeline_file, models[0] if models else None, port))
+    except NbopsError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        sys.exit(0)
 
 
 @main.command("ui")

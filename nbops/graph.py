@@ -8,9 +8,24 @@ from graphlib import CycleError, TopologicalSorter
 CHECK_TASK = "check_conf"
 CLOSE_TASK = "close_run"
 OUTCOME_TASK = "stages_succeeded"
-RESERVED_STAGES = (CHECK_TASK, CLOSE_TASK, OUTCOME_TASK)
-"""Names no stage may take: the generated DAG's own tasks (the first checks the trigger conf, the last
-close the run's record and carry the stages' outcome into the DAG run's state)."""
+GATE_TASK = "retrain_gate"
+APPROVE_TASK = "approve_champion"
+PROMOTE_TASK = "promote_champion"
+MONITOR_STAGE = "monitor"
+DRIFT_TASK = "drift_trigger"
+RESERVED_STAGES = (
+    CHECK_TASK,
+    CLOSE_TASK,
+    OUTCOME_TASK,
+    GATE_TASK,
+    APPROVE_TASK,
+    PROMOTE_TASK,
+    MONITOR_STAGE,
+    DRIFT_TASK,
+)
+"""Names no stage may take: the generated DAGs' own tasks (the first checks the trigger conf, the last
+close the run's record and carry the stages' outcome into the DAG run's state; the retraining gate
+and its approval; the monitor notebook, run as a stage of that name, and its trigger)."""
 
 
 def find_cycle(needs: Mapping[str, Iterable[str]]) -> list[str] | None:

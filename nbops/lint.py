@@ -21,7 +21,7 @@ def lint(pipeline_file: Path) -> list[str]:
     """
     pipeline, problems = check_pipeline(pipeline_file)
     if pipeline is not None:
-        for name in pipeline.spec.stages:
+        for name in pipeline.runnable():
             problems += _stage_problems(pipeline, name)
     return problems
 
@@ -59,7 +59,7 @@ def _uncarried_imports(pipeline: Pipeline, name: str, cells: list[Any], where: s
     """Modules of the project the notebook imports (beside it) that its stage does not carry into
     a promoted run (``files:``): the import works here and fails in the pod."""
     root = pipeline.root.resolve()
-    notebook_dir = (root / pipeline.spec.stages[name].notebook).parent
+    notebook_dir = (root / pipeline.spec.entry(name).notebook).parent
     carried = set(pipeline.stage_files(name))
     problems = []
     for module in sorted(_imported_modules(cells)):

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nbops.errors import InfraError, InputError
+from nbops.graph import MONITOR_STAGE
 from nbops.notebook.parameters import Param
 from nbops.spec import FrozenFile, FrozenNotebook, Pipeline, PipelineSpec, ResolvedStage
 
@@ -67,6 +68,7 @@ class Lock(BaseModel):
     spec_sha256: str = Field(description="sha256 of the pipeline file's bytes.")
     spec: PipelineSpec = Field(description="The validated spec.")
     stages: dict[str, LockedStage] = Field(description="Frozen notebooks by stage.")
+    monitor: LockedStage | None = Field(None, description="The frozen monitor notebook (`monitor:`), if any.")
     git_commit: str = Field("unknown", description="Newest commit that changed the spec or a stage notebook.")
     git_dirty: bool = Field(False, description="Whether one of them differed from it (or was never committed).")
 
@@ -87,7 +89,8 @@ class Lock(BaseModel):
         """The pipeline as the stage command for ``stage`` sees it: that stage's notebook is
         fetched from the artifact store; the others are only named (a pod runs one stage)."""
         frozen = {}
-        for name, locked in self.stages.items():
+        every = {**self.stages, **({MONITOR_STAGE: self.monitor} if self.monitor is not None else {})}
+        for name, locked in every.items():
             rel = notebook_rel(locked.sha256)
             path_of = store.fetch(rel) if name == stage else store.local_root / rel
             files = tuple(

@@ -17,6 +17,7 @@ from typing import Any
 from nbops import __version__
 from nbops.context import git_state
 from nbops.errors import InfraError, InputError, format_problems
+from nbops.graph import MONITOR_STAGE
 from nbops.lint import lint
 from nbops.lock import (
     LOCK_VERSION,
@@ -44,6 +45,14 @@ from nbops.airflow import dag_from_lock
 
 dag = dag_from_lock(Path(__file__).with_name("{lock_name}"))
 """
+MONITOR_TEMPLATE = """{header} change {pipeline_file} or its notebooks and promote again.
+# The drift monitor of DAG {name}. Airflow parses this file; building the DAG reads only {lock_name} beside it.
+from pathlib import Path
+
+from nbops.airflow import monitor_dag_from_lock
+
+dag = monitor_dag_from_lock(Path(__file__).with_name("{lock_name}"))
+"""
 
 
 @dataclass
@@ -53,14 +62,18 @@ class PromoteReport:
     dag_file: Path
     lock_file: Path
     lock_sha256: str
+    monitor_file: Path | None = None
+    """The monitor DAG's file, when the pipeline has a monitor."""
     written: list[Path] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
+    """DAG files of an earlier promotion that the pipeline no longer has (its monitor DAG)."""
     published: list[str] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)
 
     @property
     def unchanged(self) -> bool:
         """True when no file in the DAG directory changed."""
-        return not self.written
+        return not self.written and not self.removed
 
 
 def promote(pipeline_file: Path, dags_dir: Path) -> PromoteReport:
@@ -79,7 +92,7 @@ def promote(pipeline_file: Path, dags_dir: Path) -> PromoteReport:
     stages: dict[str, LockedStage] = {}
     raws: dict[str, bytes] = {}
     carried: dict[str, bytes] = {}
-    for name, stage in pipeline.spec.stages.items():
+    for name in pipeline.runnable():
         contract = load_contract(pipeline, name)
         files = []
         for rel in pipeline.stage_files(name):
@@ -88,7 +101,7 @@ def promote(pipeline_file: Path, dags_dir: Path) -> PromoteReport:
             carried[digest] = data
             files.append(LockedFile(path=rel, sha256=digest))
         stages[name] = LockedStage(
-            notebook=stage.notebook,
+            notebook=contract.stage.notebook,
             sha256=contract.notebook.sha256,
             parameters=contract.schema.params,
             settings=contract.stage,
@@ -97,7 +110,7 @@ def promote(pipeline_file: Path, dags_dir: Path) -> PromoteReport:
         raws[contract.notebook.sha256] = contract.notebook.raw
     sources = (
         pipeline.path,
-        *(pipeline.notebook_path(name) for name in pipeline.spec.stages),
+        *(pipeline.notebook_path(name) for name in pipeline.runnable()),
         *(pipeline.root / f.path for locked in stages.values() for f in locked.files),
     )
     git = git_state(pipeline.root, paths=sources)
@@ -107,7 +120,8 @@ def promote(pipeline_file: Path, dags_dir: Path) -> PromoteReport:
         pipeline_file=Path(os.path.relpath(pipeline.path, dags)).as_posix(),
         spec_sha256=pipeline.sha256,
         spec=pipeline.spec,
-        stages=stages,
+        stages={name: locked for name, locked in stages.items() if name in pipeline.spec.stages},
+        monitor=stages.get(MONITOR_STAGE) if pipeline.spec.monitor is not None else None,
         git_commit=git.commit,
         git_dirty=git.dirty,
     )
@@ -115,8 +129,16 @@ def promote(pipeline_file: Path, dags_dir: Path) -> PromoteReport:
     digest = sha256_text(text)
     dag_file = dags / f"{pipeline.name}.py"
     lock_file = dags / f"{pipeline.name}.lock.json"
-    report = PromoteReport(dag_file=dag_file, lock_file=lock_file, lock_sha256=digest)
-    _check_ours(dag_file, lock_file)
+    monitor_file = dags / f"{pipeline.name}_monitor.py"
+    has_monitor = lock.monitor is not None
+    report = PromoteReport(
+        dag_file=dag_file, lock_file=lock_file, lock_sha256=digest, monitor_file=monitor_file if has_monitor else None
+    )
+    fields = {"header": HEADER, "pipeline_file": lock.pipeline_file, "lock_name": lock_file.name, "name": lock.name}
+    dag_text, monitor_text = DAG_TEMPLATE.format(**fields), MONITOR_TEMPLATE.format(**fields)
+    _check_ours(dag_file, dag_text, lock_file)
+    if has_monitor:
+        _check_ours(monitor_file, monitor_text)
 
     store = open_store(pipeline.root)
     blobs = [(notebook_rel(sha), raw) for sha, raw in sorted(raws.items())]
@@ -128,29 +150,86 @@ def promote(pipeline_file: Path, dags_dir: Path) -> PromoteReport:
 
     previous = _previous(lock_file)
     unreadable = previous is None and lock_file.exists()
-    dag_text = DAG_TEMPLATE.format(header=HEADER, pipeline_file=lock.pipeline_file, lock_name=lock_file.name)
-    for path, content in ((lock_file, text), (dag_file, dag_text)):
+    # A monitor DAG without a monitor in the lock beside it would fail to import: it goes first.
+    stale = not has_monitor and monitor_file.exists() and _ours(monitor_file, monitor_text)
+    if stale:
+        _remove(monitor_file)
+        report.removed.append(monitor_file)
+    outputs = [(lock_file, text), (dag_file, dag_text)]
+    new_monitor = has_monitor and not monitor_file.exists()
+    if has_monitor:
+        outputs.append((monitor_file, monitor_text))
+    for path, content in outputs:
         if _write_if_changed(path, content):
             report.written.append(path)
-    report.changes = describe_changes(previous, lock) if report.written else []
-    if unreadable and report.written:
-        report.changes = [f"{lock_file.name}: the previous lock could not be read (older nbops?); written anew"]
+    if lock_file in report.written:
+        report.changes = describe_changes(previous, lock)
+        if unreadable:
+            report.changes = [f"{lock_file.name}: the previous lock could not be read (older nbops?); written anew"]
+    else:
+        report.changes = [
+            f"{path.name} rewritten (the lock is unchanged)"
+            for path in report.written
+            if not (new_monitor and path == monitor_file)
+        ]
+    if new_monitor:
+        report.changes.append(f"new DAG '{lock.name}_monitor': the drift monitor ({monitor_file.name})")
+    if stale:
+        report.changes.append(
+            f"removed {monitor_file}: the pipeline has no monitor any more, so its monitor DAG "
+            f"'{lock.name}_monitor' is gone (its runs stay in Airflow's history)"
+        )
+    elif not has_monitor and monitor_file.exists() and report.written:
+        report.changes.append(f"{monitor_file} is not this pipeline's monitor DAG; left as it is")
     return report
 
 
-def _check_ours(dag_file: Path, lock_file: Path) -> None:
-    """Refuse to replace a DAG file someone else wrote."""
+def _check_ours(dag_file: Path, content: str, lock_file: Path | None = None) -> None:
+    """Refuse to replace a DAG file someone else wrote, or one nbops wrote for another DAG: the
+    monitor of pipeline ``a`` and pipeline ``a_monitor`` would share ``a_monitor.py``."""
     if dag_file.exists():
-        first = dag_file.read_text(encoding="utf-8", errors="replace")[: len(HEADER)]
-        if first != HEADER:
+        if not _ours(dag_file):
             raise InputError(
                 f"{dag_file}: exists and was not generated by `nbops promote` (its first line is not the nbops "
                 "header); nothing was written. Move it away or rename the pipeline."
             )
-    elif lock_file.exists():
+        if not _ours(dag_file, content):
+            raise InputError(
+                f"{dag_file}: was generated by `nbops promote` for another DAG (it does not build {_builds(content)}); "
+                "nothing was written. Two pipelines' DAG ids collide (a pipeline named like another's monitor "
+                "DAG, `<name>_monitor`): rename one of them."
+            )
+    elif lock_file is not None and lock_file.exists():
         raise InputError(
             f"{lock_file}: exists without its DAG file {dag_file.name}; nothing was written. Remove or restore it."
         )
+
+
+def _builds(content: str) -> str:
+    """The line of a generated DAG file that builds its DAG (its last)."""
+    return content.rstrip().splitlines()[-1]
+
+
+def _ours(dag_file: Path, content: str | None = None) -> bool:
+    """Whether ``nbops promote`` wrote this DAG file (it starts with the header) and, given the
+    ``content`` it would write now, for the same DAG (the same last line)."""
+    text = dag_file.read_text(encoding="utf-8", errors="replace")
+    if not text.startswith(HEADER):
+        return False
+    return content is None or _builds(text) == _builds(content)
+
+
+def _remove(path: Path) -> None:
+    """Remove a DAG file nbops wrote; like writing, a failure is the caller's to fix."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise InputError(
+            f"{path}: cannot remove this monitor DAG of an earlier promotion ({exc.strerror}); nothing was written. "
+            "Remove it by hand: the pipeline has no monitor any more."
+        ) from exc
 
 
 def _write_if_changed(path: Path, text: str) -> bool:

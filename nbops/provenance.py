@@ -14,13 +14,14 @@ it, its sha256 and where the copy lives), the spec itself and, for a promoted ru
 ``nbops run`` archives and closes its own parent run. Under Airflow, the DAG's last task
 runs :func:`close_promoted_run` whatever happened upstream: it archives, records the DAG
 run (dag id, run id, logical date, conf), closes stage records left open by a pod that
-died, and closes the parent ``FINISHED``, ``FAILED`` or ``KILLED`` as the stages ended.
+died, and closes the parent ``FINISHED``, ``FAILED`` or ``KILLED`` as the stages ended. The
+monitor DAG's last task does the same for its run, whose only stage is ``monitor``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from nbops.errors import InputError
+from nbops.graph import MONITOR_STAGE
 from nbops.lock import fetch_lock, lock_rel, notebook_rel
 from nbops.spec import Pipeline
 from nbops.storage import Store
@@ -75,20 +77,24 @@ class Sources(BaseModel):
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
 
 
-def publish_sources(store: Store, pipeline: Pipeline, lock_sha256: str | None = None) -> Sources:
-    """Store the spec and every stage notebook content-addressed (a no-op for copies already
-    there) and return the index. A promoted pipeline's files were published by ``nbops promote``.
+def publish_sources(
+    store: Store, pipeline: Pipeline, lock_sha256: str | None = None, stages: Sequence[str] | None = None
+) -> Sources:
+    """Store the spec and the notebook of each of ``stages`` (default: every stage; ``monitor``
+    for a monitor run) content-addressed (a no-op for copies already there) and return the
+    index. A promoted pipeline's files were published by ``nbops promote``.
 
     Raises:
         InputError: a notebook of the working tree cannot be read.
         InfraError: the store did not take a copy.
     """
     spec = pipeline.spec
+    entries = {name: spec.entry(name) for name in (spec.stages if stages is None else stages)}
     if lock_sha256 is not None:
         notebooks = {
             name: SourceFile(path=stage.notebook, sha256=pipeline.frozen[name].sha256,
                              store_path=notebook_rel(pipeline.frozen[name].sha256))
-            for name, stage in spec.stages.items()
+            for name, stage in entries.items()
         }  # fmt: skip
         lock = SourceFile(path=f"{spec.name}.lock.json", sha256=lock_sha256, store_path=lock_rel(lock_sha256))
         spec_file = SourceFile(path="pipeline.yaml", sha256=pipeline.sha256, store_path=spec_rel(pipeline.sha256))
@@ -96,7 +102,7 @@ def publish_sources(store: Store, pipeline: Pipeline, lock_sha256: str | None = 
     raw_spec = _read(pipeline.path)
     store.publish(spec_rel(pipeline.sha256), raw_spec)
     notebooks = {}
-    for name, stage in spec.stages.items():
+    for name, stage in entries.items():
         raw = _read(pipeline.notebook_path(name))
         sha = _sha256(raw)
         store.publish(notebook_rel(sha), raw)
@@ -143,6 +149,8 @@ class AirflowRun:
     run_id: str
     logical_date: str = ""
     conf: dict[str, Any] = field(default_factory=dict)
+    monitor: bool = False
+    """A run of the ``<name>_monitor`` DAG: its record holds the monitor notebook and no stage."""
 
     @classmethod
     def from_json(cls, text: str) -> AirflowRun:
@@ -156,7 +164,10 @@ class AirflowRun:
             conf = data.get("conf") or {}
             if not isinstance(conf, dict):
                 raise TypeError("conf is not an object")
-            return cls(str(data["dag_id"]), str(data["run_id"]), str(data.get("logical_date") or ""), conf)
+            monitor = data.get("monitor", False)
+            if not isinstance(monitor, bool):
+                raise TypeError("monitor is not a boolean")
+            return cls(str(data["dag_id"]), str(data["run_id"]), str(data.get("logical_date") or ""), conf, monitor)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InputError(f"--airflow-json: not the DAG run description the DAG renders ({exc}).") from None
 
@@ -228,6 +239,9 @@ def close_promoted_run(store: Store, uri: str, lock_sha256: str, run_id: str, ai
 
     lock, path = fetch_lock(store, lock_sha256)
     pipeline = lock.pipeline(path, store, stage=None)
+    if airflow.monitor and pipeline.spec.monitor is None:
+        raise InputError(f"lock {lock_sha256[:12]}: a monitor run was to be closed, but the pipeline has no monitor.")
+    stages = [MONITOR_STAGE] if airflow.monitor else list(pipeline.spec.stages)
     client = open_client(uri)
     experiment = record.ensure_experiment(client, pipeline.name, experiment_location(uri, store.mlflow_location))
     masked = Redactor.from_env().value(airflow.conf)
@@ -238,14 +252,14 @@ def close_promoted_run(store: Store, uri: str, lock_sha256: str, run_id: str, ai
         run_id,
         {tags.SPEC_SHA256: pipeline.sha256, tags.LOCK_SHA256: lock_sha256, tags.TRIGGER: "airflow"},
     )
-    archive(client, parent, store, publish_sources(store, pipeline, lock_sha256))
+    archive(client, parent, store, publish_sources(store, pipeline, lock_sha256, stages))
     overrides: dict[str, dict[str, Any]] = {}
     for key, value in masked.items():
         stage, _, name = str(key).partition(".")
-        if stage in pipeline.spec.stages and name:
+        if stage in stages and name:
             overrides.setdefault(stage, {})[name] = value
     log_overrides(client, parent, overrides)
-    closed = settle(client, experiment, parent, list(pipeline.spec.stages))
+    closed = settle(client, experiment, parent, stages)
     described = {
         tags.AIRFLOW_DAG_ID: airflow.dag_id,
         tags.AIRFLOW_RUN_ID: airflow.run_id,

@@ -18,7 +18,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nbops.errors import InputError, did_you_mean, format_problems
-from nbops.graph import RESERVED_STAGES, find_cycle
+from nbops.graph import MONITOR_STAGE, RESERVED_STAGES, find_cycle
 
 NAME_RE = r"^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$"
 STAGE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -124,18 +124,94 @@ class StageSpec(StageSettings):
     @field_validator("notebook")
     @classmethod
     def _is_notebook(cls, value: str) -> str:
-        if not value.endswith(".ipynb"):
-            raise ValueError(f"'{value}' is not a .ipynb file")
-        return value
+        return check_notebook(value)
 
 
 class RetrainSpec(_Model):
-    """The champion/challenger gate of the registered model."""
+    """The champion/challenger gate of the registered model, executed by nbops after ``stage``."""
 
     model: str = Field(min_length=1, description="Registered model name in the MLflow registry.")
-    metric: str = Field(min_length=1, description="Metric compared between challenger and champion.")
+    stage: str = Field(min_length=1, description="The stage whose run registers the challenger version.")
+    metric: str = Field(min_length=1, description="Metric of that stage run compared with the champion's.")
     direction: Literal["maximize", "minimize"] = Field("maximize", description="Which way is better.")
-    min_improvement: float = Field(0.0, ge=0, description="Margin the challenger must win by.")
+    min_improvement: float = Field(0.0, ge=0, description="Margin the challenger must win by (strictly more).")
+    approval: Literal["auto", "manual"] = Field(
+        "auto", description="manual: a person approves (nbops approve, Airflow's approval task) before the alias moves."
+    )
+
+
+class TriggerSpec(_Model):
+    """When a monitor run starts a retraining run: its metric above or below a threshold."""
+
+    metric: str = Field(min_length=1, description="A metric the monitor notebook logs (a `metrics` cell).")
+    above: float | None = Field(None, description="Retrain when the metric is strictly above this value.")
+    below: float | None = Field(None, description="Retrain when the metric is strictly below this value.")
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> TriggerSpec:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("give exactly one of 'above' and 'below'")
+        return self
+
+    def holds(self, value: float) -> bool:
+        """Whether ``value`` of the metric calls for retraining."""
+        if self.above is not None:
+            return value > self.above
+        return value < (self.below if self.below is not None else float("-inf"))
+
+    def describe(self) -> str:
+        """The rule as text: ``drift_score > 0.2``."""
+        return f"{self.metric} > {self.above:g}" if self.above is not None else f"{self.metric} < {self.below:g}"
+
+
+class MonitorSpec(StageSettings):
+    """The drift monitor: a tagged notebook run on its own schedule, whose metric may start a retraining run."""
+
+    notebook: str = Field(description="Path of the monitor notebook, relative to the pipeline file.")
+    schedule: str | None = Field("@daily", description="Cron expression or Airflow preset of the monitor DAG.")
+    parameters: dict[str, Any] = Field(default_factory=dict, description="Parameter overrides of the notebook.")
+    files: FilesGlobs = ()
+    trigger: TriggerSpec = Field(description="The metric and threshold that start a retraining run.")
+
+    @field_validator("notebook")
+    @classmethod
+    def _is_notebook(cls, value: str) -> str:
+        return check_notebook(value)
+
+    @field_validator("schedule")
+    @classmethod
+    def _is_schedule(cls, value: str | None) -> str | None:
+        return check_schedule(value)
+
+
+AlertEvent = Literal["failure", "champion_change", "drift"]
+ALERT_EVENTS: tuple[AlertEvent, ...] = ("failure", "champion_change", "drift")
+
+
+class AlertsSpec(_Model):
+    """Where alerts go (Apprise URLs) and on which events."""
+
+    urls: tuple[str, ...] = Field(
+        (), description="Apprise URLs; ${VAR} is read from the environment when sending, never printed."
+    )
+    on: tuple[AlertEvent, ...] = Field(ALERT_EVENTS, description="Events that send an alert.")
+    connection: str | None = Field(
+        None, description="Airflow connection id (apprise provider) whose URLs the DAGs' alerts also go to."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _on_is_a_key(cls, data: Any) -> Any:
+        # YAML 1.1 reads a bare `on:` key as the boolean true.
+        if isinstance(data, dict) and True in data and "on" not in data:
+            data = {("on" if k is True else k): v for k, v in data.items()}
+        return data
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> AlertsSpec:
+        if not self.urls and not self.connection:
+            raise ValueError("give 'urls' (Apprise URLs) or an Airflow 'connection', or drop 'alerts'")
+        return self
 
 
 K8S_NAME_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -179,6 +255,8 @@ class PipelineSpec(_Model):
     defaults: StageSettings = Field(default_factory=StageSettings, description="Defaults for every stage.")
     stages: dict[str, StageSpec] = Field(min_length=1, description="Stages by name.")
     retrain: RetrainSpec | None = Field(None, description="Optional champion/challenger gate.")
+    monitor: MonitorSpec | None = Field(None, description="Optional drift monitor that starts retraining runs.")
+    alerts: AlertsSpec | None = Field(None, description="Optional alerts on failure, champion change and drift.")
     kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec, description="Stage pod settings.")
     airflow: AirflowSpec = Field(default_factory=AirflowSpec, description="Generated DAG settings.")
     files: FilesGlobs = ()
@@ -186,16 +264,19 @@ class PipelineSpec(_Model):
     @field_validator("schedule")
     @classmethod
     def _is_schedule(cls, value: str | None) -> str | None:
-        if value is None or value in CRON_PRESETS:
-            return value
-        fields = value.split()
-        if len(fields) not in (5, 6) or not all(re.fullmatch(r"[0-9*/,\-A-Za-z?LW#]+", f) for f in fields):
-            raise ValueError(f"'{value}' is neither a 5-field cron expression nor a preset like @daily")
-        return value
+        return check_schedule(value)
+
+    def entry(self, stage: str) -> StageSpec:
+        """A stage's own entry; the monitor (``stage`` = ``monitor``) as a stage with no needs."""
+        if stage == MONITOR_STAGE and self.monitor is not None and stage not in self.stages:
+            m = self.monitor
+            own = {k: getattr(m, k) for k in StageSettings.model_fields}
+            return StageSpec(notebook=m.notebook, parameters=m.parameters, files=m.files, **own)
+        return self.stages[stage]
 
     def resolved(self, stage: str) -> ResolvedStage:
         """Return stage ``stage`` with every inherited setting filled in."""
-        spec = self.stages[stage]
+        spec = self.entry(stage)
         base = self.defaults
 
         def pick(field: str, fallback: Any) -> Any:
@@ -282,11 +363,11 @@ class Pipeline(_Model):
         """Absolute path of a stage's notebook (the published copy when promoted)."""
         if stage in self.frozen:
             return self.frozen[stage].path
-        return (self.root / self.spec.stages[stage].notebook).resolve()
+        return (self.root / self.spec.entry(stage).notebook).resolve()
 
     def stage(self, stage: str) -> ResolvedStage:
         """A stage with defaults applied; InputError naming the file for unknown names."""
-        if stage not in self.spec.stages:
+        if stage not in self.spec.stages and not (stage == MONITOR_STAGE and self.spec.monitor is not None):
             known = ", ".join(self.spec.stages)
             hint = did_you_mean(stage, self.spec.stages) or "."
             raise InputError(f"{self.path}: there is no stage '{stage}' (stages: {known}){hint}")
@@ -304,9 +385,30 @@ class Pipeline(_Model):
         found.discard(Path(resolved.notebook).as_posix())
         return sorted(found)
 
+    def runnable(self) -> list[str]:
+        """What a stage command can run: every stage, then the monitor when there is one."""
+        return [*self.spec.stages, *([MONITOR_STAGE] if self.spec.monitor is not None else [])]
+
     def needs(self) -> dict[str, tuple[str, ...]]:
         """The dependency graph: stage -> upstream stages."""
         return {name: s.needs for name, s in self.spec.stages.items()}
+
+
+def check_notebook(value: str) -> str:
+    """A notebook path must name a .ipynb file; ValueError otherwise."""
+    if not value.endswith(".ipynb"):
+        raise ValueError(f"'{value}' is not a .ipynb file")
+    return value
+
+
+def check_schedule(value: str | None) -> str | None:
+    """A cron expression or an Airflow preset (or None); ValueError otherwise."""
+    if value is None or value in CRON_PRESETS:
+        return value
+    fields = value.split()
+    if len(fields) not in (5, 6) or not all(re.fullmatch(r"[0-9*/,\-A-Za-z?LW#]+", f) for f in fields):
+        raise ValueError(f"'{value}' is neither a 5-field cron expression nor a preset like @daily")
+    return value
 
 
 def stage_globs(notebook: str, pipeline: tuple[str, ...], stage: tuple[str, ...]) -> tuple[str, ...]:
@@ -416,8 +518,17 @@ def _salvage(model: type[_M], value: object) -> _M | None:
 
 
 def graph_problems(spec: PipelineSpec) -> list[str]:
-    """Stage names, unknown ``needs`` and cycles, all found in one pass."""
-    return _graph_problems(spec.stages, list(spec.stages))
+    """Stage names, unknown ``needs`` and cycles, all found in one pass; the stage the gate follows."""
+    problems = _graph_problems(spec.stages, list(spec.stages))
+    if spec.retrain is not None and spec.retrain.stage not in spec.stages:
+        name = spec.retrain.stage
+        problems.append(f"retrain.stage: unknown stage '{name}'{did_you_mean(name, spec.stages)}")
+    if spec.monitor is not None and spec.retrain is None:
+        problems.append(
+            "monitor: a monitor compares new data with what the champion was trained on, so it needs a "
+            "`retrain:` block naming the registered model"
+        )
+    return problems
 
 
 def _graph_problems(stages: Mapping[str, StageSpec], names: list[str]) -> list[str]:

@@ -21,7 +21,7 @@ SMOKE = ["-p", "ingest.batch_size=400", "-p", "optimize.n_iter=2", "-p", "optimi
 def example(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, subprocess.CompletedProcess[str]]:
     root = tmp_path_factory.mktemp("example")
     project = example_project(root)
-    return project, project.nbops("run", "pipeline.yaml", *SMOKE, timeout=600)
+    return project, project.nbops("run", "pipeline.yaml", "--run-date", "2026-06-01", *SMOKE, timeout=600)
 
 
 def test_example_runs_end_to_end(example: tuple[Project, subprocess.CompletedProcess[str]]) -> None:
@@ -30,6 +30,7 @@ def test_example_runs_end_to_end(example: tuple[Project, subprocess.CompletedPro
     for stage in STAGES:
         assert f"ok    {stage}" in result.stderr
     assert "succeeded" in result.stderr.splitlines()[-1]
+    assert "gate diagnosis-classifier: promoted (first_version)" in result.stderr
 
 
 def test_example_mlflow_record(example: tuple[Project, subprocess.CompletedProcess[str]]) -> None:
@@ -104,3 +105,19 @@ def test_notebooks_run_interactively_under_nbval(example: tuple[Project, subproc
     assert check.returncode == 0, check.stdout[-4000:] + check.stderr[-2000:]
     assert " passed" in check.stdout
     assert Path(project.root / ".nbops" / "scratch" / "outputs" / "batch.csv").exists()
+
+
+def test_the_monitor_compares_new_batches_with_the_champions(
+    example: tuple[Project, subprocess.CompletedProcess[str]],
+) -> None:
+    project, _ = example
+    small = ["-p", "monitor.batch_size=400"]
+    same = project.nbops("monitor", "--run-date", "2026-06-15", *small, timeout=600)
+    assert same.returncode == 0, same.stderr
+    assert "trigger drift_score > 0.2 does not hold" in same.stderr
+    later = project.nbops("monitor", "--run-date", "2026-12-01", "--dry-run", *small, timeout=600)
+    assert later.returncode == 0, later.stderr
+    assert "trigger drift_score > 0.2 holds" in later.stderr and "dry_run" in later.stderr
+    (newest, *_) = sorted(project.attempts("diagnosis", "monitor"), key=lambda p: -p.stat().st_mtime)
+    drift = (newest / "outputs" / "drift.csv").read_text().splitlines()
+    assert drift[0].startswith("feature") and len(drift) > 20

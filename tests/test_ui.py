@@ -21,7 +21,8 @@ import psutil
 import pytest
 
 from nbops.errors import InfraError
-from nbops.ui import run_server
+from nbops.server import run_server
+from nbops.ui import UI
 from tests.conftest import Project, free_port
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -131,7 +132,7 @@ def test_a_server_that_exits_before_it_answers_fails_with_its_code_and_output() 
     announced: list[bool] = []
     started = time.monotonic()
     with pytest.raises(InfraError) as failure:
-        run_server(cmd, port, lambda: announced.append(True), startup_timeout=60)
+        run_server(cmd, port, lambda: announced.append(True), UI, startup_timeout=60)
     assert time.monotonic() - started < 10
     assert failure.value.exit_code == 3
     assert "exited with code 7 before it answered" in str(failure.value), failure.value
@@ -152,7 +153,7 @@ def test_a_server_that_never_answers_is_stopped_after_the_startup_timeout() -> N
     )
     announced: list[bool] = []
     with pytest.raises(InfraError) as failure:
-        run_server([sys.executable, "-c", code], port, lambda: announced.append(True), startup_timeout=3)
+        run_server([sys.executable, "-c", code], port, lambda: announced.append(True), UI, startup_timeout=3)
     assert f"did not answer on http://127.0.0.1:{port} within 3 s" in str(failure.value), failure.value
     assert "still loading" in str(failure.value)
     assert not announced

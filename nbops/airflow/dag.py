@@ -2,30 +2,36 @@
 
 The lock was validated when it was written; here it is read as plain JSON so that parsing
 a DAG file costs little more than the operators it creates (see benchmarks/dag_parse.py).
+The monitor DAG of the same lock is built in :mod:`nbops.airflow.monitor`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import DAG
+from airflow.sdk import DAG, BaseOperator
 
 from nbops.airflow import conf
+from nbops.airflow.notify import failure_notifier
 from nbops.airflow.operator import NbopsStageOperator
-from nbops.airflow.params import dag_params, stage_defaults, type_label
-from nbops.airflow.pod import close_arguments, pod_arguments
+from nbops.airflow.params import dag_params, locked_stage, stage_defaults, type_label
+from nbops.airflow.pod import close_arguments, gate_arguments, pod_arguments, promote_arguments
 from nbops.airflow.settings import settings_macro
-from nbops.graph import OUTCOME_TASK, topological_order
+from nbops.graph import APPROVE_TASK, OUTCOME_TASK, topological_order
 
 # Fixed so that the DAG's identity never depends on when it was parsed; catchup is off.
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 LOCK_VERSION = 1
+APPROVAL_TIMEOUT = timedelta(days=7)
+"""How long the approval waits for a person; then it counts as Reject (the champion stays), so an
+unanswered request does not hold back the pipeline's next runs for ever."""
 
 
 CLOSE_DOC = (
@@ -37,8 +43,9 @@ CLOSE_DOC = (
 
 
 OUTCOME_DOC = (
-    "Succeeds when every stage succeeded and fails (upstream_failed) otherwise, so that the DAG run's state is "
-    "the stages' own; `close_run` fails the run only when the record itself cannot be written."
+    "Succeeds when every task before it succeeded or was skipped (a rejected approval skips "
+    "`promote_champion`) and fails (upstream_failed) otherwise, so that the DAG run's state is the stages' "
+    "own; `close_run` fails the run only when the record itself cannot be written."
 )
 
 
@@ -48,12 +55,18 @@ class LockFormatError(ValueError):
 
 def dag_from_lock(path: Path) -> DAG:
     """The DAG of the pipeline frozen in the lock file at ``path``."""
+    return load(path, build_dag)
+
+
+def load(path: Path, build: Callable[[dict[str, Any], str, Path], DAG]) -> DAG:
+    """``build(lock, lock sha256, project dir)`` for the lock file at ``path``; LockFormatError
+    naming the file when it is not a lock this nbops can build from."""
     raw = path.read_bytes()
     try:
         lock = json.loads(raw)
         if lock.get("lock_version") != LOCK_VERSION:
             raise LockFormatError(f"lock_version {lock.get('lock_version')!r}, expected {LOCK_VERSION}")
-        return build_dag(lock, hashlib.sha256(raw).hexdigest(), (path.parent / lock["pipeline_file"]).parent)
+        return build(lock, hashlib.sha256(raw).hexdigest(), (path.parent / lock["pipeline_file"]).parent)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise LockFormatError(
             f"{path}: not a lock this nbops can build a DAG from ({type(exc).__name__}: {exc}). "
@@ -61,22 +74,21 @@ def dag_from_lock(path: Path) -> DAG:
         ) from exc
 
 
-def build_dag(lock: dict[str, Any], lock_sha256: str, project_dir: Path) -> DAG:
-    """One task per stage, wired by ``needs``, after the conf check and before closing the record."""
+def new_dag(lock: dict[str, Any], project_dir: Path, **kwargs: Any) -> DAG:
+    """A DAG with what both of a pipeline's DAGs share: start date, tags, settings macro, failure alert."""
     spec = lock["spec"]
-    dag = DAG(
-        dag_id=spec["name"],
-        description=spec["description"] or None,
-        schedule=spec["schedule"],
+    return DAG(
         start_date=START_DATE,
         catchup=False,
-        max_active_runs=spec["airflow"]["max_active_runs"],
-        tags=["nbops", *spec["airflow"]["tags"]],
-        doc_md=doc_md(lock, lock_sha256),
-        params=dag_params(lock),
         user_defined_macros={"nbops_setting": settings_macro(project_dir, spec["kubernetes"]["artifacts_claim"])},
+        on_failure_callback=failure_notifier(lock),
+        **kwargs,
     )
-    check = PythonOperator(
+
+
+def check_task(dag: DAG) -> PythonOperator:
+    """The DAG's first task: the trigger conf checked whole against the DAG's params."""
+    return PythonOperator(
         task_id=conf.TASK_ID,
         dag=dag,
         doc_md=conf.DOC,
@@ -84,6 +96,39 @@ def build_dag(lock: dict[str, Any], lock_sha256: str, project_dir: Path) -> DAG:
         op_kwargs={"valid": sorted(dag.params)},
         retries=0,
     )
+
+
+def finish(
+    dag: DAG, close: NbopsStageOperator, everything: Sequence[BaseOperator], outcome: Sequence[BaseOperator], doc: str
+) -> None:
+    """Close the record after ``everything``, whatever happened, and carry ``outcome``'s into the DAG run.
+
+    A teardown that can fail the run is the only leaf Airflow would look at, so
+    `stages_succeeded`, a leaf of its own that fails when a task before it did, carries the
+    outcome into the DAG run's state. It accepts skipped tasks: a rejected approval, a monitor
+    run whose trigger did not hold.
+    """
+    list(everything) >> close
+    close.as_teardown(on_failure_fail_dagrun=True)
+    list(outcome) >> EmptyOperator(task_id=OUTCOME_TASK, dag=dag, doc_md=doc, trigger_rule="none_failed")
+
+
+def build_dag(lock: dict[str, Any], lock_sha256: str, project_dir: Path) -> DAG:
+    """One task per stage, wired by ``needs``, after the conf check and before closing the record;
+    the retraining gate (and its approval) after the stage that registers the model."""
+    spec = lock["spec"]
+    dag = new_dag(
+        lock,
+        project_dir,
+        dag_id=spec["name"],
+        description=spec["description"] or None,
+        schedule=training_schedule(spec),
+        max_active_runs=spec["airflow"]["max_active_runs"],
+        tags=["nbops", *spec["airflow"]["tags"]],
+        doc_md=doc_md(lock, lock_sha256),
+        params=dag_params(lock),
+    )
+    check = check_task(dag)
     tasks: dict[str, NbopsStageOperator] = {}
     for name in stage_order(lock):
         task = NbopsStageOperator(dag=dag, doc_md=stage_doc(lock, name), **pod_arguments(lock, lock_sha256, name))
@@ -92,14 +137,134 @@ def build_dag(lock: dict[str, Any], lock_sha256: str, project_dir: Path) -> DAG:
         if not lock["stages"][name]["settings"]["needs"]:
             check >> task
         tasks[name] = task
-    # The record is closed whatever happened upstream. A teardown that can fail the run is the
-    # only leaf Airflow would look at, so `stages_succeeded`, a leaf of its own that succeeds
-    # only when every stage did, carries the stages' outcome into the DAG run's state.
+    retraining = retrain_tasks(dag, lock, lock_sha256, tasks)
     close = NbopsStageOperator(dag=dag, doc_md=CLOSE_DOC, **close_arguments(lock, lock_sha256))
-    list(tasks.values()) >> close
-    close.as_teardown(on_failure_fail_dagrun=True)
-    list(tasks.values()) >> EmptyOperator(task_id=OUTCOME_TASK, dag=dag, doc_md=OUTCOME_DOC)
+    # The approval reaches the outcome through promote_champion: a direct link would let a
+    # Reject skip the outcome itself.
+    outcome = [*tasks.values(), *(t for t in retraining if t.task_id != APPROVE_TASK)]
+    finish(dag, close, [*tasks.values(), *retraining], outcome, OUTCOME_DOC)
     return dag
+
+
+def retrain_tasks(
+    dag: DAG, lock: dict[str, Any], lock_sha256: str, stages: dict[str, NbopsStageOperator]
+) -> list[BaseOperator]:
+    """``retrain_gate`` after the stage ``retrain.stage``; with manual approval, then
+    ``approve_champion`` (a person's Approve or Reject in Airflow) and ``promote_champion``."""
+    retrain = lock["spec"].get("retrain")
+    if retrain is None:
+        return []
+    gate = NbopsStageOperator(dag=dag, doc_md=gate_doc(retrain), **gate_arguments(lock, lock_sha256))
+    stages[retrain["stage"]] >> gate
+    if retrain["approval"] != "manual":
+        return [gate]
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    approve = ApprovalOperator(
+        task_id=APPROVE_TASK,
+        dag=dag,
+        doc_md=APPROVE_DOC,
+        subject=literal(f"Make the new version of model {retrain['model']} its champion?"),
+        body=approval_body(lock["spec"]["name"], retrain),
+        defaults=ApprovalOperator.REJECT,
+        response_timeout=APPROVAL_TIMEOUT,
+        retries=0,
+    )
+    promote = NbopsStageOperator(dag=dag, doc_md=PROMOTE_DOC, **promote_arguments(lock, lock_sha256))
+    gate >> approve >> promote
+    return [gate, approve, promote]
+
+
+def literal(text: str) -> str:
+    """A template that renders as ``text`` verbatim: a Jinja string literal, so that braces in a
+    model or metric name are shown, never evaluated."""
+    return "{{ " + json.dumps(text, ensure_ascii=False) + " }}"
+
+
+def rule(retrain: dict[str, Any]) -> str:
+    """The gate's rule in words."""
+    better = "higher" if retrain["direction"] == "maximize" else "lower"
+    return (
+        f"the challenger's `{retrain['metric']}` must be {better} than the champion's by more than "
+        f"{retrain['min_improvement']:g} ({retrain['direction']})"
+    )
+
+
+APPROVE_DOC = (
+    "Asks a person to approve the retraining gate's decision (`approval: manual`). Approve: `promote_champion` "
+    f"moves the `champion` alias. Reject, or no answer within {APPROVAL_TIMEOUT.days} days: the champion stays "
+    "and `promote_champion` is skipped."
+)
+PROMOTE_DOC = (
+    "Applies the approval given in `approve_champion` (`nbops approve`): moves `champion` to the challenger "
+    "when the gate's decision awaits approval, and records who approved; does nothing when the gate kept "
+    "the champion."
+)
+
+
+def approval_body(pipeline: str, retrain: dict[str, Any]) -> str:
+    """The approval request (Markdown): what is asked, the rule, where the decision is recorded."""
+    head = (
+        f"The retraining gate of pipeline {pipeline} compared the version of model {retrain['model']} that stage "
+        f"{retrain['stage']} registered in this DAG run with the champion. Rule: {rule(retrain)}.\n\n"
+        "The gate's decision (awaiting approval, or kept when the challenger did not win), both metric values "
+        "and the margin are recorded in MLflow as tags `nbops.gate.*` on the pipeline run (experiment "
+        f"{pipeline}, tag `nbops.run_id` = `"
+    )
+    tail = (
+        "`) and on the model version.\n\n"
+        "- **Approve**: `promote_champion` moves the `champion` alias to the new version, when the gate's "
+        "decision awaits approval.\n"
+        "- **Reject**: the champion stays; `promote_champion` is skipped. No answer within "
+        f"{APPROVAL_TIMEOUT.days} days counts as Reject."
+    )
+    return literal(head) + "{{ run_id }}" + literal(tail)
+
+
+def gate_doc(retrain: dict[str, Any]) -> str:
+    """The gate task's documentation."""
+    then = (
+        "Records its decision awaiting approval; `approve_champion` asks a person."
+        if retrain["approval"] == "manual"
+        else "Moves the `champion` alias when the challenger wins."
+    )
+    return (
+        f"The retraining gate (`nbops gate`): the version of `{retrain['model']}` that stage `{retrain['stage']}` "
+        f"registered in this run against the champion; {rule(retrain)}. {then} The decision is recorded in MLflow "
+        "as tags `nbops.gate.*` on the pipeline run and the model version. Fails (not retried) when it cannot "
+        "decide: the stage registered no version, or a metric is missing."
+    )
+
+
+def drift_asset(pipeline: str) -> Any:
+    """The Asset the monitor DAG emits when its trigger holds, and the training DAG is scheduled on."""
+    from airflow.sdk import Asset
+
+    return Asset(name=f"{pipeline}_drift", uri=f"nbops://{pipeline}/drift")
+
+
+def training_schedule(spec: dict[str, Any]) -> Any:
+    """The spec's schedule; with a monitor, the drift asset too (either one starts a run)."""
+    if spec.get("monitor") is None:
+        return spec["schedule"]
+    asset = drift_asset(spec["name"])
+    if spec["schedule"] is None:
+        return asset
+    from airflow.sdk import AssetOrTimeSchedule
+
+    return AssetOrTimeSchedule(timetable=timetable(spec["schedule"]), assets=asset)
+
+
+def timetable(schedule: str) -> Any:
+    """The timetable Airflow makes of a ``schedule`` string (a cron expression or a preset)."""
+    from airflow.sdk import CronTriggerTimetable
+    from airflow.sdk.definitions.timetables.simple import ContinuousTimetable, OnceTimetable
+
+    if schedule == "@once":
+        return OnceTimetable()
+    if schedule == "@continuous":
+        return ContinuousTimetable()
+    return CronTriggerTimetable(schedule, timezone="UTC")
 
 
 def stage_order(lock: dict[str, Any]) -> list[str]:
@@ -108,16 +273,14 @@ def stage_order(lock: dict[str, Any]) -> list[str]:
 
 
 def doc_md(lock: dict[str, Any], lock_sha256: str) -> str:
-    """The DAG's documentation: what was promoted, and a table of its stages."""
+    """The DAG's documentation: what was promoted, a table of its stages, the gate and the schedule."""
     spec = lock["spec"]
     lines = [
         f"# {spec['name']}",
         "",
         spec["description"],
         "",
-        f"Promoted by nbops {lock['nbops_version']} from `{lock['pipeline_file']}` "
-        f"(spec sha256 `{lock['spec_sha256'][:12]}`, lock sha256 `{lock_sha256[:12]}`). "
-        "Do not edit the DAG file: change the pipeline and run `nbops promote` again.",
+        promoted_line(lock, lock_sha256),
         "",
         "| stage | notebook | sha256 | needs | image | cpu / memory / gpu | retries | timeout (s) |",
         "|---|---|---|---|---|---|---|---|",
@@ -132,12 +295,42 @@ def doc_md(lock: dict[str, Any], lock_sha256: str) -> str:
             f"{stage['retries']} | {stage['timeout']} |"
         )
     lines += ["", "Parameters appear in the trigger form as `<stage>.<name>`, typed by each notebook."]
+    retrain = spec.get("retrain")
+    if retrain is not None:
+        approval = (
+            "a person approves in `approve_champion` before `promote_champion` moves the alias"
+            if retrain["approval"] == "manual"
+            else "the gate moves the alias itself"
+        )
+        lines += [
+            "",
+            f"**Retraining gate.** After `{retrain['stage']}`, `retrain_gate` judges the new version of model "
+            f"`{retrain['model']}` against its champion: {rule(retrain)}; {approval}. The decision is recorded as "
+            "MLflow tags `nbops.gate.*` on the pipeline run and the model version.",
+        ]
+    if spec.get("monitor") is not None:
+        when = f"on `{spec['schedule']}` and " if spec["schedule"] else ""
+        lines += [
+            "",
+            f"**Schedule.** Runs {when}whenever the drift monitor (DAG `{spec['name']}_monitor`) emits the asset "
+            f"`nbops://{spec['name']}/drift`. A run the asset starts has no logical date: its run date "
+            "(`${run_date}`) is the day the drift was reported (the run's run-after date).",
+        ]
     return "\n".join(lines)
+
+
+def promoted_line(lock: dict[str, Any], lock_sha256: str) -> str:
+    """Where a DAG comes from, and how to change it."""
+    return (
+        f"Promoted by nbops {lock['nbops_version']} from `{lock['pipeline_file']}` "
+        f"(spec sha256 `{lock['spec_sha256'][:12]}`, lock sha256 `{lock_sha256[:12]}`). "
+        "Do not edit the DAG file: change the pipeline and run `nbops promote` again."
+    )
 
 
 def stage_doc(lock: dict[str, Any], stage: str) -> str:
     """A task's documentation: its notebook and parameters."""
-    locked = lock["stages"][stage]
+    locked = locked_stage(lock, stage)
     defaults = stage_defaults(lock, stage)
     rows = [
         f"| `{p['name']}` | {type_label(p)} | `{defaults[p['name']]!r}` | {p.get('help', '')} |"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from kubernetes.config.config_exception import ConfigException
 
 from nbops.airflow.settings import backend
@@ -35,7 +35,8 @@ RUN_HERE = (
 
 
 class NbopsStageOperator(KubernetesPodOperator):
-    """Runs ``nbops exec-stage`` for one stage, in a pod or (local backend) in a subprocess."""
+    """Runs one nbops command (a stage's ``exec-stage``, or a task's such as ``close-run``), in a pod
+    or (local backend) in a subprocess."""
 
     ui_color = "#e8f4fd"
     # Only these hold templates. Everything else comes from the spec verbatim: Jinja in an
@@ -69,7 +70,8 @@ class NbopsStageOperator(KubernetesPodOperator):
         return {e.name: e.value or "" for e in env}
 
     def execute_local(self) -> None:
-        """Run the pod's command line here; map its exit code to retry or fail."""
+        """Run the pod's command line here; map its exit code to skip (``skip_on_exit_code``, as
+        the pod operator does), retry or fail."""
         env = {**os.environ, **{k: v for k, v in self.rendered_env().items() if k not in POD_ONLY_ENV}}
         command = self.command_line()
         self.log.info("running: %s", " ".join(command))
@@ -85,6 +87,8 @@ class NbopsStageOperator(KubernetesPodOperator):
             self._terminate()
         if code == 0:
             return
+        if code in (self.skip_on_exit_code or ()):
+            raise AirflowSkipException(f"command exited {code}: skipped (skip_on_exit_code)")
         message = f"stage command exited {code}; see the log above and the stage's MLflow run"
         if not ExitCode.of(code).retryable:
             raise AirflowFailException(f"{message} (not retried: exit {code} is not an infrastructure failure)")
@@ -98,13 +102,15 @@ class NbopsStageOperator(KubernetesPodOperator):
 
     def cleanup(self, pod: Any, remote_pod: Any, *args: Any, **kwargs: Any) -> None:
         """Delete a pod that is still running (the task timed out or failed around it), and fail
-        without retries when the pod's command exited 1 or 2 (DESIGN §6)."""
+        without retries when the pod's command exited 1 or 2 (DESIGN §6); a skip stays a skip."""
         phase = getattr(getattr(remote_pod, "status", None), "phase", None)
         if remote_pod is not None and phase in ("Running", "Pending"):
             self.log.warning("pod %s is still %s: deleting it", remote_pod.metadata.name, phase)
             self.pod_manager.delete_pod(remote_pod)
         try:
             super().cleanup(pod, remote_pod, *args, **kwargs)
+        except AirflowSkipException:
+            raise
         except AirflowException as exc:
             code = _exit_code(remote_pod, self.base_container_name)
             if code is not None and not ExitCode.of(code).retryable:

@@ -10,7 +10,10 @@ The lock is read as plain JSON here (no pydantic) to keep DAG parsing cheap.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+
+from nbops.graph import MONITOR_STAGE
 
 JSON_TYPES = {
     "int": "integer",
@@ -43,27 +46,41 @@ def param_schema(param: dict[str, Any], default: Any, stage: str) -> dict[str, A
     return {"default": default, "description": help_text, **schema}
 
 
+def locked_stage(lock: dict[str, Any], stage: str) -> dict[str, Any]:
+    """A stage's entry in the lock (notebook, sha256, parameters, settings); ``monitor`` is the
+    monitor notebook's (no stage may take that name)."""
+    if stage == MONITOR_STAGE and stage not in lock["stages"]:
+        monitor: dict[str, Any] | None = lock.get("monitor")
+        if monitor is None:
+            raise KeyError("the lock has no monitor")
+        return monitor
+    entry: dict[str, Any] = lock["stages"][stage]
+    return entry
+
+
 def stage_defaults(lock: dict[str, Any], stage: str) -> dict[str, Any]:
     """Each parameter's default: the spec's value, else the notebook's."""
-    overrides = lock["spec"]["stages"][stage]["parameters"]
-    return {p["name"]: overrides.get(p["name"], p["default"]) for p in lock["stages"][stage]["parameters"]}
+    locked = locked_stage(lock, stage)
+    overrides = locked["settings"]["parameters"]
+    return {p["name"]: overrides.get(p["name"], p["default"]) for p in locked["parameters"]}
 
 
-def dag_params(lock: dict[str, Any]) -> dict[str, Any]:
-    """Every stage parameter as an Airflow Param; spec values are the defaults."""
+def dag_params(lock: dict[str, Any], stages: Iterable[str] | None = None) -> dict[str, Any]:
+    """Every parameter of ``stages`` (default: the pipeline's stages) as an Airflow Param; spec
+    values are the defaults."""
     from airflow.sdk import Param
 
     params: dict[str, Any] = {}
-    for stage, locked in lock["stages"].items():
+    for stage in lock["stages"] if stages is None else stages:
         defaults = stage_defaults(lock, stage)
-        for param in locked["parameters"]:
+        for param in locked_stage(lock, stage)["parameters"]:
             params[param_key(stage, param["name"])] = Param(**param_schema(param, defaults[param["name"]], stage))
     return params
 
 
 def params_argument(lock: dict[str, Any], stage: str) -> str:
     """The ``--params-json`` argument: a template rendering this stage's values as JSON."""
-    names = [str(p["name"]) for p in lock["stages"][stage]["parameters"]]
+    names = [str(p["name"]) for p in locked_stage(lock, stage)["parameters"]]
     bad = [n for n in names if not n.isidentifier()]
     if bad:
         raise ValueError(f"stage '{stage}': parameter names {bad} in the lock are not identifiers")

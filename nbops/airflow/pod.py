@@ -13,10 +13,11 @@ from typing import Any
 
 from kubernetes.client import models as k8s
 
-from nbops.airflow.params import params_argument
+from nbops.airflow.params import locked_stage, params_argument
 from nbops.airflow.settings import POD_ARTIFACT_ROOT
 from nbops.context import ENV_AIRFLOW, ENV_IMAGE, ENV_TRIGGER
-from nbops.graph import CLOSE_TASK
+from nbops.graph import APPROVE_TASK, CLOSE_TASK, DRIFT_TASK, GATE_TASK, MONITOR_STAGE, PROMOTE_TASK
+from nbops.rundate import ENV_RUN_DATE
 from nbops.storage.layout import ENV_ARTIFACT_ROOT
 from nbops.tracking.store import ENV_TRACKING_URI
 
@@ -32,10 +33,25 @@ ANNOTATION_SHA = "nbops.io/notebook-sha256"
 ANNOTATION_LOCK = "nbops.io/lock-sha256"
 ANNOTATION_NOTEBOOK = "nbops.io/notebook"
 SAFE_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
-"""Task id of the DAG's last task (the spec reserves it, so no stage collides)."""
+# The pods that run no notebook (close_run, retrain_gate, promote_champion, drift_trigger):
+# a small footprint, retried a few times (they only talk to the stores).
 CLOSE_RESOURCES = {"cpu": "100m", "memory": "512Mi"}
 CLOSE_RETRIES = 3
 CLOSE_TIMEOUT_S = 600
+RUN_ID = "{{ run_id }}"
+MONITOR_RUN_ID = "monitor__{{ run_id }}"
+"""The nbops run id of a monitor DAG run. Prefixed: a monitor and a training DAG on the same
+schedule get the same Airflow run id, and the two runs' records must not merge."""
+RUN_DATE = "{{ (dag_run.logical_date or dag_run.run_after).strftime('%Y-%m-%d') }}"
+"""``NBOPS_RUN_DATE``: the DAG run's logical date, or its run-after date when it has none
+(asset-triggered runs), in UTC like the DAGs' schedules."""
+NOT_TRIGGERED = 99
+"""``nbops drift-check``'s exit code when the trigger does not hold: the task is skipped."""
+ENV_APPROVER = "NBOPS_APPROVER"
+APPROVER = (
+    f"{{{{ ((ti.xcom_pull(task_ids='{APPROVE_TASK}') or {{}}).get('responded_by_user') or {{}}).get('name') or '' }}}}"
+)
+"""Who answered ``approve_champion`` (its result), as ``nbops approve`` records the approver."""
 
 
 def label_value(text: str) -> str:
@@ -44,7 +60,7 @@ def label_value(text: str) -> str:
     return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", cleaned)
 
 
-def stage_command(lock_sha256: str, stage: str, params_json: str, run_id: str = "{{ run_id }}") -> list[str]:
+def stage_command(lock_sha256: str, stage: str, params_json: str, run_id: str = RUN_ID) -> list[str]:
     """The stage command line after ``nbops``: the same in a pod and in the local backend."""
     return [
         "exec-stage",
@@ -111,8 +127,8 @@ def volumes(claim: str | None) -> tuple[list[k8s.V1Volume], list[k8s.V1VolumeMou
 
 
 def env_vars(image: str) -> dict[str, str]:
-    """Where to record, which DAG run and try this is (templates, rendered per task) and, so the
-    record can name it, the image (a literal: Jinja in the spec is never rendered)."""
+    """Where to record, which DAG run and try this is and its run date (templates, rendered per
+    task) and, so the record can name it, the image (a literal: Jinja in the spec is never rendered)."""
     env = {
         ENV_TRACKING_URI: f"{{{{ nbops_setting('{ENV_TRACKING_URI}') }}}}",
         ENV_ARTIFACT_ROOT: f"{{{{ nbops_setting('{ENV_ARTIFACT_ROOT}') }}}}",
@@ -120,6 +136,7 @@ def env_vars(image: str) -> dict[str, str]:
         ENV_AIRFLOW["dag_id"]: "{{ dag.dag_id }}",
         ENV_AIRFLOW["run_id"]: "{{ run_id }}",
         ENV_AIRFLOW["try_number"]: "{{ ti.try_number }}",
+        ENV_RUN_DATE: RUN_DATE,
         "HOME": HOME,
     }
     if SAFE_IMAGE.match(image):
@@ -127,47 +144,88 @@ def env_vars(image: str) -> dict[str, str]:
     return env
 
 
-def pod_arguments(lock: dict[str, Any], lock_sha256: str, stage_name: str) -> dict[str, Any]:
-    """KubernetesPodOperator keyword arguments for one stage, from the lock's plain JSON."""
-    stage = lock["stages"][stage_name]["settings"]
-    arguments = stage_command(lock_sha256, stage_name, params_argument(lock, stage_name))
+def pod_arguments(lock: dict[str, Any], lock_sha256: str, stage_name: str, run_id: str = RUN_ID) -> dict[str, Any]:
+    """KubernetesPodOperator keyword arguments for one stage (or the monitor), from the lock's plain JSON."""
+    locked = locked_stage(lock, stage_name)
+    stage = locked["settings"]
+    arguments = stage_command(lock_sha256, stage_name, params_argument(lock, stage_name), run_id)
     annotations = {
-        ANNOTATION_SHA: lock["stages"][stage_name]["sha256"],
+        ANNOTATION_SHA: locked["sha256"],
         ANNOTATION_LOCK: lock_sha256,
         ANNOTATION_NOTEBOOK: stage["notebook"],
     }
     return _pod(lock, stage_name, stage, arguments, annotations)
 
 
-def close_arguments(lock: dict[str, Any], lock_sha256: str) -> dict[str, Any]:
-    """The pod of the DAG's last task: ``nbops close-run`` archives and closes the run's record.
+def service_arguments(
+    lock: dict[str, Any], lock_sha256: str, task_id: str, arguments: list[str], monitor: bool = False
+) -> dict[str, Any]:
+    """The pod of a task that runs an nbops command but no notebook (closing the record, the gate,
+    the approved promotion, the drift check).
 
-    It runs no notebook: the pipeline's default image and placement, a small footprint, and
-    every stage's secrets (whatever reaches the tracking server and the artifact store).
+    The pipeline's default image and placement, a small footprint, and the secrets of what the
+    DAG runs (the stages, or the monitor): whatever reaches the tracking server, the artifact
+    store and the alerts' services.
     """
     spec = lock["spec"]
     defaults = spec["defaults"]
-    secrets = sorted({s for locked in lock["stages"].values() for s in locked["settings"]["secrets"]})
+    runs = [locked_stage(lock, MONITOR_STAGE)] if monitor else list(lock["stages"].values())
     settings = {
         "image": defaults.get("image") or spec["image"],
         "resources": CLOSE_RESOURCES,
-        "secrets": secrets,
+        "secrets": sorted({s for locked in runs for s in locked["settings"]["secrets"]}),
         "node_selector": defaults.get("node_selector") or {},
         "tolerations": defaults.get("tolerations") or [],
         "retries": CLOSE_RETRIES,
         "timeout": CLOSE_TIMEOUT_S,
     }
-    return _pod(lock, CLOSE_TASK, settings, close_command(lock_sha256), {ANNOTATION_LOCK: lock_sha256})
+    return _pod(lock, task_id, settings, arguments, {ANNOTATION_LOCK: lock_sha256})
 
 
-def close_command(lock_sha256: str) -> list[str]:
-    """``close-run`` with the DAG run rendered as JSON (conf masked by the command itself)."""
+def close_arguments(lock: dict[str, Any], lock_sha256: str, monitor: bool = False) -> dict[str, Any]:
+    """The pod of the DAG's last task: ``nbops close-run`` archives and closes the run's record."""
+    return service_arguments(lock, lock_sha256, CLOSE_TASK, close_command(lock_sha256, monitor), monitor)
+
+
+def close_command(lock_sha256: str, monitor: bool = False) -> list[str]:
+    """``close-run`` with the DAG run rendered as JSON (conf masked by the command itself); a
+    monitor DAG's run says so, since its record holds the monitor and no stage."""
+    kind = '"monitor": true, ' if monitor else ""
     airflow_json = (
-        '{{ {"dag_id": dag.dag_id, "run_id": run_id, '
-        '"logical_date": (dag_run.logical_date or dag_run.run_after).isoformat(), '
-        '"conf": dag_run.conf or {}} | tojson }}'
+        '{{ {"dag_id": dag.dag_id, "run_id": run_id, ' + kind + '"logical_date": '
+        '(dag_run.logical_date or dag_run.run_after).isoformat(), "conf": dag_run.conf or {}} | tojson }}'
     )
-    return ["close-run", "--promoted", lock_sha256, "--run-id", "{{ run_id }}", "--airflow-json", airflow_json]
+    run_id = MONITOR_RUN_ID if monitor else RUN_ID
+    return ["close-run", "--promoted", lock_sha256, "--run-id", run_id, "--airflow-json", airflow_json]
+
+
+def gate_arguments(lock: dict[str, Any], lock_sha256: str) -> dict[str, Any]:
+    """``nbops gate``: challenger against champion, after the stage that registers the challenger.
+    With manual approval it exits NOT_TRIGGERED when nothing awaits approval (the gate kept the
+    champion): the task is then skipped, and so are the approval and promotion after it, so no
+    one is asked to approve nothing."""
+    command = ["gate", "--promoted", lock_sha256, "--run-id", RUN_ID]
+    arguments = service_arguments(lock, lock_sha256, GATE_TASK, command)
+    if lock["spec"]["retrain"]["approval"] == "manual":
+        return {**arguments, "skip_on_exit_code": NOT_TRIGGERED}
+    return arguments
+
+
+def promote_arguments(lock: dict[str, Any], lock_sha256: str) -> dict[str, Any]:
+    """``nbops approve``: applies the approval given in Airflow (moves ``champion``), naming the
+    Airflow user who approved."""
+    command = ["approve", "--promoted", lock_sha256, "--run-id", RUN_ID]
+    arguments = service_arguments(lock, lock_sha256, PROMOTE_TASK, command)
+    return {**arguments, "env_vars": {**arguments["env_vars"], ENV_APPROVER: APPROVER}}
+
+
+def drift_arguments(lock: dict[str, Any], lock_sha256: str) -> dict[str, Any]:
+    """``nbops drift-check``: exit 0 when the monitor's trigger holds, NOT_TRIGGERED (the task is
+    skipped, so its asset event is not emitted) when it does not. That exit is the normal quiet
+    day, so its pod is deleted like a successful one."""
+    command = ["drift-check", "--promoted", lock_sha256, "--run-id", MONITOR_RUN_ID]
+    arguments = service_arguments(lock, lock_sha256, DRIFT_TASK, command, monitor=True)
+    return {**arguments, "skip_on_exit_code": NOT_TRIGGERED, "on_finish_action": "delete_pod"}
 
 
 def _pod(

@@ -27,11 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from nbops import provenance
+from nbops import alerts, provenance, rundate
 from nbops.context import ENV_TRIGGER, git_state
 from nbops.errors import InputError, NbopsError, did_you_mean, format_problems
-from nbops.graph import descendants, topological_order
+from nbops.graph import MONITOR_STAGE, descendants, topological_order
 from nbops.notebook.overrides import parse_assignments, validate_overrides
+from nbops.retrain import describe, run_gate
 from nbops.runner.interrupt import RunInterrupted, RunSignals
 from nbops.runner.recorder import Recorder
 from nbops.runner.report import Progress, say, summary_table
@@ -47,9 +48,13 @@ from nbops.tracking.store import ENV_TRACKING_URI, experiment_location, open_cli
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from nbops.tracking.gate import GateResult
+
 RETRY_DELAY_S = 2.0
 """First wait before retrying an attempt locally; doubled each time (Airflow's default is 300 s)."""
 MAX_RETRY_DELAY_S = 60.0
+RUN_DATE_FILE = "run_date"
+"""Beside a run's logs: the run date it started with, so that resuming it resolves ``${run_date}`` the same."""
 BACKSTOP_S = STOP_GRACE_S + 30
 """How long past its timeout a stage command may run before the runner stops it itself."""
 
@@ -65,6 +70,12 @@ class RunOptions:
     jobs: int | None = None
     run_id: str | None = None
     retry_delay: float = RETRY_DELAY_S
+    run_date: str | None = None
+    """What ``${run_date}`` resolves to (YYYY-MM-DD); default: a resumed run's own, else today (UTC)."""
+    monitor: bool = False
+    """Run the pipeline's monitor notebook (``monitor:``) as the run's only stage, named ``monitor``."""
+    trigger: str = "nbops run"
+    """What started the run, as recorded (``nbops run``, ``nbops monitor``)."""
 
 
 @dataclass
@@ -99,10 +110,20 @@ class RunSummary:
     exit_code: int = ExitCode.OK
     parent_run_id: str = ""
     interrupted: str | None = None
+    run_date: str = ""
+    gate: GateResult | None = None
+    """The retraining gate's decision, when the run included the gate's stage and it succeeded."""
+    tracking_uri: str = ""
+    experiment_id: str = ""
 
 
-def select_stages(pipeline: Pipeline, stages: tuple[str, ...], from_stage: str | None) -> list[str]:
-    """The stages to run, in topological order."""
+def select_stages(
+    pipeline: Pipeline, stages: tuple[str, ...], from_stage: str | None, monitor: bool = False
+) -> list[str]:
+    """The stages to run, in topological order (the monitor alone for a monitor run)."""
+    if monitor:
+        pipeline.stage(MONITOR_STAGE)
+        return [MONITOR_STAGE]
     graph = pipeline.needs()
     asked = [("--stage", s) for s in stages] + ([("--from", from_stage)] if from_stage else [])
     unknown = [f"{flag} {s}: unknown stage '{s}'{did_you_mean(s, graph)}" for flag, s in asked if s not in graph]
@@ -155,27 +176,33 @@ class _LocalRun:
         self.log_dir = Path()
         self.jobs = 1
         self.recorder: Recorder | None = None
+        self.graph: dict[str, tuple[str, ...]] = {}
 
     def prepare(self) -> None:
         options = self.options
         pipeline = self.pipeline = load_pipeline(options.pipeline_file)
-        selected = select_stages(pipeline, options.stages, options.from_stage)
-        self.params = _checked_params(pipeline, selected, options.params)
+        selected = select_stages(pipeline, options.stages, options.from_stage, options.monitor)
+        self.graph = {MONITOR_STAGE: ()} if options.monitor else pipeline.needs()
         store = open_store(pipeline.root)
         partial = bool(options.stages or options.from_stage)
         run_id = options.run_id or (store.latest_run_key(pipeline.name) if partial else None) or layout.new_run_id()
-        self.summary = RunSummary(run_id=run_id, stages={s: StageState(s) for s in selected})
-        uri = tracking_uri(layout.state_dir(pipeline.root))
+        run_date = options.run_date or _recorded_run_date(store, pipeline, run_id) or rundate.today()
+        self.params = _checked_params(pipeline, selected, options.params, run_date)
+        self.summary = RunSummary(run_id=run_id, stages={s: StageState(s) for s in selected}, run_date=run_date)
+        uri = self.summary.tracking_uri = tracking_uri(layout.state_dir(pipeline.root))
         self.jobs = options.jobs or os.cpu_count() or 1
-        self.env = dict(os.environ, **{ENV_TRACKING_URI: uri, ENV_TRIGGER: "nbops run"})
+        self.env = dict(
+            os.environ, **{ENV_TRACKING_URI: uri, ENV_TRIGGER: options.trigger, rundate.ENV_RUN_DATE: run_date}
+        )
         self.log_dir = layout.run_dir(store.local_root, pipeline.name, run_id) / ".logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        (self.log_dir / RUN_DATE_FILE).write_text(run_date, encoding="utf-8")
         # The first stages start now and load while this process opens the record; they are
         # released by schedule(), once the pipeline run exists.
         self.recorder = Recorder()
         self._start_early()
         self.client = open_client(uri)
-        experiment = record.ensure_experiment(
+        experiment = self.summary.experiment_id = record.ensure_experiment(
             self.client, pipeline.name, experiment_location(uri, store.mlflow_location)
         )
         git = git_state(pipeline.root)
@@ -188,13 +215,15 @@ class _LocalRun:
                 tags.SPEC_SHA256: pipeline.sha256,
                 tags.GIT_COMMIT: git.commit,
                 tags.GIT_DIRTY: tags.flag(git.dirty),
-                tags.TRIGGER: "nbops run",
+                tags.TRIGGER: options.trigger,
+                tags.RUN_DATE: run_date,
             },
         )
-        provenance.archive(self.client, parent, store, provenance.publish_sources(store, pipeline))
+        sources = provenance.publish_sources(store, pipeline, stages=[MONITOR_STAGE] if options.monitor else None)
+        provenance.archive(self.client, parent, store, sources)
         for key in provenance.log_overrides(self.client, parent, self.params):
             say(f"nbops run: -p {key}: the run's first invocation recorded another value; the stage run has this one")
-        reused = _reused(store, pipeline, run_id, selected)
+        reused = [] if options.monitor else _reused(store, pipeline, run_id, selected)
         if reused:
             record.set_tags(self.client, parent, {tags.REUSED: " ".join(reused)})
         self.recorder.warm()
@@ -202,8 +231,7 @@ class _LocalRun:
         self.progress.start(self.jobs, self.summary.parent_run_id)
 
     def schedule(self) -> None:
-        assert self.pipeline is not None  # noqa: S101 - prepare() ran
-        graph = self.pipeline.needs()
+        graph = self.graph
         states = self.summary.stages
         while True:
             for st in [s for s in states.values() if s.status == "running"]:
@@ -225,8 +253,7 @@ class _LocalRun:
     def _start_early(self) -> None:
         """Start the stage commands of the next stages to become ready, up to ``jobs`` of them, so
         their interpreter, imports and checks overlap the stages they wait for."""
-        assert self.pipeline is not None  # noqa: S101 - prepare() ran
-        graph, states = self.pipeline.needs(), self.summary.stages
+        graph, states = self.graph, self.summary.stages
         early = sum(1 for s in states.values() if s.status == "early")
         for st in states.values():
             if early >= self.jobs:
@@ -296,8 +323,9 @@ class _LocalRun:
         if st.outcome is not None and st.outcome.succeeded:
             st.status = "succeeded"
             self.progress.succeeded(st)
-            return
-        if st.outcome is not None and st.outcome.retryable and st.tries <= stage.retries:
+            if self._gate_after(st):
+                return
+        elif st.outcome is not None and st.outcome.retryable and st.tries <= stage.retries:
             delay = min(self.options.retry_delay * 2 ** (st.tries - 1), MAX_RETRY_DELAY_S)
             st.status, st.not_before = "waiting", time.monotonic() + delay
             self.progress.retrying(st, delay, stage.retries)
@@ -329,6 +357,25 @@ class _LocalRun:
             st.message = st.message or f"stage command exited {code} without a result"
         st.process = None
 
+    def _gate_after(self, st: StageState) -> bool:
+        """Run the retraining gate once its stage is sealed. False when the gate could not decide
+        (no version, a metric missing) or failed: the stage then counts as failed."""
+        assert self.pipeline is not None and self.client is not None  # noqa: S101 - prepare() ran
+        retrain = self.pipeline.spec.retrain
+        if retrain is None or st.name != retrain.stage:
+            return True
+        try:
+            decided = self.summary.gate = run_gate(
+                self.client, self.pipeline, self.summary.tracking_uri, self.summary.run_id
+            )
+        except NbopsError as exc:
+            st.exit_code, st.message = int(exc.exit_code), f"retraining gate: {exc}"
+            return False
+        say(f"nbops run: {describe(decided)}")
+        if decided.failed:
+            st.exit_code, st.message = int(ExitCode.NOTEBOOK), f"retraining gate: {decided.message}"
+        return not decided.failed
+
     def stop_all(self) -> None:
         """Stop every running stage within the grace period and record how each ended."""
         states = self.summary.stages.values()
@@ -351,6 +398,27 @@ class _LocalRun:
         for st in states:
             if st.status in ("pending", "early", "waiting"):
                 st.status, st.message = "skipped", "run interrupted"
+
+    def _alert_failure(self, failed: list[StageState]) -> None:
+        """The ``failure`` alert of a run that failed or was stopped (a failing alert is only logged)."""
+        if self.pipeline is None:
+            return
+        summary = self.summary
+        why = summary.interrupted or "; ".join(f"stage '{s.name}' exit {s.exit_code}: {s.message}" for s in failed)
+        link = None
+        if summary.parent_run_id and summary.experiment_id:
+            link = alerts.mlflow_link(summary.tracking_uri, summary.experiment_id, summary.parent_run_id)
+        alerts.send(
+            self.pipeline.spec.alerts,
+            alerts.Alert(
+                event="failure",
+                title=f"{self.pipeline.name}: run {summary.run_id} failed",
+                body=f"{self.options.trigger} on {summary.run_date}: {why or 'did not finish'}",
+                pipeline=self.pipeline.name,
+                run_id=summary.run_id,
+                link=link,
+            ),
+        )
 
     def close_recorder(self) -> None:
         """Stop serving stage commands (every one has exited by now)."""
@@ -376,10 +444,14 @@ class _LocalRun:
             except NbopsError as exc:
                 say(f"nbops run: {exc}")
                 summary.exit_code = summary.exit_code or ExitCode.INFRA
+        if outcome != "succeeded":
+            self._alert_failure(failed)
         if not any(s.tries for s in stages) and summary.interrupted:
             say(f"\nnbops run: {summary.interrupted} before any stage started; nothing ran.")
             return summary
         say(summary_table(stages))
+        if summary.gate is not None:
+            say(f"\n{describe(summary.gate)}")
         if outcome == "succeeded":
             ui = f"nbops ui {shlex.quote(str(self.options.pipeline_file))}"
             say(f"\nRun {summary.run_id} succeeded. See it with: {ui}")
@@ -392,7 +464,9 @@ class _LocalRun:
         return summary
 
 
-def _checked_params(pipeline: Pipeline, selected: list[str], items: tuple[str, ...]) -> dict[str, dict[str, object]]:
+def _checked_params(
+    pipeline: Pipeline, selected: list[str], items: tuple[str, ...], run_date: str | None = None
+) -> dict[str, dict[str, object]]:
     """Typed overrides per stage; every selected stage's contract checked, every problem reported."""
     raw = parse_assignments(list(items))
     stages = list(pipeline.spec.stages)
@@ -407,15 +481,26 @@ def _checked_params(pipeline: Pipeline, selected: list[str], items: tuple[str, .
     result: dict[str, dict[str, object]] = {}
     for name in selected:
         try:
-            contract = load_contract(pipeline, name)
+            contract = load_contract(pipeline, name, run_date=run_date)
             typed = coerce_overrides(contract.schema, raw.get(name, {}), contract.where, name)
-            validate_overrides(contract.schema, {**contract.stage.parameters, **typed}, contract.where)
+            given = rundate.resolve({**contract.stage.parameters, **typed}, run_date or rundate.today())
+            validate_overrides(contract.schema, given, contract.where)
             result[name] = typed
         except NbopsError as exc:
             problems.append(str(exc))
     if problems:
         raise InputError(format_problems(f"{pipeline.path}: nothing was run; {len(problems)} problem(s):", problems))
     return result
+
+
+def _recorded_run_date(store: Store, pipeline: Pipeline, run_id: str) -> str | None:
+    """The run date a resumed run started with (its attempts' manifests do not hold it; the
+    runner notes it beside the run's logs)."""
+    noted = layout.run_dir(store.local_root, pipeline.name, run_id) / ".logs" / RUN_DATE_FILE
+    try:
+        return rundate.parse(noted.read_text(encoding="utf-8"), str(noted))
+    except (OSError, NbopsError):
+        return None
 
 
 def _reused(store: Store, pipeline: Pipeline, run_id: str, selected: list[str]) -> list[str]:

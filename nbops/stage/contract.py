@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nbops import rundate
 from nbops.errors import InfraError, InputError, format_problems
 from nbops.notebook.overrides import coerce_text, unknown_parameter, validate_overrides
 from nbops.notebook.parameters import ParameterSchema, conform, parse_parameters
@@ -35,8 +36,11 @@ class StageContract:
         return f"{self.notebook.path} (stage '{self.stage.name}')"
 
 
-def load_contract(pipeline: Pipeline, name: str, overrides: Mapping[str, Any] | None = None) -> StageContract:
-    """Read the stage's notebook and validate spec parameters plus ``overrides`` against it."""
+def load_contract(
+    pipeline: Pipeline, name: str, overrides: Mapping[str, Any] | None = None, run_date: str | None = None
+) -> StageContract:
+    """Read the stage's notebook and validate spec parameters plus ``overrides`` against it, with
+    ``${run_date}`` resolved to ``run_date`` (default: :func:`nbops.rundate.current`)."""
     stage = pipeline.stage(name)
     path = pipeline.notebook_path(name)
     frozen = pipeline.frozen.get(name)
@@ -52,7 +56,8 @@ def load_contract(pipeline: Pipeline, name: str, overrides: Mapping[str, Any] | 
             "(os.environ). Rename the parameter if it is not a secret."
         )
     where = f"{path} (stage '{name}')"
-    params = validate_overrides(schema, {**stage.parameters, **(overrides or {})}, where)
+    given = rundate.resolve({**stage.parameters, **(overrides or {})}, run_date or rundate.current())
+    params = validate_overrides(schema, given, where)
     return StageContract(stage=stage, notebook=notebook, schema=schema, params=params)
 
 

@@ -24,10 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbops import __version__, environment
+from nbops import __version__, environment, rundate
 from nbops.context import ENV_AIRFLOW, ENV_IMAGE, ENV_TRIGGER, GitState, StageContext, git_state
 from nbops.errors import InfraError, InputError, NbopsError
-from nbops.graph import ancestors
+from nbops.graph import MONITOR_STAGE, ancestors
 from nbops.lock import fetch_lock, notebook_rel
 from nbops.notebook.outcome import Outcome, Terminated
 from nbops.notebook.redact import Redactor
@@ -164,7 +164,10 @@ class StageAttempt:
         Raises:
             InputError: a direct upstream has no completed attempt in this run.
         """
-        upstream = _upstream_attempts(self.store, self.pipeline, self.request.run_id, self.contract.stage.name)
+        if self.contract.stage.name == MONITOR_STAGE:
+            upstream = _champion_attempts(self.store, self.pipeline, self.uri)
+        else:
+            upstream = _upstream_attempts(self.store, self.pipeline, self.request.run_id, self.contract.stage.name)
         self.inputs = {name: path for name, (path, _) in upstream.items()}
         self.consumed = tuple(consumed for _, consumed in upstream.values())
 
@@ -217,6 +220,7 @@ class StageAttempt:
                 **({tags.IMAGE: named} if (named := image()) else {}),
                 tags.ATTEMPT_PATH: layout.attempt_rel(self.pipeline.name, run_id, stage.name, claimed.number),
                 tags.RUN_ID: run_id,
+                tags.RUN_DATE: rundate.current(),
                 tags.PIPELINE: self.pipeline.name,
                 tags.VERSION: __version__,
                 **code,
@@ -502,6 +506,43 @@ def _upstream_attempts(
             f"stage '{stage}' needs {names}, which has no completed attempt (no manifest.json) in run {run_id} "
             f"under {store.run_location(pipeline.name, run_id)}. Run the upstream stage(s) first, "
             f"e.g. nbops run --run-id {run_id} --from {missing[0]}."
+        )
+    return found
+
+
+ENV_CHAMPION_RUN = "NBOPS_CHAMPION_RUN"
+"""Set by ``nbops monitor``: the pipeline run that trained the champion, which it has looked up already."""
+
+
+def _champion_attempts(store: Store, pipeline: Pipeline, uri: str) -> dict[str, tuple[Path, ManifestInput]]:
+    """For the monitor: every completed stage of the pipeline run that trained the current champion
+    (``nbops.input_dir(stage)`` in the monitor notebook), found through the registry's lineage.
+
+    Raises:
+        InputError: there is no champion yet, or its run left no completed attempts here.
+    """
+    retrain = pipeline.spec.retrain
+    assert retrain is not None  # noqa: S101 - the spec requires `retrain:` with `monitor:`
+    champion_run = os.environ.get(ENV_CHAMPION_RUN, "").strip()
+    if not champion_run:
+        from nbops.tracking.gate import champion_run_id
+        from nbops.tracking.store import open_client
+
+        champion_run = champion_run_id(open_client(uri), retrain.model) or ""
+    if not champion_run:
+        raise InputError(
+            f"{pipeline.path}: '{retrain.model}' has no champion yet, so the monitor has no training data to compare "
+            "with; run the pipeline first (its gate makes the first version champion)."
+        )
+    found = {}
+    for stage in pipeline.spec.stages:
+        done = store.completed(pipeline.name, champion_run, stage)
+        if done is not None:
+            found[stage] = (done / "outputs", _consumed(store, pipeline.name, champion_run, stage, done))
+    if not found:
+        raise InputError(
+            f"the champion of '{retrain.model}' was trained by run {champion_run}, which has no completed attempt "
+            f"under {store.run_location(pipeline.name, champion_run)}; the monitor cannot read its training data."
         )
     return found
 

@@ -10,6 +10,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="nbops-airflow-home-"))
 os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
@@ -33,14 +35,30 @@ def airflow_env(dags: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def render(task: Any, conf: dict[str, Any] | None = None, run_id: str = SCHEDULED_RUN_ID, try_number: int = 1) -> Any:
-    """Render a task's templates as a worker would for a DAG run, then build its pod (dry run)."""
+def render(
+    task: Any,
+    conf: dict[str, Any] | None = None,
+    run_id: str = SCHEDULED_RUN_ID,
+    try_number: int = 1,
+    xcom: dict[str, Any] | None = None,
+) -> Any:
+    """Render a task's templates as a worker would for a DAG run, then build its pod (dry run).
+
+    ``xcom``: the results of upstream tasks by task id, as ``ti.xcom_pull(task_ids=...)`` returns them.
+    """
     dag = task.dag
     merged = copy.deepcopy(dag.params)
     for key, value in (conf or {}).items():
         merged[key] = value
     params = merged.validate()
-    ti = SimpleNamespace(dag_id=dag.dag_id, task_id=task.task_id, run_id=run_id, try_number=try_number, map_index=-1)
+    ti = SimpleNamespace(
+        dag_id=dag.dag_id,
+        task_id=task.task_id,
+        run_id=run_id,
+        try_number=try_number,
+        map_index=-1,
+        xcom_pull=lambda task_ids=None, **_: (xcom or {}).get(task_ids),
+    )
     context = {
         "dag": dag,
         "task": task,
@@ -64,3 +82,39 @@ def serialize(pod: Any) -> dict[str, Any]:
 
     data: dict[str, Any] = ApiClient().sanitize_for_serialization(pod)
     return data
+
+
+def _promoted(root: Path, **options: Any) -> Any:
+    from tests.airflow.loop import loop_project
+
+    project = loop_project(root, **options)
+    result = project.nbops("promote", "pipeline.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return project
+
+
+@pytest.fixture(scope="session")
+def loop_manual(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The loop pipeline promoted: a daily schedule, a manual approval, a stage after the gate's."""
+    return _promoted(tmp_path_factory.mktemp("loop-manual"), report=True)
+
+
+@pytest.fixture(scope="session")
+def loop_auto(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The loop pipeline promoted with an automatic gate and no schedule of its own."""
+    return _promoted(tmp_path_factory.mktemp("loop-auto"), name="auto", approval="auto", schedule=None)
+
+
+def dagbag(dags: Path) -> dict[str, Any]:
+    """The DAGs Airflow finds in ``dags``, by id; no file may fail to import."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(str(dags))
+    assert bag.import_errors == {}
+    return dict(bag.dags)
+
+
+def lock_sha256(project: Any, name: str) -> str:
+    import hashlib
+
+    return hashlib.sha256((project.root / "dags" / f"{name}.lock.json").read_bytes()).hexdigest()

@@ -1,5 +1,5 @@
-"""The stage operator: exit codes decide retry or fail on both backends, still-running pods are
-deleted, and only the command line and environment are templates."""
+"""The stage operator: exit codes decide skip, retry or fail on both backends, still-running pods
+are deleted, and only the command line and environment are templates."""
 
 from __future__ import annotations
 
@@ -123,3 +123,41 @@ def test_the_kubernetes_backend_says_how_to_run_here_instead(project: Project, m
         ),
     ):
         operator.execute(context={})
+
+
+@pytest.mark.parametrize(("skip_on", "outcome"), [(99, "skipped"), (None, "retried")])
+def test_local_backend_skips_on_the_skip_exit_code_as_the_pod_operator_does(
+    monkeypatch: pytest.MonkeyPatch, skip_on: int | None, outcome: str
+) -> None:
+    """``nbops drift-check`` exits 99 when the trigger does not hold: the task is skipped, so its
+    asset event is not emitted; without skip_on_exit_code, 99 is an unknown exit (retried)."""
+    import sys
+
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+
+    from nbops.airflow.operator import NbopsStageOperator
+
+    monkeypatch.setenv("NBOPS_BACKEND", "local")
+    operator = NbopsStageOperator(task_id="drift_trigger", cmds=["nbops"], skip_on_exit_code=skip_on)
+    monkeypatch.setattr(operator, "command_line", lambda: [sys.executable, "-c", "raise SystemExit(99)"])
+    with pytest.raises(AirflowException) as caught:
+        operator.execute(context={})
+    assert isinstance(caught.value, AirflowSkipException) is (outcome == "skipped")
+    assert not isinstance(caught.value, AirflowFailException)
+
+
+def test_kubernetes_cleanup_keeps_a_skip_a_skip(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from nbops.airflow.operator import NbopsStageOperator
+
+    monkeypatch.setattr(NbopsStageOperator, "pod_manager", mock.Mock(), raising=False)
+    skip = AirflowSkipException("Pod p-1 returned exit code 99. Skipping.")
+    monkeypatch.setattr(KubernetesPodOperator, "cleanup", mock.Mock(side_effect=skip))
+    operator = NbopsStageOperator(
+        task_id="t", name="t", namespace="nbops", image="nbops-runner:0.1", cmds=["nbops"], skip_on_exit_code=99
+    )
+    remote = _pod("Failed", 99)
+    with pytest.raises(AirflowSkipException):
+        operator.cleanup(remote, remote)

@@ -1,5 +1,6 @@
-"""Every stage pod of the example and of a spec using every Kubernetes field, built from the
-real generated DAG, rendered for a DAG run and validated strictly against Kubernetes' schema."""
+"""Every stage pod of the example and of a spec using every Kubernetes field, and the pods of the
+gate, the approved promotion and the monitor DAG, built from the real generated DAGs, rendered
+for a DAG run and validated strictly against Kubernetes' schema; the run date they carry."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
 
-from tests.airflow.conftest import SCHEDULED_RUN_ID, render, serialize
+from tests.airflow.conftest import SCHEDULED_RUN_ID, dagbag, lock_sha256, render, serialize
+from tests.airflow.loop import MONITOR_SECRET
 from tests.conftest import Project, example_project, read_json
 from tests.s3server import BUCKET, S3Server, started
 
@@ -91,7 +94,7 @@ def test_every_example_pod_validates_strictly(example: Project) -> None:
     dag = load_dag(example.root / "dags", "diagnosis")
     lock = read_json(example.root / "dags" / "diagnosis.lock.json")
     lock_sha = hashlib_of(example.root / "dags" / "diagnosis.lock.json")
-    assert [t.task_id for t in dag.tasks] == ["check_conf", *STAGES, "close_run", "stages_succeeded"]
+    assert [t.task_id for t in dag.tasks] == ["check_conf", *STAGES, "retrain_gate", "close_run", "stages_succeeded"]
     for stage in STAGES:
         pod = serialize(render(dag.get_task(stage)))
         kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
@@ -147,7 +150,8 @@ def test_params_json_carries_spec_defaults_and_conf(example: Project) -> None:
     assert json.loads(args[8])["batch_size"] == 3000  # pipeline.yaml's value, not the notebook's
     dag = load_dag(example.root / "dags", "diagnosis")
     args = serialize(render(dag.get_task("ingest"), conf={"ingest.batch_size": 123}))["spec"]["containers"][0]["args"]
-    assert json.loads(args[8]) == {"as_of": "2026-06-01", "batch_size": 123, "drift_per_month": 0.02, "seed": 7}
+    # `${run_date}` travels as written: the stage command resolves it from NBOPS_RUN_DATE.
+    assert json.loads(args[8]) == {"as_of": "${run_date}", "batch_size": 123, "drift_per_month": 0.02, "seed": 7}
 
 
 def test_every_kubernetes_field_maps_to_the_pod(every_field: Project) -> None:
@@ -293,3 +297,135 @@ def test_a_stage_pod_on_an_s3_store_runs_here(project: Project, s3: S3Server, mo
     assert stage_run.data.metrics == {"n2": 4} and stage_run.info.status == "FINISHED"
     assert stage_run.info.artifact_uri.startswith(f"{root}/mlflow/")
     assert list((project.root / "pod-home" / ".cache" / "nbops").rglob("notebooks/*.ipynb"))
+
+
+def test_the_gate_approval_and_monitor_pods_validate_strictly(loop_manual: Project) -> None:
+    dags = dagbag(loop_manual.root / "dags")
+    training, monitor = dags["loop"], dags["loop_monitor"]
+    sha = lock_sha256(loop_manual, "loop")
+    answered = {"chosen_options": ["Approve"], "responded_by_user": {"id": "7", "name": "ada"}}
+    pods = {
+        ("loop", "retrain_gate"): render(training.get_task("retrain_gate")),
+        ("loop", "promote_champion"): render(
+            training.get_task("promote_champion"), xcom={"approve_champion": answered}
+        ),
+        ("loop_monitor", "monitor"): render(monitor.get_task("monitor"), conf={"monitor.drift": 0.7}),
+        ("loop_monitor", "drift_trigger"): render(monitor.get_task("drift_trigger")),
+        ("loop_monitor", "close_run"): render(monitor.get_task("close_run"), conf={"monitor.drift": 0.7}),
+    }
+    args = {}
+    for (dag_id, task_id), built in pods.items():
+        pod = serialize(built)
+        kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+        container = pod["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["NBOPS_RUN_DATE"] == "2026-11-21", task_id  # the scheduled run's logical date
+        assert env["NBOPS_AIRFLOW_DAG_ID"] == dag_id and env["NBOPS_AIRFLOW_RUN_ID"] == SCHEDULED_RUN_ID
+        labels = pod["metadata"]["labels"]
+        assert (labels["nbops.io/pipeline"], labels["nbops.io/stage"]) == ("loop", task_id)
+        assert container["command"] == ["nbops"]
+        assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+        if task_id != "monitor":
+            assert container["resources"]["requests"] == {"cpu": "100m", "memory": "512Mi"}, task_id
+        secrets = [s["secretRef"]["name"] for s in container.get("envFrom", [])]
+        assert secrets == ([MONITOR_SECRET] if dag_id == "loop_monitor" else []), task_id
+        args[task_id] = (container["args"], env)
+    run = ["--run-id", SCHEDULED_RUN_ID]
+    monitor_run = ["--run-id", f"monitor__{SCHEDULED_RUN_ID}"]
+    assert args["retrain_gate"][0] == ["gate", "--promoted", sha, *run]
+    assert args["promote_champion"][0] == ["approve", "--promoted", sha, *run]
+    assert args["promote_champion"][1]["NBOPS_APPROVER"] == "ada"
+    assert args["monitor"][0][:7] == ["exec-stage", "--promoted", sha, "--stage", "monitor", *monitor_run]
+    assert json.loads(args["monitor"][0][8]) == {"drift": 0.7, "as_of": "${run_date}"}
+    assert args["drift_trigger"][0] == ["drift-check", "--promoted", sha, *monitor_run]
+    close = args["close_run"][0]
+    assert close[:6] == ["close-run", "--promoted", sha, *monitor_run, "--airflow-json"]
+    assert json.loads(close[6]) == {
+        "dag_id": "loop_monitor",
+        "run_id": SCHEDULED_RUN_ID,
+        "monitor": True,
+        "logical_date": "2026-11-21T02:00:00+00:00",
+        "conf": {"monitor.drift": 0.7},
+    }
+    watched = serialize(pods[("loop_monitor", "monitor")])["metadata"]["annotations"]
+    assert watched["nbops.io/notebook"] == "nb/watch.ipynb"
+    assert (
+        watched["nbops.io/notebook-sha256"]
+        == read_json(loop_manual.root / "dags" / "loop.lock.json")["monitor"]["sha256"]
+    )
+
+
+def test_nobody_named_when_the_approval_has_no_answer(loop_manual: Project) -> None:
+    """Marked success by hand, or timed out to its default: the approver falls back to nbops' own."""
+    task = dagbag(loop_manual.root / "dags")["loop"].get_task("promote_champion")
+    env = {e["name"]: e.get("value") for e in serialize(render(task))["spec"]["containers"][0]["env"]}
+    assert env["NBOPS_APPROVER"] == ""
+
+
+def _rendered_run_date(task: Any, logical_date: datetime | None, run_after: datetime) -> dict[str, str]:
+    """Render ``task`` through a real task instance of a DAG run, as a worker does."""
+    from uuid import uuid4
+
+    from airflow.sdk.api.datamodels._generated import DagRun, DagRunState, DagRunType, TIRunContext
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    kind = DagRunType.SCHEDULED if logical_date else DagRunType.ASSET_TRIGGERED
+    dag_run = DagRun(
+        dag_id=task.dag.dag_id,
+        run_id=f"{kind.value}__{run_after.isoformat()}",
+        logical_date=logical_date,
+        data_interval_start=logical_date,
+        data_interval_end=logical_date,
+        run_after=run_after,
+        start_date=run_after,
+        end_date=None,
+        run_type=kind,
+        state=DagRunState.RUNNING,
+        consumed_asset_events=[],
+        partition_key=None,
+        conf={},
+    )
+    ti = RuntimeTaskInstance.model_construct(
+        id=uuid4(),
+        task_id=task.task_id,
+        dag_id=task.dag.dag_id,
+        run_id=dag_run.run_id,
+        try_number=1,
+        map_index=-1,
+        task=task,
+        start_date=run_after,
+        dag_version_id=uuid4(),
+        _ti_context_from_server=TIRunContext(dag_run=dag_run, max_tries=0),
+    )
+    context = ti.get_template_context()
+    task.render_template_fields(context)
+    return {e.name: e.value for e in task.env_vars}
+
+
+@pytest.mark.parametrize(
+    ("logical_date", "run_after", "expected"),
+    [
+        (datetime(2026, 11, 21, 2, tzinfo=UTC), datetime(2026, 11, 22, 2, tzinfo=UTC), "2026-11-21"),
+        # Asset-triggered: no logical date (and no `ds` in the context), the run-after date instead.
+        (None, datetime(2026, 12, 3, 23, 59, tzinfo=UTC), "2026-12-03"),
+    ],
+)
+def test_the_run_date_is_the_logical_date_else_the_run_after_date(
+    loop_manual: Project,
+    monkeypatch: pytest.MonkeyPatch,
+    logical_date: datetime | None,
+    run_after: datetime,
+    expected: str,
+) -> None:
+    monkeypatch.setenv("NBOPS_BACKEND", "local")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", loop_manual.tracking_uri)
+    monkeypatch.setenv("NBOPS_ARTIFACT_ROOT", str(loop_manual.root / ".nbops" / "artifacts"))
+    dags = dagbag(loop_manual.root / "dags")
+    for dag_id, task_id in [
+        ("loop", "prepare"),
+        ("loop", "retrain_gate"),
+        ("loop", "close_run"),
+        ("loop_monitor", "monitor"),
+    ]:
+        env = _rendered_run_date(dags[dag_id].get_task(task_id), logical_date, run_after)
+        assert env["NBOPS_RUN_DATE"] == expected, (dag_id, task_id)

@@ -1,0 +1,162 @@
+"""The retraining gate as the commands run it: decide, record, move the aliases, alert.
+
+``nbops run`` calls :func:`run_gate` once the gate's stage is sealed; the DAG's
+``retrain_gate`` task runs ``nbops gate``, which calls it too, and ``promote_champion`` (after
+Airflow's approval) runs ``nbops approve``. The decision itself is :mod:`nbops.tracking.gate`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nbops import alerts
+from nbops.errors import InputError
+from nbops.lock import fetch_lock
+from nbops.spec import Pipeline, RetrainSpec, load_pipeline
+from nbops.storage import Store, layout, open_store
+from nbops.tracking import gate, pipeline_run, record, tags
+from nbops.tracking.gate import Decision, GateResult
+from nbops.tracking.store import tracking_uri
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+ENV_APPROVER = "NBOPS_APPROVER"
+"""Who approves, as recorded (default: the login name; the DAG sets the Airflow user when it knows it)."""
+
+
+def load_target(pipeline_file: Path | None, promoted: str | None) -> tuple[Pipeline, Store, str]:
+    """The pipeline a gate command acts on, its artifact store and tracking URI: the working tree's
+    pipeline file, or (in a DAG task) the promoted lock whose sha256 is given.
+
+    Raises:
+        InputError: neither or both given, or the lock is altered; InfraError: it is not published.
+    """
+    if (pipeline_file is None) == (promoted is None):
+        raise InputError("give exactly one of a pipeline file and --promoted LOCK_SHA256.")
+    if promoted is not None:
+        store = open_store(Path.cwd())
+        lock, path = fetch_lock(store, promoted)
+        return lock.pipeline(path, store, stage=None), store, tracking_uri(layout.state_dir(Path.cwd()))
+    assert pipeline_file is not None  # noqa: S101 - checked above
+    pipeline = load_pipeline(pipeline_file)
+    return pipeline, open_store(pipeline.root), tracking_uri(layout.state_dir(pipeline.root))
+
+
+def retrain_of(pipeline: Pipeline) -> RetrainSpec:
+    """The pipeline's ``retrain:`` block; InputError naming the file when it has none."""
+    if pipeline.spec.retrain is None:
+        raise InputError(
+            f"{pipeline.path}: the pipeline declares no `retrain:` block (model, stage, metric, direction, "
+            "min_improvement, approval), so there is no gate to run or approve."
+        )
+    return pipeline.spec.retrain
+
+
+def run_gate(client: MlflowClient, pipeline: Pipeline, uri: str, run_id: str) -> GateResult:
+    """Decide for pipeline run ``run_id``, record the decision, move the aliases and send the
+    ``champion_change`` alert when the champion moved.
+
+    Raises:
+        InputError: no `retrain:` block, or the pipeline has never been recorded.
+        InfraError: the tracking store cannot be used.
+    """
+    retrain = retrain_of(pipeline)
+    experiment = _experiment(client, pipeline)
+    result = gate.decide(client, retrain, experiment, run_id)
+    parent = pipeline_run.find(client, experiment, run_id)
+    gate.apply(client, result, parent)
+    if result.champion_changed:
+        _alert_change(pipeline, uri, experiment, run_id, parent, result)
+    return result
+
+
+def approve(client: MlflowClient, pipeline: Pipeline, uri: str, run_id: str | None, reject: bool = False) -> GateResult:
+    """Approve (or reject) the decision awaiting approval of pipeline run ``run_id`` (default:
+    the newest version awaiting approval), then record it and move the alias.
+
+    Raises:
+        InputError: nothing awaits approval there, or the champion moved since.
+        InfraError: the tracking store cannot be used.
+    """
+    retrain = retrain_of(pipeline)
+    experiment = _experiment(client, pipeline)
+    if run_id is not None:
+        parent = pipeline_run.find(client, experiment, run_id)
+        if parent is None:
+            raise InputError(f"{pipeline.path}: there is no run {run_id} of '{pipeline.name}' in the tracking store.")
+        parent_tags = record.call(client.get_run, parent, what="read the pipeline run").data.tags
+        version = parent_tags.get(tags.GATE_VERSION)
+        if not version:
+            raise InputError(f"run {run_id} of '{pipeline.name}' has no gate decision (the gate did not run).")
+    else:
+        version, run_id = _newest_awaiting(client, retrain.model)
+        parent = pipeline_run.find(client, experiment, run_id) if run_id else None
+    who = os.environ.get(ENV_APPROVER, "").strip() or _login()
+    result = gate.approve(client, retrain.model, str(version), who, reject=reject)
+    gate.apply(client, result, parent)
+    if result.champion_changed:
+        _alert_change(pipeline, uri, experiment, run_id or "", parent, result)
+    return result
+
+
+def applied_approval(client: MlflowClient, pipeline: Pipeline, uri: str, run_id: str) -> GateResult | None:
+    """What the DAG's ``promote_champion`` does once Airflow's approval was given: approve the run's
+    decision if it awaits approval; None when it does not (the gate kept the champion)."""
+    retrain_of(pipeline)
+    experiment = _experiment(client, pipeline)
+    parent = pipeline_run.find(client, experiment, run_id)
+    if parent is None:
+        raise InputError(f"there is no run {run_id} of '{pipeline.name}' in the tracking store.")
+    decided = record.call(client.get_run, parent, what="read the pipeline run").data.tags
+    if decided.get(tags.GATE_DECISION) != Decision.AWAITING_APPROVAL.value:
+        return None
+    return approve(client, pipeline, uri, run_id)
+
+
+def describe(result: GateResult) -> str:
+    """The decision in one line for summaries and logs."""
+    return f"gate {result.model}: {result.decision.value} ({result.reason.value}): {result.message}"
+
+
+def _experiment(client: MlflowClient, pipeline: Pipeline) -> str:
+    found = record.call(client.get_experiment_by_name, pipeline.name, what=f"read experiment '{pipeline.name}'")
+    if found is None:
+        raise InputError(f"{pipeline.path}: '{pipeline.name}' has no runs in the tracking store yet; run it first.")
+    return str(found.experiment_id)
+
+
+def _newest_awaiting(client: MlflowClient, model: str) -> tuple[str, str | None]:
+    versions = record.call(client.search_model_versions, f"name = '{model}'", what=f"list the versions of '{model}'")
+    waiting = [v for v in versions if dict(v.tags).get(tags.GATE_DECISION) == Decision.AWAITING_APPROVAL.value]
+    if not waiting:
+        raise InputError(f"no version of '{model}' awaits approval; the gate decides after each run of its stage.")
+    newest = max(waiting, key=lambda v: int(v.version))
+    return str(newest.version), dict(newest.tags).get(tags.RUN_ID)
+
+
+def _alert_change(
+    pipeline: Pipeline, uri: str, experiment: str, run_id: str, parent: str | None, result: GateResult
+) -> None:
+    link = alerts.mlflow_link(uri, experiment, parent) if parent else None
+    alerts.send(
+        pipeline.spec.alerts,
+        alerts.Alert(
+            event="champion_change",
+            title=f"{pipeline.name}: version {result.version} of {result.model} is the new champion",
+            body=result.message + f". Rule: {result.rule}.",
+            pipeline=pipeline.name,
+            run_id=run_id or None,
+            link=link,
+        ),
+    )
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -1,0 +1,171 @@
+"""``airflow dags test`` of the retraining loop with the local backend: the training DAG's gate
+and approved promotion move the champion; the monitor DAG emits the drift asset only when its
+trigger holds; every run's date is its logical date."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.airflow.conftest import airflow_env
+from tests.airflow.loop import MODEL, loop_project
+from tests.airflow.test_dags_test import AIRFLOW
+from tests.conftest import Project
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def airflow(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [AIRFLOW, *args],
+        cwd=project.root,
+        env=airflow_env(project.root / "dags", NBOPS_BACKEND="local"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+class Loop:
+    """The promoted loop and the output of each ``airflow dags test`` run, by name."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.runs: dict[str, subprocess.CompletedProcess[str]] = {}
+
+    def test(self, name: str, dag_id: str, logical_date: str, *args: str) -> None:
+        self.runs[name] = airflow(self.project, "dags", "test", dag_id, logical_date, *args)
+
+    def output(self, name: str) -> str:
+        return self.runs[name].stdout + self.runs[name].stderr
+
+    def airflow_run_id(self, name: str, dag_id: str) -> str:
+        found = re.search(rf"DagRun Finished: dag_id={dag_id}, .*?run_id=([^,]+),", self.output(name))
+        assert found, self.output(name)[-5000:]
+        return found.group(1)
+
+    def db(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(self.project.root / "airflow-home" / "airflow.db") as db:
+            return db.execute(query, params).fetchall()
+
+    def states(self, name: str, dag_id: str) -> dict[str, str]:
+        rows = self.db(
+            "select task_id, state from task_instance where dag_id = ? and run_id = ?",
+            dag_id,
+            self.airflow_run_id(name, dag_id),
+        )
+        return dict(rows)
+
+    def mlflow_runs(self, nbops_run_id: str) -> dict[str, Any]:
+        """The pipeline run ``nbops_run_id`` and its stage runs: ``{"pipeline": run, stage: run}``."""
+        found = {}
+        for run in self.project.runs("loop"):
+            if run.data.tags.get("nbops.run_id") == nbops_run_id:
+                found[run.data.tags.get("nbops.stage") or run.data.tags["nbops.kind"]] = run
+        return found
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory: pytest.TempPathFactory) -> Loop:
+    """Promoted once; a training run (its approval given), then a monitor run on a drifting day
+    and one on a quiet day."""
+    project = loop_project(tmp_path_factory.mktemp("loop-dags-test"))
+    promoted = project.nbops("promote", "pipeline.yaml")
+    assert promoted.returncode == 0, promoted.stderr
+    migrated = airflow(project, "db", "migrate")
+    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    loop = Loop(project)
+    # `dags test` cannot answer a human-in-the-loop task: the approval is marked given.
+    loop.test("train", "loop", "2026-11-21", "--mark-success-pattern", "approve_champion")
+    loop.test("drift", "loop_monitor", "2026-11-22", "-c", json.dumps({"monitor.drift": 0.9}))
+    loop.test("quiet", "loop_monitor", "2026-11-23", "-c", json.dumps({"monitor.drift": 0.1}))
+    return loop
+
+
+def test_the_gate_and_the_approved_promotion_make_the_first_champion(loop: Loop) -> None:
+    assert loop.runs["train"].returncode == 0, loop.output("train")[-5000:]
+    assert loop.states("train", "loop") == {
+        "check_conf": "success",
+        "prepare": "success",
+        "fit": "success",
+        "retrain_gate": "success",
+        "approve_champion": "success",
+        "promote_champion": "success",
+        "close_run": "success",
+        "stages_succeeded": "success",
+    }
+    output = loop.output("train")
+    assert "gate loop-model: awaiting_approval (first_version)" in output
+    assert "gate loop-model: promoted (first_version)" in output
+    champion = loop.project.client().get_model_version_by_alias(MODEL, "champion")
+    assert str(champion.version) == "1"
+    run_id = loop.airflow_run_id("train", "loop")
+    record = loop.mlflow_runs(run_id)
+    assert record["pipeline"].info.status == "FINISHED"
+    assert record["pipeline"].data.tags["nbops.gate.decision"] == "promoted"
+    assert champion.tags["nbops.gate.decision"] == "promoted"
+    assert champion.tags["nbops.run_id"] == run_id
+
+
+def test_a_training_run_s_date_is_its_logical_date(loop: Loop) -> None:
+    record = loop.mlflow_runs(loop.airflow_run_id("train", "loop"))
+    assert record["prepare"].data.params["as_of"] == "2026-11-21"  # spec: as_of: ${run_date}
+    assert record["prepare"].data.tags["nbops.run_date"] == "2026-11-21"
+
+
+def test_a_drifting_day_emits_the_asset_that_schedules_the_training_dag(loop: Loop) -> None:
+    assert loop.runs["drift"].returncode == 0, loop.output("drift")[-5000:]
+    states = loop.states("drift", "loop_monitor")
+    assert states == {
+        "check_conf": "success",
+        "monitor": "success",
+        "drift_trigger": "success",
+        "close_run": "success",
+        "stages_succeeded": "success",
+    }
+    events = loop.db(
+        "select e.source_dag_id, e.source_task_id, e.source_run_id from asset_event e join asset a on a.id = e.asset_id "
+        "where a.uri = 'nbops://loop/drift'"
+    )
+    assert events == [("loop_monitor", "drift_trigger", loop.airflow_run_id("drift", "loop_monitor"))]
+    scheduled = loop.db(
+        "select r.dag_id from dag_schedule_asset_reference r join asset a on a.id = r.asset_id "
+        "where a.uri = 'nbops://loop/drift'"
+    )
+    assert scheduled == [("loop",)]
+
+
+def test_a_monitor_run_is_recorded_and_closed_as_a_run_of_its_own(loop: Loop, tmp_path: Path) -> None:
+    airflow_run = loop.airflow_run_id("drift", "loop_monitor")
+    record = loop.mlflow_runs(f"monitor__{airflow_run}")
+    assert set(record) == {"pipeline", "monitor"}
+    parent, monitor = record["pipeline"], record["monitor"]
+    assert parent.info.status == "FINISHED" and parent.data.tags["nbops.status"] == "succeeded"
+    assert parent.data.tags["airflow.dag_id"] == "loop_monitor"
+    assert parent.data.tags["airflow.run_id"] == airflow_run
+    assert parent.data.tags["nbops.monitor.holds"] == "true"
+    assert parent.data.params == {"monitor.drift": "0.9"}
+    assert monitor.data.params["as_of"] == "2026-11-22"  # the monitor run's date
+    assert monitor.data.metrics["drift_score"] == 0.9
+    index = loop.project.client().download_artifacts(parent.info.run_id, "pipeline/sources.json", str(tmp_path))
+    sources = json.loads(Path(index).read_text())
+    assert set(sources["notebooks"]) == {"monitor"}
+
+
+def test_a_quiet_day_skips_the_trigger_and_emits_nothing(loop: Loop) -> None:
+    assert loop.runs["quiet"].returncode == 0, loop.output("quiet")[-5000:]
+    assert re.search(r"DagRun Finished: dag_id=loop_monitor, .* state=success,", loop.output("quiet"))
+    states = loop.states("quiet", "loop_monitor")
+    assert states["drift_trigger"] == "skipped"
+    assert states["stages_succeeded"] == states["close_run"] == states["monitor"] == "success"
+    assert loop.db("select count(*) from asset_event") == [(1,)]  # the drifting day's only
+    record = loop.mlflow_runs(f"monitor__{loop.airflow_run_id('quiet', 'loop_monitor')}")
+    assert record["pipeline"].data.tags["nbops.monitor.holds"] == "false"
+    assert record["pipeline"].data.tags["nbops.status"] == "succeeded"
