@@ -12,7 +12,8 @@ BIN := $(VENV)/bin
 example: bootstrap ## Run the example pipeline end to end on the embedded defaults.
 	$(BIN)/nbops run pipeline.yaml
 
-test: bootstrap lint ## Run the whole test suite.
+test: bootstrap lint ## Run the whole test suite: the example's notebooks first (nbops test), then pytest.
+	$(BIN)/nbops test pipeline.yaml
 	$(BIN)/pytest
 
 lint: bootstrap

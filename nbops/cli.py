@@ -78,6 +78,7 @@ def main() -> None:
 @click.option("--run-id", required=True, help="Pipeline run this attempt belongs to.")
 @click.option("--params-json", default="{}", help="Parameter overrides as a JSON object.")
 @click.option("--result-file", type=click.Path(path_type=Path), hidden=True, help="Write the result here as JSON.")
+@click.option("--force", is_flag=True, help="Run the notebook even when a completed attempt could be reused.")
 def exec_stage_cmd(
     pipeline_file: Path | None,
     promoted: str | None,
@@ -85,6 +86,7 @@ def exec_stage_cmd(
     run_id: str,
     params_json: str,
     result_file: Path | None,
+    force: bool,
 ) -> None:
     """Execute one stage of one pipeline run (what every backend runs).
 
@@ -104,7 +106,7 @@ def exec_stage_cmd(
         if not isinstance(params, dict):
             raise InputError(f"--params-json: expected a JSON object, got {type(params).__name__}.")
         request = StageRequest(
-            pipeline_file=pipeline_file, stage=stage, run_id=run_id, params=params, promoted=promoted
+            pipeline_file=pipeline_file, stage=stage, run_id=run_id, params=params, promoted=promoted, force=force
         )
         result = exec_stage(request)
     except json.JSONDecodeError as exc:
@@ -135,6 +137,15 @@ def exec_stage_cmd(
     help="What ${run_date} in the spec's parameters stands for (default: a resumed run's own, else today, UTC).",
 )
 @click.option(
+    "--force",
+    "force",
+    multiple=True,
+    is_flag=False,
+    flag_value="*",
+    metavar="[STAGE]",
+    help="Run even what could reuse a completed attempt: every stage, or (repeatable) STAGE and its descendants.",
+)
+@click.option(
     "--retry-delay",
     type=click.FloatRange(min=0),
     default=2.0,
@@ -149,6 +160,7 @@ def run_cmd(
     jobs: int | None,
     run_id: str | None,
     run_date: str | None,
+    force: tuple[str, ...],
     retry_delay: float,
 ) -> None:
     """Run the pipeline locally, one subprocess per stage, independent stages in parallel.
@@ -165,6 +177,7 @@ def run_cmd(
         _fail(exc)
     options = RunOptions(
         run_date=run_date,
+        force=force,
         pipeline_file=pipeline_file,
         stages=stages,
         from_stage=from_stage,
@@ -304,6 +317,40 @@ def drift_check_cmd(promoted: str, run_id: str) -> None:
         _fail(exc)
     click.echo(f"nbops drift-check: {check.message}")
     sys.exit(ExitCode.OK if check.holds else NOT_TRIGGERED)
+
+
+@main.command("test")
+@PIPELINE_ARG
+@click.option("--nbval", is_flag=True, help="Also compare executed outputs with those stored in the notebooks.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Stages run at once (default: cores).")
+def test_cmd(pipeline_file: Path, nbval: bool, jobs: int | None) -> None:
+    """Lint, then run the whole pipeline with each stage's `test_parameters` in a throwaway store
+    and experiment: no production run, registry version, alias move or alert. With a monitor,
+    its notebook then runs once against the test run's champion (--dry-run).
+
+    Exit 0 when everything passed; 1 when a notebook failed (naming the stage and the cell) or,
+    with --nbval, an output differs; 2 for lint problems; 3 infrastructure. On a failure the
+    throwaway store is kept and its place printed.
+    """
+    from nbops.testrun import TestOptions, test_pipeline
+
+    try:
+        report = test_pipeline(TestOptions(pipeline_file=pipeline_file, nbval=nbval, jobs=jobs))
+    except NbopsError as exc:
+        _fail(exc)
+    for problem in report.problems:
+        click.echo(f"\n{problem}", err=True)
+    for stage, found in report.mismatches.items():
+        click.echo(f"\nstage '{stage}': {len(found)} output(s) differ from the notebook's stored outputs:", err=True)
+        for mismatch in found:
+            click.echo(f"  - {mismatch.describe()}", err=True)
+    if report.monitor:
+        click.echo(f"nbops test: monitor {report.monitor}", err=True)
+    if report.kept is not None:
+        click.echo(f"nbops test: the throwaway store is kept for reading: {report.kept}", err=True)
+    verdict = "passed" if report.exit_code == ExitCode.OK else f"failed (exit {report.exit_code})"
+    click.echo(f"nbops test: {pipeline_file} {verdict}", err=True)
+    _exit_process(report.exit_code)
 
 
 @main.command("init")

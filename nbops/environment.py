@@ -12,6 +12,8 @@ import hashlib
 import os
 import re
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 
@@ -54,3 +56,18 @@ def installed_packages() -> tuple[str, ...]:
                 normalized = re.sub(r"[-_.]+", "-", match["name"]).lower()
                 found.add(f"{normalized}=={match['version']}")
     return tuple(sorted(found))
+
+
+@contextmanager
+def overridden(values: Mapping[str, str]) -> Iterator[None]:
+    """This process's environment with ``values`` set, restored as it was on the way out."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -32,6 +32,11 @@ def _stage_problems(pipeline: Pipeline, name: str) -> list[str]:
     try:
         contract = load_contract(pipeline, name)
         cells, where = contract.notebook.node.cells, contract.where
+        if contract.stage.test_parameters:  # what `nbops test` would inject, checked as the spec's own
+            try:
+                load_contract(pipeline, name, contract.stage.test_parameters)
+            except InputError as exc:
+                problems.append(f"{exc} (with the stage's test_parameters, as `nbops test` runs it)")
     except InputError as exc:
         problems.append(str(exc))
         path = pipeline.notebook_path(name)

@@ -12,9 +12,11 @@ emits the asset event the training DAG is scheduled on.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from nbops import alerts, rundate
 from nbops.errors import InputError, NbopsError
@@ -44,6 +46,9 @@ class MonitorOptions:
     run_date: str | None = None
     dry_run: bool = False
     jobs: int | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    """Typed values of the monitor notebook's parameters, between the spec's and ``params``."""
+    alerts: bool = True
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,9 @@ def run_monitor(options: MonitorOptions) -> MonitorResult:
                 run_date=run_date,
                 monitor=True,
                 trigger="nbops monitor",
+                overrides={MONITOR_STAGE: options.overrides},
+                alerts=options.alerts,
+                hints=options.alerts,
             )
         )
     finally:
@@ -155,10 +163,17 @@ def run_monitor(options: MonitorOptions) -> MonitorResult:
             check,
             watched,
         )
-    send_drift_alert(pipeline, uri, watched.experiment_id, watched.parent_run_id, watched.run_id, check)
+    if options.alerts:
+        send_drift_alert(pipeline, uri, watched.experiment_id, watched.parent_run_id, watched.run_id, check)
     say(f"nbops monitor: {check.message}; starting a retraining run for {run_date}")
     retrained = run_pipeline(
-        RunOptions(pipeline_file=options.pipeline_file, run_date=run_date, jobs=options.jobs, trigger="nbops monitor")
+        RunOptions(
+            pipeline_file=options.pipeline_file,
+            run_date=run_date,
+            jobs=options.jobs,
+            trigger="nbops monitor",
+            alerts=options.alerts,
+        )
     )
     record.set_tags(client, watched.parent_run_id, {**result_tags, tags.MONITOR_RETRAIN_RUN: retrained.run_id})
     return MonitorResult(

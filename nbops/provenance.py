@@ -32,6 +32,7 @@ from nbops.errors import InputError
 from nbops.graph import MONITOR_STAGE
 from nbops.lock import fetch_lock, lock_rel, notebook_rel
 from nbops.spec import Pipeline
+from nbops.status import StageStatus
 from nbops.storage import Store
 from nbops.tracking import pipeline_run, record, tags
 from nbops.tracking.tags import flag
@@ -215,7 +216,7 @@ def settle(client: MlflowClient, experiment_id: str, parent_id: str, stages: lis
             outcomes[stage] = "killed"
         else:
             outcomes[stage] = found.data.tags.get(tags.STATUS) or found.info.status.lower()
-    if all(v == "succeeded" for v in outcomes.values()):
+    if all(_succeeded(v) for v in outcomes.values()):
         outcome = "succeeded"
     elif any(v == "killed" for v in outcomes.values()):
         outcome = "killed"
@@ -225,6 +226,14 @@ def settle(client: MlflowClient, experiment_id: str, parent_id: str, stages: lis
 
 
 MLFLOW_STATUS = {"succeeded": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
+
+
+def _succeeded(outcome: str) -> bool:
+    """Whether a stage's recorded outcome counts as done (``succeeded``, ``stopped`` early, ``cached``)."""
+    try:
+        return StageStatus(outcome).succeeded
+    except ValueError:  # `not run`, or what MLflow says of a run nbops never tagged
+        return False
 
 
 def close_promoted_run(store: Store, uri: str, lock_sha256: str, run_id: str, airflow: AirflowRun) -> Closed:

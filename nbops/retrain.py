@@ -56,9 +56,9 @@ def retrain_of(pipeline: Pipeline) -> RetrainSpec:
     return pipeline.spec.retrain
 
 
-def run_gate(client: MlflowClient, pipeline: Pipeline, uri: str, run_id: str) -> GateResult:
-    """Decide for pipeline run ``run_id``, record the decision, move the aliases and send the
-    ``champion_change`` alert when the champion moved.
+def run_gate(client: MlflowClient, pipeline: Pipeline, uri: str, run_id: str, alert: bool = True) -> GateResult:
+    """Decide for pipeline run ``run_id``, record the decision, move the aliases and (with
+    ``alert``) send the ``champion_change`` alert when the champion moved.
 
     Raises:
         InputError: no `retrain:` block, or the pipeline has never been recorded.
@@ -69,7 +69,7 @@ def run_gate(client: MlflowClient, pipeline: Pipeline, uri: str, run_id: str) ->
     result = gate.decide(client, retrain, experiment, run_id)
     parent = pipeline_run.find(client, experiment, run_id)
     gate.apply(client, result, parent)
-    if result.champion_changed:
+    if result.champion_changed and alert:
         _alert_change(pipeline, uri, experiment, run_id, parent, result)
     return result
 

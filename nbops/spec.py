@@ -96,6 +96,11 @@ class StageSettings(_Model):
     node_selector: dict[str, str] | None = Field(None, description="Kubernetes node selector labels.")
     tolerations: tuple[Toleration, ...] | None = Field(None, description="Kubernetes tolerations.")
     secrets: tuple[SecretName, ...] | None = Field(None, description="Kubernetes Secret names exposed as env.")
+    cache: bool | None = Field(
+        None,
+        description="Reuse a completed attempt with the same notebook, files, parameters, inputs and environment "
+        "(default true); false for a stage that reads the outside world.",
+    )
 
 
 def _relative_globs(value: tuple[str, ...]) -> tuple[str, ...]:
@@ -119,6 +124,9 @@ class StageSpec(StageSettings):
     notebook: str = Field(description="Path of the notebook, relative to the pipeline file.")
     needs: tuple[str, ...] = Field((), description="Stages whose outputs this stage reads.")
     parameters: dict[str, Any] = Field(default_factory=dict, description="Parameter overrides for this stage.")
+    test_parameters: dict[str, Any] = Field(
+        default_factory=dict, description="Merged over `parameters` by `nbops test` (small, fast values)."
+    )
     files: FilesGlobs = ()
 
     @field_validator("notebook")
@@ -170,6 +178,7 @@ class MonitorSpec(StageSettings):
     notebook: str = Field(description="Path of the monitor notebook, relative to the pipeline file.")
     schedule: str | None = Field("@daily", description="Cron expression or Airflow preset of the monitor DAG.")
     parameters: dict[str, Any] = Field(default_factory=dict, description="Parameter overrides of the notebook.")
+    test_parameters: dict[str, Any] = Field(default_factory=dict, description="Merged over `parameters` by tests.")
     files: FilesGlobs = ()
     trigger: TriggerSpec = Field(description="The metric and threshold that start a retraining run.")
 
@@ -271,7 +280,9 @@ class PipelineSpec(_Model):
         if stage == MONITOR_STAGE and self.monitor is not None and stage not in self.stages:
             m = self.monitor
             own = {k: getattr(m, k) for k in StageSettings.model_fields}
-            return StageSpec(notebook=m.notebook, parameters=m.parameters, files=m.files, **own)
+            return StageSpec(
+                notebook=m.notebook, parameters=m.parameters, test_parameters=m.test_parameters, files=m.files, **own
+            )
         return self.stages[stage]
 
     def resolved(self, stage: str) -> ResolvedStage:
@@ -302,6 +313,9 @@ class PipelineSpec(_Model):
             tolerations=pick("tolerations", ()),
             secrets=pick("secrets", ()),
             files=stage_globs(spec.notebook, self.files, spec.files),
+            # The monitor reads the newest data and the current champion: never reused.
+            cache=pick("cache", True) and stage != MONITOR_STAGE,
+            test_parameters=spec.test_parameters,
         )
 
 
@@ -321,6 +335,8 @@ class ResolvedStage(_Model):
     tolerations: tuple[Toleration, ...] = Field(description="Tolerations.")
     secrets: tuple[str, ...] = Field(description="Secret names.")
     files: tuple[str, ...] = Field((), description="Globs of the files that travel with the notebook.")
+    cache: bool = Field(True, description="Whether a completed attempt with the same key may be reused.")
+    test_parameters: dict[str, Any] = Field(default_factory=dict, description="What `nbops test` merges over them.")
 
 
 class FrozenFile(_Model):

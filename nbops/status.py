@@ -53,6 +53,8 @@ class StageStatus(Enum):
     INFRA_FAILED = "infra_failed"
     UPLOAD_FAILED = "upload_failed"
     SEAL_FAILED = "seal_failed"
+    CACHED = "cached"
+    """Not executed: a completed attempt with the same key was reused (DESIGN §13)."""
 
     @property
     def exit_code(self) -> ExitCode:
@@ -102,6 +104,7 @@ _EXIT = {
     StageStatus.INFRA_FAILED: ExitCode.INFRA,
     StageStatus.UPLOAD_FAILED: ExitCode.INFRA,
     StageStatus.SEAL_FAILED: ExitCode.INFRA,
+    StageStatus.CACHED: ExitCode.OK,
 }
 
 _MESSAGE = {
@@ -116,6 +119,7 @@ _MESSAGE = {
     StageStatus.INFRA_FAILED: "infrastructure failure: {evalue}",
     StageStatus.UPLOAD_FAILED: "the artifact store did not take the attempt's files: {evalue}",
     StageStatus.SEAL_FAILED: "the artifact store did not take the manifest: {evalue}",
+    StageStatus.CACHED: "reused {evalue}",
 }
 
 __all__ = ["ExitCode", "StageStatus"]

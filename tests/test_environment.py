@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from pathlib import Path
 
@@ -29,3 +30,14 @@ def test_packages_are_read_from_dist_info_names(tmp_path: Path, monkeypatch: pyt
     assert environment.installed_packages() == ("baz==0.1", "foo-bar==1.2.3", "qux==2.0")
     (tmp_path / "qux-2.1.dist-info").mkdir()
     assert environment.installed_packages() != ("baz==0.1", "foo-bar==1.2.3", "qux==2.0")
+
+
+def test_overridden_sets_values_and_restores_the_environment_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbops.environment import overridden
+
+    monkeypatch.setenv("NBOPS_T_KEPT", "before")
+    monkeypatch.delenv("NBOPS_T_NEW", raising=False)
+    with pytest.raises(RuntimeError), overridden({"NBOPS_T_KEPT": "during", "NBOPS_T_NEW": "x"}):
+        assert os.environ["NBOPS_T_KEPT"] == "during" and os.environ["NBOPS_T_NEW"] == "x"
+        raise RuntimeError("left early")
+    assert os.environ["NBOPS_T_KEPT"] == "before" and "NBOPS_T_NEW" not in os.environ

@@ -8,6 +8,7 @@ pod's rendered environment) in a subprocess, so both backends execute the same t
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from nbops.airflow.settings import backend
 from nbops.context import ENV_IMAGE
+from nbops.environment import overridden
 from nbops.stage.process import stop
 from nbops.status import ExitCode
 from nbops.storage.layout import ENV_ARTIFACT_ROOT
@@ -47,9 +49,12 @@ class NbopsStageOperator(KubernetesPodOperator):
     _backend: str | None = None
 
     def execute(self, context: Any) -> Any:
-        """Run the stage on the backend chosen for this task."""
+        """Run the stage on the backend chosen for this task, unless it can reuse a completed attempt:
+        then it is recorded ``cached`` here and no pod (or stage command) starts."""
         chosen = self._backend = backend()
         self.log.info("nbops backend: %s", chosen)
+        if self.reused_here(chosen):
+            return None
         if chosen == "local":
             return self.execute_local()
         self._require_settings()
@@ -68,6 +73,48 @@ class NbopsStageOperator(KubernetesPodOperator):
         if isinstance(env, dict):
             return {str(k): str(v) for k, v in env.items()}
         return {e.name: e.value or "" for e in env}
+
+    def reused_here(self, chosen: str) -> bool:
+        """For a stage task, look for a completed attempt with the stage's key from this worker and,
+        when there is one, record the stage as ``cached`` (DESIGN §13). Where the worker cannot see
+        the artifact store (a cluster's volume), or lacks nbops's runner extra, the pod decides
+        the same way before running its notebook."""
+        args = list(self.arguments or [])
+        if not args or args[0] != "exec-stage" or "--force" in args:
+            return False
+        pod_env = self.rendered_env()
+        root = pod_env.get(ENV_ARTIFACT_ROOT, "")
+        if not (root.startswith("s3://") or Path(root).is_dir()):
+            return False
+        try:
+            from nbops.stage.command import complete_reuse, probe_reuse
+            from nbops.stage.result import StageRequest
+            from nbops.status import StageStatus
+        except ImportError:  # an Airflow worker without the runner extra
+            return False
+        option = dict(zip(args[1::2], args[2::2], strict=False))
+        env = {k: v for k, v in pod_env.items() if chosen != "local" or k not in POD_ONLY_ENV}
+        try:
+            request = StageRequest(
+                pipeline_file=None,
+                stage=option["--stage"],
+                run_id=option["--run-id"],
+                params=json.loads(option.get("--params-json", "{}")),
+                promoted=option["--promoted"],
+            )
+            with overridden(env):
+                found = probe_reuse(request)
+                if found is None:
+                    return False
+                result = complete_reuse(*found)
+        except Exception as exc:  # the stage command meets the same problem and reports it
+            self.log.info("not reused here (%s: %s); the stage command decides", type(exc).__name__, exc)
+            return False
+        if result.status is not StageStatus.CACHED:
+            self.log.info("not reused here (%s); the stage command runs", result.message)
+            return False
+        self.log.info("stage %s: %s; no pod started, no notebook ran", request.stage, result.message)
+        return True
 
     def execute_local(self) -> None:
         """Run the pod's command line here; map its exit code to skip (``skip_on_exit_code``, as

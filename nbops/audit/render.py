@@ -140,7 +140,11 @@ def _run_fields(run: PipelineRunInfo, cut: Callable[[str], str] = short) -> list
 
 
 def _node(branch: str, pipe: str, node: StageNode, report: AuditReport) -> Iterator[str]:
-    role = {"model": "  (registered the model)", "upstream": "  (consumed upstream)"}.get(node.role, "")
+    role = {
+        "model": "  (registered the model)",
+        "upstream": "  (consumed upstream)",
+        "reused": "  (reused by a cached attempt)",
+    }.get(node.role, "")
     checks = report.scoped(node.key)
     verdict = f"  [{mark(node.ok)}]" if checks else ""
     yield f"{branch}{node.key}  {node.status}{role}{verdict}"

@@ -34,11 +34,13 @@ null; hashes are full lowercase sha256 hex; ``""`` means "not recorded".
 
 * ``stages``: stage nodes, upstream first (every node after the attempts it consumed).
 
-  * ``key`` (``stage#attempt``, or the stage alone when it never ran), ``stage``,
+  * ``key`` (``stage#attempt``; ``stage#attempt@run`` for an attempt of another pipeline run,
+    which a ``cached`` attempt reused; the stage alone when it never ran), ``stage``,
     ``attempt`` (int or null), ``role`` (``model``: the attempt that registered the model;
     ``stage``: the latest successful (else latest) attempt of a stage of the run;
-    ``upstream``: an attempt reached through ``inputs``), ``status`` (a stage status,
-    ``not run``, ``running``), ``ok`` (every check of this node passed).
+    ``upstream``: an attempt reached through ``inputs``; ``reused``: the attempt a ``cached``
+    attempt stands for), ``status`` (a stage status, ``not run``, ``running``), ``ok`` (every
+    check of this node passed).
   * ``mlflow_run_id``, ``attempt_path`` (relative to the artifact root), ``location``.
   * ``notebook``: ``path``, ``sha256``, ``location`` of the content-addressed copy (or null).
   * ``parameters``: ``[{"name", "value", "source", "default", "spec"}]``; ``source`` is
@@ -213,7 +215,7 @@ class StageNode(_Doc):
     key: str
     stage: str
     attempt: int | None
-    role: Literal["model", "stage", "upstream"]
+    role: Literal["model", "stage", "upstream", "reused"]
     status: str
     ok: bool
     mlflow_run_id: str

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ from nbops.lock import lock_rel, notebook_rel
 from nbops.provenance import SOURCES_ARTIFACT, Sources, spec_rel
 from nbops.status import StageStatus
 from nbops.storage import Store, layout
-from nbops.storage.manifest import Manifest, parse_manifest
+from nbops.storage.manifest import Manifest, ManifestInput, ReusedAttempt, parse_manifest
 from nbops.tracking import record, tags
 from nbops.tracking.store import redact_uri
 
@@ -49,7 +50,8 @@ _PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 _SEARCH_PAGE = 1000
 _EXPERIMENT_CHUNK = 50
 
-Role = Literal["model", "stage", "upstream"]
+Role = Literal["model", "stage", "upstream", "reused"]
+"""``reused``: the completed attempt a ``cached`` attempt stands for (incremental runs)."""
 
 
 @dataclass(frozen=True)
@@ -125,11 +127,15 @@ class AttemptRecord:
     consumers: list[Consumer] = field(default_factory=list)
     expects_manifest: bool = True
     """False for a stage shown without a successful attempt (failed, running, not run)."""
+    run_key: str = ""
+    """The pipeline run the attempt belongs to, when it is not the audited one (a reused attempt)."""
 
     @property
     def key(self) -> str:
-        """``stage#attempt``, or the stage alone when it never ran."""
-        return f"{self.stage}#{self.attempt}" if self.attempt is not None else self.stage
+        """``stage#attempt`` (``stage#attempt@run`` in another run), or the stage alone when it never ran."""
+        if self.attempt is None:
+            return self.stage
+        return f"{self.stage}#{self.attempt}" + (f"@{self.run_key}" if self.run_key else "")
 
     @property
     def status(self) -> str:
@@ -587,14 +593,22 @@ class Walker:
         if manifest is None:
             lineage.attempts.append(node)
             return
-        for consumed in manifest.inputs:
-            key = f"{consumed.stage}#{consumed.attempt}"
+        edges: list[tuple[str, int, str, ManifestInput | ReusedAttempt, Role]] = [
+            (consumed.stage, consumed.attempt, _other_run(consumed.location, lineage), consumed, "upstream")
+            for consumed in manifest.inputs
+        ]
+        if manifest.reused is not None:  # a cached attempt: the one it stands for comes first
+            reused = manifest.reused
+            other = "" if layout.run_key(reused.run_id) == _audited_key(lineage) else layout.run_key(reused.run_id)
+            edges.append((manifest.stage, reused.attempt, other, reused, "reused"))
+        for stage, number, other, named, role in edges:
+            key = f"{stage}#{number}" + (f"@{other}" if other else "")
             upstream = next((a for a in lineage.attempts if a.key == key), None)
             if upstream is None and key not in visiting | {node.key}:
-                upstream = self._upstream(lineage, manifest, consumed.stage, consumed.attempt, index)
+                upstream = self._upstream(lineage, manifest, stage, number, index, other, role)
             if upstream is None:
                 continue
-            upstream.consumers.append(Consumer(node.key, consumed.manifest_sha256, consumed.location))
+            upstream.consumers.append(Consumer(node.key, named.manifest_sha256, named.location))
             self._follow(lineage, upstream, index, visiting | {node.key})
         lineage.attempts.append(node)
 
@@ -605,12 +619,15 @@ class Walker:
         stage: str,
         attempt: int,
         index: Mapping[tuple[str, int], RunRecord],
+        other_run: str = "",
+        role: Role = "upstream",
     ) -> AttemptRecord:
-        node = AttemptRecord(stage=stage, attempt=attempt, role="upstream")
-        self._load(lineage, node, layout.attempt_rel(consumer.pipeline, consumer.run_id, stage, attempt))
+        node = AttemptRecord(stage=stage, attempt=attempt, role=role, run_key=other_run)
+        run_of = other_run or consumer.run_id
+        self._load(lineage, node, layout.attempt_rel(consumer.pipeline, run_of, stage, attempt))
         run_id = node.manifest.mlflow_run_id if node.manifest is not None else ""
         run = self._run(run_id) if run_id else None
-        if run is None and (stage, attempt) in index:
+        if run is None and not other_run and (stage, attempt) in index:
             run = self._full(index[(stage, attempt)])
         node.run = run
         if run is None:
@@ -637,6 +654,21 @@ class Walker:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
+_ATTEMPT_LOCATION = re.compile(r"(?:^|/)runs/[^/]+/([^/]+)/[^/]+/attempt-[0-9]+/?$")
+
+
+def _audited_key(lineage: Lineage) -> str:
+    return layout.run_key(lineage.run_id) if lineage.run_id.strip("-.") else ""
+
+
+def _other_run(location: str, lineage: Lineage) -> str:
+    """The run key in an upstream attempt's recorded location when it is not the audited run's (the
+    upstream was reused from another run); ``""`` for the audited run or an unparsable location."""
+    found = _ATTEMPT_LOCATION.search(location.replace("\\", "/"))
+    if found is None or found.group(1) == _audited_key(lineage):
+        return ""
+    return found.group(1)
 
 
 def _model_info(version: ModelVersion) -> ModelInfo:

@@ -19,6 +19,9 @@ RAISES = "raises-exception"
 INJECTED = "injected-parameters"
 """Papermill's tag on the cell it inserts with the run's parameters."""
 
+OUTPUT_IGNORED = frozenset({"nbval-ignore-output", "nbval-skip"})
+"""nbval's tags: ``nbops test --nbval`` does not compare these cells' outputs."""
+
 
 def cell_tags(cell: Any) -> set[str]:
     """The tags of a cell as a set (empty when the cell has none)."""

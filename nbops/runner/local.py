@@ -23,9 +23,10 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from nbops import alerts, provenance, rundate
 from nbops.context import ENV_TRIGGER, git_state
@@ -37,9 +38,12 @@ from nbops.runner.interrupt import RunInterrupted, RunSignals
 from nbops.runner.recorder import Recorder
 from nbops.runner.report import Progress, say, summary_table
 from nbops.spec import Pipeline, load_pipeline
+from nbops.stage.cache import CacheHit
+from nbops.stage.command import complete_reuse, probe_reuse
 from nbops.stage.contract import coerce_overrides, load_contract
+from nbops.stage.lifecycle import StageAttempt
 from nbops.stage.process import STOP_GRACE_S, stop
-from nbops.stage.result import StageResult
+from nbops.stage.result import StageRequest, StageResult
 from nbops.status import ExitCode, StageStatus
 from nbops.storage import Store, layout, open_store
 from nbops.tracking import pipeline_run, record, tags
@@ -53,6 +57,8 @@ if TYPE_CHECKING:
 RETRY_DELAY_S = 2.0
 """First wait before retrying an attempt locally; doubled each time (Airflow's default is 300 s)."""
 MAX_RETRY_DELAY_S = 60.0
+DONE = ("succeeded", "cached")
+"""Stage states that count as done for the stages after them."""
 RUN_DATE_FILE = "run_date"
 """Beside a run's logs: the run date it started with, so that resuming it resolves ``${run_date}`` the same."""
 BACKSTOP_S = STOP_GRACE_S + 30
@@ -76,6 +82,16 @@ class RunOptions:
     """Run the pipeline's monitor notebook (``monitor:``) as the run's only stage, named ``monitor``."""
     trigger: str = "nbops run"
     """What started the run, as recorded (``nbops run``, ``nbops monitor``)."""
+    force: tuple[str, ...] = ()
+    """Stages to run even when a completed attempt could be reused, with their descendants;
+    ``*`` for every stage."""
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Typed parameter values by stage, between the spec's and ``params`` (``nbops test``'s
+    ``test_parameters``)."""
+    alerts: bool = True
+    """Send the spec's alerts (``nbops test`` sends none)."""
+    hints: bool = True
+    """End with the command that shows the run (``nbops ui``) or resumes it (not for a throwaway store)."""
 
 
 @dataclass
@@ -99,6 +115,10 @@ class StageState:
     result_path: Path | None = None
     log_file: IO[bytes] | None = None
     launch: str = ""
+    probed: bool = False
+    """Whether the runner looked for a completed attempt to reuse (:func:`nbops.stage.command.probe_reuse`)."""
+    reusable: tuple[StageAttempt, CacheHit] | None = None
+    """What it found: the attempt to record as ``cached`` instead of starting a stage command."""
 
 
 @dataclass
@@ -177,17 +197,19 @@ class _LocalRun:
         self.jobs = 1
         self.recorder: Recorder | None = None
         self.graph: dict[str, tuple[str, ...]] = {}
+        self.forced: set[str] = set()
 
     def prepare(self) -> None:
         options = self.options
         pipeline = self.pipeline = load_pipeline(options.pipeline_file)
         selected = select_stages(pipeline, options.stages, options.from_stage, options.monitor)
         self.graph = {MONITOR_STAGE: ()} if options.monitor else pipeline.needs()
+        self.forced = _forced(pipeline, options.force, selected)
         store = open_store(pipeline.root)
         partial = bool(options.stages or options.from_stage)
         run_id = options.run_id or (store.latest_run_key(pipeline.name) if partial else None) or layout.new_run_id()
         run_date = options.run_date or _recorded_run_date(store, pipeline, run_id) or rundate.today()
-        self.params = _checked_params(pipeline, selected, options.params, run_date)
+        self.params = _checked_params(pipeline, selected, options.params, run_date, options.overrides)
         self.summary = RunSummary(run_id=run_id, stages={s: StageState(s) for s in selected}, run_date=run_date)
         uri = self.summary.tracking_uri = tracking_uri(layout.state_dir(pipeline.root))
         self.jobs = options.jobs or os.cpu_count() or 1
@@ -226,7 +248,8 @@ class _LocalRun:
         reused = [] if options.monitor else _reused(store, pipeline, run_id, selected)
         if reused:
             record.set_tags(self.client, parent, {tags.REUSED: " ".join(reused)})
-        self.recorder.warm()
+        if any(st.process is not None for st in self.summary.stages.values()):
+            self.recorder.warm()  # else at the first stage command: a run of reused stages needs no HTML
         self.progress = Progress(pipeline.name, run_id, selected)
         self.progress.start(self.jobs, self.summary.parent_run_id)
 
@@ -241,7 +264,9 @@ class _LocalRun:
             for st in states.values():
                 if running >= self.jobs:
                     break
-                ready = all(states[u].status == "succeeded" for u in graph[st.name] if u in states)
+                ready = all(states[u].status in DONE for u in graph[st.name] if u in states)
+                if st.status == "pending" and ready and self._reused(st):
+                    continue
                 if (st.status in ("pending", "early") and ready) or (st.status == "waiting" and now >= st.not_before):
                     self._launch(st)
                     running += 1
@@ -259,10 +284,63 @@ class _LocalRun:
             if early >= self.jobs:
                 return
             upstream = [states[u].status for u in graph[st.name] if u in states]
-            if st.status == "pending" and all(u in ("running", "early", "succeeded") for u in upstream):
-                self._spawn(st)
-                st.status = "early"
-                early += 1
+            if st.status != "pending" or not all(u in ("running", "early", *DONE) for u in upstream):
+                continue
+            # With every upstream done, the stage may reuse a completed attempt: look first. With one
+            # still running, it cannot (that upstream's new manifest is in its key).
+            if all(u in DONE for u in upstream) and self._probe(st):
+                continue
+            self._spawn(st)
+            st.status = "early"
+            early += 1
+
+    def _probe(self, st: StageState) -> bool:
+        """Look once for a completed attempt ``st`` may reuse; True when there is one."""
+        assert self.pipeline is not None  # noqa: S101 - prepare() ran
+        if st.probed or not self._may_reuse(st.name):
+            return st.reusable is not None
+        st.probed = True
+        request = StageRequest(
+            pipeline_file=self.pipeline.path,
+            stage=st.name,
+            run_id=self.summary.run_id,
+            params=self.params[st.name],
+            run_date=self.summary.run_date,
+        )
+        try:
+            st.reusable = probe_reuse(request)
+        except NbopsError as exc:  # the stage command will meet it too, and say so where it belongs
+            say(f"nbops run: stage '{st.name}': not looked up for reuse ({exc})")
+        return st.reusable is not None
+
+    def _may_reuse(self, stage: str) -> bool:
+        assert self.pipeline is not None  # noqa: S101 - prepare() ran
+        return self.pipeline.stage(stage).cache and stage not in self.forced
+
+    def _reused(self, st: StageState) -> bool:
+        """Record ``st`` as ``cached`` here when it may reuse a completed attempt (no stage command)."""
+        assert self.progress is not None  # noqa: S101 - prepare() ran
+        if not self._probe(st) or st.reusable is None:
+            return False
+        attempt, hit = st.reusable
+        st.reusable, st.tries, st.started = None, 1, time.monotonic()
+        try:
+            result = complete_reuse(attempt, hit)
+        except NbopsError as exc:
+            result = StageResult(
+                stage=st.name, run_id=self.summary.run_id, status=StageStatus.INFRA_FAILED, message=str(exc)
+            )
+        st.duration = time.monotonic() - st.started
+        st.outcome, st.attempt, st.mlflow_run_id = result.status, result.attempt, result.mlflow_run_id
+        st.exit_code, st.message = result.exit_code, result.message
+        if result.status is not StageStatus.CACHED:  # recording it failed: run it instead
+            say(f"nbops run: stage '{st.name}': could not be recorded as reused ({result.message}); running it")
+            st.tries, st.outcome = 0, None
+            return False
+        st.status = "cached"
+        self.progress.cached(st)
+        self._gate_after(st)
+        return True
 
     def _launch(self, st: StageState) -> None:
         """Release the stage command started early for ``st``, or start one released at once."""
@@ -284,9 +362,12 @@ class _LocalRun:
             sys.executable, "-m", "nbops", "exec-stage",
             "--pipeline", str(self.pipeline.path), "--stage", st.name, "--run-id", self.summary.run_id,
             "--params-json", json.dumps(self.params[st.name]), "--result-file", str(st.result_path),
+            "--force",  # looked up here already, or an upstream runs now: its new manifest is in the key
         ]  # fmt: skip
         st.log_file = st.log_path.open("wb")
         st.launch = f"{st.name}-{n}"
+        if self.client is not None:  # prepared: warm the HTML export for it (a no-op once done)
+            self.recorder.warm()
         env = {**self.env, **self.recorder.env(st.launch)}
         st.process = subprocess.Popen(
             cmd, stdout=st.log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True
@@ -366,7 +447,7 @@ class _LocalRun:
             return True
         try:
             decided = self.summary.gate = run_gate(
-                self.client, self.pipeline, self.summary.tracking_uri, self.summary.run_id
+                self.client, self.pipeline, self.summary.tracking_uri, self.summary.run_id, self.options.alerts
             )
         except NbopsError as exc:
             st.exit_code, st.message = int(exc.exit_code), f"retraining gate: {exc}"
@@ -401,7 +482,7 @@ class _LocalRun:
 
     def _alert_failure(self, failed: list[StageState]) -> None:
         """The ``failure`` alert of a run that failed or was stopped (a failing alert is only logged)."""
-        if self.pipeline is None:
+        if self.pipeline is None or not self.options.alerts:
             return
         summary = self.summary
         why = summary.interrupted or "; ".join(f"stage '{s.name}' exit {s.exit_code}: {s.message}" for s in failed)
@@ -453,19 +534,26 @@ class _LocalRun:
         if summary.gate is not None:
             say(f"\n{describe(summary.gate)}")
         if outcome == "succeeded":
-            ui = f"nbops ui {shlex.quote(str(self.options.pipeline_file))}"
-            say(f"\nRun {summary.run_id} succeeded. See it with: {ui}")
+            ui = f" See it with: nbops ui {shlex.quote(str(self.options.pipeline_file))}" if self.options.hints else ""
+            say(f"\nRun {summary.run_id} succeeded.{ui}")
             return summary
-        first = failed[0].name if failed else next(s.name for s in stages if s.status != "succeeded")
+        first = failed[0].name if failed else next(s.name for s in stages if s.status not in DONE)
         why = f"was stopped ({summary.interrupted})" if summary.interrupted else "did not finish"
         which = "stopped" if summary.interrupted else "failed"
+        if not self.options.hints:
+            say(f"\nRun {summary.run_id} {why}.")
+            return summary
         say(f"\nRun {summary.run_id} {why}. Resume from the {which} stage with:")
         say(f"  {_resume_command(self.options, summary.run_id, first)}")
         return summary
 
 
 def _checked_params(
-    pipeline: Pipeline, selected: list[str], items: tuple[str, ...], run_date: str | None = None
+    pipeline: Pipeline,
+    selected: list[str],
+    items: tuple[str, ...],
+    run_date: str | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, dict[str, object]]:
     """Typed overrides per stage; every selected stage's contract checked, every problem reported."""
     raw = parse_assignments(list(items))
@@ -482,7 +570,8 @@ def _checked_params(
     for name in selected:
         try:
             contract = load_contract(pipeline, name, run_date=run_date)
-            typed = coerce_overrides(contract.schema, raw.get(name, {}), contract.where, name)
+            given = dict((overrides or {}).get(name, {}))
+            typed = {**given, **coerce_overrides(contract.schema, raw.get(name, {}), contract.where, name)}
             given = rundate.resolve({**contract.stage.parameters, **typed}, run_date or rundate.today())
             validate_overrides(contract.schema, given, contract.where)
             result[name] = typed
@@ -491,6 +580,17 @@ def _checked_params(
     if problems:
         raise InputError(format_problems(f"{pipeline.path}: nothing was run; {len(problems)} problem(s):", problems))
     return result
+
+
+def _forced(pipeline: Pipeline, force: tuple[str, ...], selected: list[str]) -> set[str]:
+    """The stages ``--force`` names (``*``: all) with their descendants."""
+    if "*" in force:
+        return set(selected)
+    graph = pipeline.needs()
+    unknown = [f"--force {s}: unknown stage '{s}'{did_you_mean(s, graph)}" for s in force if s not in graph]
+    if unknown:
+        raise InputError(format_problems(f"{pipeline.path}: {len(unknown)} unknown stage(s):", unknown))
+    return set(force) | descendants(graph, list(force)) if force else set()
 
 
 def _recorded_run_date(store: Store, pipeline: Pipeline, run_id: str) -> str | None:

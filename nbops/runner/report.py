@@ -52,6 +52,10 @@ class Progress:
         """A stage finished with exit 0."""
         self._say("ok", st.name, f"{st.duration:.1f}s  attempt {st.attempt}  mlflow {st.mlflow_run_id}")
 
+    def cached(self, st: _Stage) -> None:
+        """A stage reused a completed attempt instead of running its notebook."""
+        self._say("cache", st.name, f"{st.message}; no notebook ran  attempt {st.attempt}  mlflow {st.mlflow_run_id}")
+
     def retrying(self, st: _Stage, delay: float, retries: int) -> None:
         """A retryable failure: the stage runs again after ``delay`` seconds."""
         self._say(

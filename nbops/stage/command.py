@@ -11,6 +11,7 @@ import time
 
 from nbops.errors import InputError, NbopsError
 from nbops.notebook.outcome import StageTimedOut, Terminated
+from nbops.stage.cache import CacheHit
 from nbops.stage.lifecycle import StageAttempt, log
 from nbops.stage.recorder import RecorderLink, ReleaseCancelled
 from nbops.stage.result import StageRequest, StageResult
@@ -43,10 +44,10 @@ def exec_stage(request: StageRequest) -> StageResult:
                     message="not started: the nbops run that launched it did not release it",
                 )
             phase(attempt.locate)
-            cached = attempt.cache_lookup()
-            if cached is not None:
+            hit = attempt.cache_lookup()
+            if hit is not None:
                 attempt.release_resources()
-                return cached
+                return _reuse(attempt, hit)
             phase(attempt.claim)
         except Terminated as exc:  # stopped before the notebook started: nothing to archive
             signals.defer()
@@ -65,9 +66,41 @@ def exec_stage(request: StageRequest) -> StageResult:
             raise
         for step in (attempt.run, attempt.archive, attempt.record, attempt.seal):
             phase(step)
-        if attempt.outcome.status.succeeded:
-            phase(attempt.gate)
         return attempt.result()
+
+
+def _reuse(attempt: StageAttempt, hit: CacheHit) -> StageResult:
+    """The phases of an attempt that reuses ``hit`` instead of running its notebook."""
+    attempt.timed(attempt.claim)
+    attempt.reuse(hit)
+    for step in (attempt.record, attempt.seal):
+        attempt.timed(step)
+    return attempt.result()
+
+
+def probe_reuse(request: StageRequest) -> tuple[StageAttempt, CacheHit] | None:
+    """In this process, reading only the artifact store: the attempt ``request`` would reuse, or
+    None (it must run). What ``nbops run`` and Airflow's workers ask before starting a stage
+    command or a pod, so that a reused stage costs neither.
+
+    Raises:
+        InputError: bad input (the spec, the notebook, the parameters).
+        InfraError: the artifact store cannot be read.
+    """
+    attempt = StageAttempt(request, None)
+    attempt.prepare(execute=False)
+    attempt.locate()
+    hit = attempt.cache_lookup()
+    return None if hit is None else (attempt, hit)
+
+
+def complete_reuse(attempt: StageAttempt, hit: CacheHit) -> StageResult:
+    """Record and seal, in this process, the ``cached`` attempt :func:`probe_reuse` found."""
+    attempt.claim(export=False)
+    attempt.reuse(hit)
+    attempt.record()
+    attempt.seal()
+    return attempt.result()
 
 
 def result_of_error(request: StageRequest, exc: NbopsError, started: float) -> StageResult:
@@ -81,4 +114,4 @@ def result_of_error(request: StageRequest, exc: NbopsError, started: float) -> S
     )
 
 
-__all__ = ["StageRequest", "StageResult", "exec_stage", "log", "result_of_error"]
+__all__ = ["StageRequest", "StageResult", "complete_reuse", "exec_stage", "log", "probe_reuse", "result_of_error"]

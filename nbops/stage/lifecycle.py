@@ -1,6 +1,7 @@
 """One stage attempt, phase by phase (DESIGN §10).
 
-    prepare -> boot -> wait -> locate -> [cache lookup] -> claim -> run -> archive -> record -> seal -> [registry gate]
+    prepare -> boot -> wait -> locate -> cache lookup -> claim -> run -> archive -> record -> seal
+                                                      \-> claim -> reuse -> record -> seal   (a hit)
 
 Every check that can fail on bad input runs in :meth:`StageAttempt.prepare` and
 :meth:`StageAttempt.locate`, before anything is claimed. The kernel boots right after
@@ -8,9 +9,11 @@ prepare, so its start-up overlaps the rest: a command the local runner started a
 upstream stages waits for its release with the kernel booting (:mod:`nbops.stage.recorder`),
 and MLflow set-up, started at the claim, overlaps it too (under the local runner the runner
 does it). The executed notebook is archived whatever happened; a success is recorded, then
-sealed (the manifest, the attempt's last write), and only then closed ``FINISHED``. The
-bracketed phases are where incremental runs (reuse a completed attempt) and the retraining
-gate plug in; both backends run every phase because both run this command.
+sealed (the manifest, the attempt's last write), and only then closed ``FINISHED``; a stage
+that may be reused is then indexed under its key (:mod:`nbops.stage.cache`). When a completed
+attempt with the same key exists, nothing runs: the attempt is claimed, recorded ``cached``
+pointing to the one it reuses, and sealed. Both backends run every phase because both run
+this command; the retraining gate runs after the stage, as its own step (:mod:`nbops.retrain`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from nbops.lock import fetch_lock, notebook_rel
 from nbops.notebook.outcome import Outcome, Terminated
 from nbops.notebook.redact import Redactor
 from nbops.spec import FrozenFile, Pipeline, load_pipeline
+from nbops.stage import cache
+from nbops.stage.cache import CacheHit
 from nbops.stage.contract import StageContract, load_contract
 from nbops.stage.recorder import RecorderLink, Tracker, make_tracker
 from nbops.stage.result import StageRequest, StageResult
@@ -58,9 +63,10 @@ def log(message: str) -> None:
 class StageAttempt:
     """The state of one attempt as it moves through its phases; each phase is one method."""
 
-    def __init__(self, request: StageRequest, signals: AttemptSignals, link: RecorderLink | None = None) -> None:
+    def __init__(self, request: StageRequest, signals: AttemptSignals | None, link: RecorderLink | None = None) -> None:
         self.request = request
         self.signals = signals
+        """None when a runner or an Airflow worker records a reuse in its own process (no stage command)."""
         self.link = link
         self.started = time.monotonic()
         # prepare
@@ -74,6 +80,8 @@ class StageAttempt:
         self.inputs: dict[str, Path] = {}
         self.consumed: tuple[ManifestInput, ...] = ()
         self.uri = ""
+        self.run_date = ""
+        self.cache_key: str | None = None
         # boot
         self.kernel: EarlyKernel | None = None
         self.scratch: tempfile.TemporaryDirectory[str] | None = None
@@ -84,6 +92,8 @@ class StageAttempt:
         # run
         self.outcome = Outcome()
         self.executed: NotebookNode | None = None
+        # reuse
+        self.hit: CacheHit | None = None
         # archive / record / seal
         self.manifest: Manifest | None = None
         self.mlflow_run_id: str | None = None
@@ -99,18 +109,21 @@ class StageAttempt:
 
     # -- prepare ------------------------------------------------------------------------------
 
-    def prepare(self) -> None:
-        """Load the pipeline, validate the stage's contract, parameterize, open the store.
+    def prepare(self, execute: bool = True) -> None:
+        """Load the pipeline, validate the stage's contract, parameterize (unless only a reuse is
+        considered: ``execute`` false), open the store.
 
         Raises:
             InputError: anything wrong with the spec, notebook or parameters.
             InfraError: the artifact store cannot be opened.
         """
-        from nbops.notebook.execute import parameterize
-
         self.pipeline, self.git = _load(self.request)
-        self.contract = load_contract(self.pipeline, self.request.stage, self.request.params)
-        self.prepared = parameterize(self.contract.notebook.node, self.contract.params, self.contract.where)
+        self.run_date = self.request.run_date or rundate.current()
+        self.contract = load_contract(self.pipeline, self.request.stage, self.request.params, self.run_date)
+        if execute:
+            from nbops.notebook.execute import parameterize
+
+            self.prepared = parameterize(self.contract.notebook.node, self.contract.params, self.contract.where)
         # What the notebook runs with: its defaults under the injected values, recorded in full
         # so a run's record reads the same whichever backend injected which subset.
         self.effective = self.redactor.value({**self.contract.schema.defaults, **self.contract.params})
@@ -170,15 +183,29 @@ class StageAttempt:
             upstream = _upstream_attempts(self.store, self.pipeline, self.request.run_id, self.contract.stage.name)
         self.inputs = {name: path for name, (path, _) in upstream.items()}
         self.consumed = tuple(consumed for _, consumed in upstream.values())
+        if self.contract.stage.cache:
+            self.cache_key = cache.stage_key(
+                pipeline=self.pipeline.name,
+                stage=self.contract.stage.name,
+                notebook_sha256=self.contract.notebook.sha256,
+                files=cache.carried_files(self.pipeline, self.contract.stage.name),
+                parameters=self.effective,
+                inputs=self.consumed,
+                environment_id=cache.environment_id(image()),
+            )
 
-    def cache_lookup(self) -> StageResult | None:
-        """Where incremental runs plug in: a result when a completed attempt can be reused."""
-        return None
+    def cache_lookup(self) -> CacheHit | None:
+        """The completed attempt this one may reuse instead of running (none when forced, or when
+        the stage reads the outside world: ``cache: false``)."""
+        if self.cache_key is None or self.request.force:
+            return None
+        return cache.lookup(self.store, self.pipeline.name, self.contract.stage.name, self.cache_key)
 
     # -- claim --------------------------------------------------------------------------------
 
-    def claim(self) -> None:
-        """Claim the next attempt number and start the MLflow record in the background."""
+    def claim(self, export: bool = True) -> None:
+        """Claim the next attempt number and start the MLflow record in the background; with
+        ``export``, give this process (and so the kernel) the stage's variables."""
         from nbops.stage.tracker import StageTracker
 
         stage, run_id = self.contract.stage, self.request.run_id
@@ -186,11 +213,13 @@ class StageAttempt:
         claimed = self.claimed = self.store.claim(self.pipeline.name, run_id, stage.name)
         outputs = claimed.workdir / "outputs"
         outputs.mkdir()
-        log(f"stage '{stage.name}' of run {run_id}: attempt {claimed.number} in {claimed.location}")
+        if self.signals is not None:  # a stage command's own log (not a reuse recorded by a runner)
+            log(f"stage '{stage.name}' of run {run_id}: attempt {claimed.number} in {claimed.location}")
         ctx = StageContext(self.pipeline.name, run_id, stage.name, claimed.number, outputs, self.inputs)
         # The kernel may be up already (boot): it gets these with the run id before any cell.
         self.kernel_vars = {**ctx.to_env(), ENV_TRACKING_URI: self.uri}
-        os.environ.update(self.kernel_vars)
+        if export:
+            os.environ.update(self.kernel_vars)
         promoted = self.request.promoted
         airflow = airflow_tags()
         code = {tags.GIT_COMMIT: self.git.commit, tags.GIT_DIRTY: tags.flag(self.git.dirty)}
@@ -220,7 +249,7 @@ class StageAttempt:
                 **({tags.IMAGE: named} if (named := image()) else {}),
                 tags.ATTEMPT_PATH: layout.attempt_rel(self.pipeline.name, run_id, stage.name, claimed.number),
                 tags.RUN_ID: run_id,
-                tags.RUN_DATE: rundate.current(),
+                tags.RUN_DATE: self.run_date,
                 tags.PIPELINE: self.pipeline.name,
                 tags.VERSION: __version__,
                 **code,
@@ -233,11 +262,29 @@ class StageAttempt:
 
     # -- run ----------------------------------------------------------------------------------
 
+    def reuse(self, hit: CacheHit) -> None:
+        """Instead of running: the manifest of a ``cached`` attempt that stands for ``hit``, its
+        metrics and parameters, and the upstream attempts the key was made of."""
+        assert self.claimed is not None  # noqa: S101 - claim() ran
+        self.outcome = Outcome(status=StageStatus.CACHED, evalue=hit.describe(), metrics=dict(hit.manifest.metrics))
+        self.hit = hit
+        self.mlflow_run_id = self._tracked_run()
+        if self.mlflow_run_id:
+            self.manifest = self._build_manifest(reused=hit)
+            try:  # a no-op for a local store
+                self.store.upload(self.claimed, self.manifest)
+            except InfraError as exc:
+                log(str(exc))
+                self.manifest = None
+                self.outcome.fail(StageStatus.UPLOAD_FAILED, "ArtifactStoreError", str(exc))
+        if self.signals is not None:
+            log(f"stage '{self.contract.stage.name}': reused {hit.describe()}; no notebook ran")
+
     def run(self) -> None:
         """Execute the notebook within the stage timeout; every outcome is recorded, none raised."""
         from nbops.notebook.execute import execute
 
-        assert self.claimed is not None and self.tracker is not None  # noqa: S101 - claim() ran
+        assert self.claimed is not None and self.tracker is not None and self.signals is not None  # noqa: S101
         tracker, stage = self.tracker, self.contract.stage
         self.signals.start_timer(stage.timeout - (time.monotonic() - self.started), limit=stage.timeout)
         path = self.contract.notebook.path
@@ -303,6 +350,14 @@ class StageAttempt:
             return
         out = self.outcome
         run_tags = {tags.STATUS: out.status.value}
+        if self.hit is not None:
+            run_tags[tags.REUSED_RUN] = self.hit.run_id
+            run_tags[tags.REUSED_ATTEMPT] = layout.attempt_rel(
+                self.pipeline.name, self.hit.run_id, self.contract.stage.name, self.hit.manifest.attempt
+            )
+            run_tags[tags.REUSED_MLFLOW_RUN] = self.hit.manifest.mlflow_run_id
+        if self.cache_key:
+            run_tags[tags.CACHE_KEY] = self.cache_key
         if not out.status.succeeded:
             run_tags[tags.FAILED_CELL] = str(out.cell_index)
             run_tags[tags.ERROR] = out.ename
@@ -323,7 +378,7 @@ class StageAttempt:
                     files=[workdir / "output.ipynb", workdir / "output.html"],
                     manifest=self.manifest,
                     inputs=self.consumed,
-                    version_tags=self._version_tags(),
+                    version_tags=self._version_tags() if self.hit is None else {},  # a reuse registers nothing
                     close=self.manifest is None,
                 )
             )
@@ -348,13 +403,14 @@ class StageAttempt:
             self.tracker.mark_failed(self.outcome.status.value, exc)
             return
         try:
+            cache.remember(self.store, self.manifest)
+        except InfraError as exc:  # the attempt stands; it is only not reusable
+            log(f"{exc}; the attempt is not indexed for reuse")
+        try:
             self.tracker.close(self.outcome.status.mlflow_status)
         except InfraError as exc:  # the manifest stands; the record says RUNNING until a retry
             log(f"{exc}; the attempt's manifest is stored, its MLflow run could not be closed")
             self.outcome.fail(StageStatus.INFRA_FAILED, "TrackingStoreError", str(exc))
-
-    def gate(self) -> None:
-        """Where the retraining gate plugs in: after a sealed success."""
 
     # -- outcome --------------------------------------------------------------------------------
 
@@ -401,7 +457,7 @@ class StageAttempt:
         }
         return {k: v for k, v in values.items() if v}
 
-    def _build_manifest(self) -> Manifest:
+    def _build_manifest(self, reused: CacheHit | None = None) -> Manifest:
         assert self.claimed is not None  # noqa: S101 - claim() ran
         stage = self.contract.stage
         return build_manifest(
@@ -424,6 +480,8 @@ class StageAttempt:
             finished_at=datetime.now(UTC).isoformat(),
             nbops_version=__version__,
             inputs=self.consumed,
+            cache_key=self.cache_key,
+            reused=reused.reused() if reused is not None else None,
         )
 
 
@@ -497,7 +555,7 @@ def _upstream_attempts(
     for up in sorted(ancestors(pipeline.needs(), stage)):
         done = store.completed(pipeline.name, run_id, up)
         if done is not None:
-            found[up] = (done / "outputs", _consumed(store, pipeline.name, run_id, up, done))
+            found[up] = _resolved(store, pipeline.name, run_id, up, done)
         elif up in needs:
             missing.append(up)
     if missing:
@@ -538,13 +596,38 @@ def _champion_attempts(store: Store, pipeline: Pipeline, uri: str) -> dict[str, 
     for stage in pipeline.spec.stages:
         done = store.completed(pipeline.name, champion_run, stage)
         if done is not None:
-            found[stage] = (done / "outputs", _consumed(store, pipeline.name, champion_run, stage, done))
+            found[stage] = _resolved(store, pipeline.name, champion_run, stage, done)
     if not found:
         raise InputError(
             f"the champion of '{retrain.model}' was trained by run {champion_run}, which has no completed attempt "
             f"under {store.run_location(pipeline.name, champion_run)}; the monitor cannot read its training data."
         )
     return found
+
+
+def _resolved(store: Store, pipeline: str, run_id: str, stage: str, done: Path) -> tuple[Path, ManifestInput]:
+    """The outputs an upstream attempt stands for and the attempt to name as consumed: itself, or
+    for a ``cached`` attempt the one it reused (so that keys and lineage name the attempt that ran).
+
+    Raises:
+        InputError: the reused attempt is gone from the store or unreadable.
+    """
+    from nbops.storage.manifest import read_manifest
+
+    manifest = read_manifest(done)
+    reused = manifest.reused
+    if reused is None:
+        return done / "outputs", _consumed(store, pipeline, run_id, stage, done)
+    original = store.attempt_dir(pipeline, reused.run_id, stage, reused.attempt)
+    if original is None:
+        raise InputError(
+            f"{done}: stage '{stage}' reused attempt {reused.attempt} of run {reused.run_id}, which has no manifest "
+            f"in the store any more ({reused.location}); re-run it with nbops run --force {stage}."
+        )
+    consumed = ManifestInput(
+        stage=stage, attempt=reused.attempt, manifest_sha256=reused.manifest_sha256, location=reused.location
+    )
+    return original / "outputs", consumed
 
 
 def _consumed(store: Store, pipeline: str, run_id: str, stage: str, attempt_dir: Path) -> ManifestInput:

@@ -19,6 +19,10 @@ class StageRequest:
     run_id: str
     params: dict[str, Any] = field(default_factory=dict)
     promoted: str | None = None
+    run_date: str | None = None
+    """What ``${run_date}`` stands for (default: :func:`nbops.rundate.current`)."""
+    force: bool = False
+    """Run the notebook even when a completed attempt could be reused (the attempt is still indexed)."""
 
 
 @dataclass(frozen=True)

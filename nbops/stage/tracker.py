@@ -130,8 +130,7 @@ class StageTracker:
 
     def _record(self, outcome: Recording) -> None:
         client, run = self._client(), self.run_id()
-        record.log_metrics(client, run, outcome.metrics)
-        record.set_tags(client, run, outcome.tags)
+        record.log_batch(client, run, metrics=outcome.metrics, tags=outcome.tags)
         record.log_upstream(client, run, outcome.inputs)
         record.log_files(client, run, [f for f in outcome.files if f.exists()])
         if outcome.manifest is not None:

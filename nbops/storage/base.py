@@ -66,6 +66,11 @@ class Store(ABC):
         """
 
     @abstractmethod
+    def attempt_dir(self, pipeline: str, run_id: str, stage: str, number: int) -> Path | None:
+        """Local directory of attempt ``number`` of ``stage`` when it has a manifest, else None
+        (as :meth:`completed`, for one given attempt)."""
+
+    @abstractmethod
     def latest_completed(self, pipeline: str, stage: str) -> Path | None:
         """Like ``completed``, across every run: the manifest that finished last wins."""
 
@@ -77,6 +82,14 @@ class Store(ABC):
     def publish(self, rel: str, raw: bytes) -> bool:
         """Store content-addressed bytes at ``rel`` (named by their sha256) unless an intact copy
         is there already; True if written."""
+
+    @abstractmethod
+    def put(self, rel: str, raw: bytes) -> None:
+        """Write the small mutable file ``rel`` whole (an index entry), replacing what was there.
+
+        Raises:
+            InfraError: the store did not take it.
+        """
 
     @abstractmethod
     def fetch(self, rel: str) -> Path:

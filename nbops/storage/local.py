@@ -35,6 +35,10 @@ class LocalStore(Store):
     def completed(self, pipeline: str, run_id: str, stage: str) -> Path | None:
         return layout.latest_complete(layout.stage_dir(self.root, pipeline, run_id, stage))
 
+    def attempt_dir(self, pipeline: str, run_id: str, stage: str, number: int) -> Path | None:
+        path = self.root / layout.attempt_rel(pipeline, run_id, stage, number)
+        return path if (path / layout.MANIFEST).is_file() else None
+
     def latest_completed(self, pipeline: str, stage: str) -> Path | None:
         """Raises InputError when a candidate's manifest is unreadable (as a remote store does)."""
         base = self.root / "runs" / pipeline
@@ -52,6 +56,9 @@ class LocalStore(Store):
             return False
         write_atomic(path, raw)
         return True
+
+    def put(self, rel: str, raw: bytes) -> None:
+        write_atomic(self._path(rel), raw)
 
     def fetch(self, rel: str) -> Path:
         return self.root / rel

@@ -9,7 +9,9 @@ Manifests of nbops 0.1 (no ``schema_version``, no ``inputs``) parse as version 1
 inputs; their stored bytes then differ from ``to_bytes()``, so hash the stored file when
 the bytes themselves are being verified. Version 2 adds what the code and environment were
 (``lock_sha256``, ``git_commit``, ``git_dirty``, ``environment``, ``packages_sha256``);
-version 1 manifests read with those unset.
+version 1 manifests read with those unset. Version 3 adds incremental runs (DESIGN §13): the
+``cache_key`` the attempt ran under and, for an attempt that reused another instead of
+running (status ``cached``), ``reused``, the attempt it stands for.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from nbops.errors import InputError, format_problems
 from nbops.storage.atomic import is_temp, write_atomic
 from nbops.storage.layout import MANIFEST
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 _CHUNK = 1 << 20
 _MAX_PROBLEMS = 10
@@ -79,6 +81,18 @@ class ManifestInput(BaseModel):
     location: str = Field("", description="Where that attempt lives in the store (a path or URL), for readers.")
 
 
+class ReusedAttempt(BaseModel):
+    """The completed attempt a ``cached`` attempt reused instead of running its notebook."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_id: str = Field(description="The pipeline run it belongs to.")
+    attempt: int = Field(ge=1, description="Its attempt number.")
+    manifest_sha256: str = Field(pattern=SHA256_PATTERN, description="sha256 of its manifest.json as stored.")
+    location: str = Field("", description="Where it lives in the store (a path or URL).")
+    mlflow_run_id: str = Field("", description="Its MLflow stage run.")
+
+
 class Manifest(BaseModel):
     """The record of one finished stage attempt."""
 
@@ -108,6 +122,12 @@ class Manifest(BaseModel):
     nbops_version: str = Field(description="nbops version that ran the attempt.")
     inputs: tuple[ManifestInput, ...] = Field((), description="Upstream attempts consumed, in the order read.")
     files: tuple[ManifestFile, ...] = Field(description="Every file of the attempt but the manifest, by path.")
+    cache_key: str | None = Field(
+        None,
+        description="Key of what the attempt ran with (notebook, files, parameters, "
+        "inputs, environment, nbops version); None when not reusable.",
+    )
+    reused: ReusedAttempt | None = Field(None, description="For status `cached`: the attempt reused instead.")
 
     @field_validator("schema_version")
     @classmethod

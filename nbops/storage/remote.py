@@ -121,6 +121,11 @@ class RemoteStore(Store):
                 return self._download(f"{rel}/attempt-{number}", *sealed)
         return None
 
+    def attempt_dir(self, pipeline: str, run_id: str, stage: str, number: int) -> Path | None:
+        rel = layout.attempt_rel(pipeline, run_id, stage, number)
+        sealed = self._manifest(rel)
+        return None if sealed is None else self._download(rel, *sealed)
+
     def latest_completed(self, pipeline: str, stage: str) -> Path | None:
         newest: tuple[str, str, Manifest, bytes] | None = None
         for run in self._names(f"runs/{pipeline}"):
@@ -146,6 +151,9 @@ class RemoteStore(Store):
             return False
         self._retry(f"upload {self._url(rel)}", self.fs.pipe_file, self._key(rel), raw)
         return True
+
+    def put(self, rel: str, raw: bytes) -> None:
+        self._retry(f"upload {self._url(rel)}", self.fs.pipe_file, self._key(rel), raw)
 
     def fetch(self, rel: str) -> Path:
         local = self.local_root / rel

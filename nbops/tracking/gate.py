@@ -59,6 +59,8 @@ class Reason(StrEnum):
     NO_VERSION = "no_version"
     NO_METRIC = "no_metric"
     CHAMPION_NO_METRIC = "champion_no_metric"
+    REUSED = "reused"
+    """The stage reused a completed attempt: no new version; that attempt's run was judged then."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,17 @@ def decide(client: MlflowClient, retrain: RetrainSpec, experiment_id: str, run_i
         message="",
     )
     stage_run = succeeded_stage_run(client, experiment_id, run_id, retrain.stage)
+    if stage_run is None:
+        reused = succeeded_stage_run(client, experiment_id, run_id, retrain.stage, StageStatus.CACHED)
+        if reused is not None:
+            source = reused.data.tags.get(tags.REUSED_RUN, "an earlier run")
+            return replace(
+                base,
+                decision=Decision.KEPT,
+                reason=Reason.REUSED,
+                message=f"stage '{retrain.stage}' reused its attempt of run {source}: no new version to judge "
+                "(that run's gate judged it)",
+            )
     versions = [] if stage_run is None else _registered(client, model, stage_run.info.run_id)
     if stage_run is None or not versions:
         where = f"its stage run {stage_run.info.run_id}" if stage_run else "no succeeded stage run"
@@ -304,14 +317,16 @@ def approve(client: MlflowClient, model: str, version: str, who: str, reject: bo
     return result
 
 
-def succeeded_stage_run(client: MlflowClient, experiment_id: str, run_id: str, stage: str) -> Run | None:
-    """The last succeeded attempt's stage run of ``stage`` in pipeline run ``run_id``."""
+def succeeded_stage_run(
+    client: MlflowClient, experiment_id: str, run_id: str, stage: str, status: StageStatus = StageStatus.SUCCEEDED
+) -> Run | None:
+    """The last attempt's stage run of ``stage`` in pipeline run ``run_id`` that ended ``status``."""
     runs = record.call(
         client.search_runs,
         [experiment_id],
         filter_string=(
             f"tags.`{tags.RUN_ID}` = '{run_id}' and tags.`{tags.STAGE}` = '{stage}' "
-            f"and tags.`{tags.STATUS}` = '{StageStatus.SUCCEEDED.value}'"
+            f"and tags.`{tags.STATUS}` = '{status.value}'"
         ),
         max_results=100,
         what=f"find the stage run of '{stage}'",

@@ -131,6 +131,19 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, float])
         call(client.log_batch, run_id, metrics=batch, what="log metrics")
 
 
+def log_batch(client: MlflowClient, run_id: str, metrics: Mapping[str, float], tags: Mapping[str, str]) -> None:
+    """Final metric values and tags in one call."""
+    import time
+
+    from mlflow.entities import Metric, RunTag
+
+    now = int(time.time() * 1000)
+    batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+    labels = [RunTag(k, str(v)) for k, v in tags.items()]
+    if batch or labels:
+        call(client.log_batch, run_id, metrics=batch, tags=labels, what="log metrics and tags")
+
+
 def set_tags(client: MlflowClient, run_id: str, tags: Mapping[str, str]) -> None:
     """Set several tags in one call."""
     from mlflow.entities import RunTag

@@ -58,6 +58,15 @@ TIMEOUT_LIMIT = "nbops.timeout_s"
 SIGNAL = "nbops.signal"
 """The signal that stopped the stage (``SIGTERM``, ``SIGINT``)."""
 
+CACHE_KEY = "nbops.cache_key"
+"""The attempt's key for reuse (DESIGN §13): same key, same notebook, files, parameters, inputs, environment."""
+REUSED_RUN = "nbops.reused_run"
+"""A ``cached`` stage run: the nbops run whose attempt it reused."""
+REUSED_ATTEMPT = "nbops.reused_attempt"
+"""A ``cached`` stage run: the reused attempt's place under the artifact root."""
+REUSED_MLFLOW_RUN = "nbops.reused_mlflow_run"
+"""A ``cached`` stage run: the MLflow stage run of the reused attempt."""
+
 # -- pipeline runs ----------------------------------------------------------------------------
 REUSED = "nbops.reused"
 """Resumed runs: the attempts taken over from earlier invocations, ``stage#attempt`` separated by spaces."""

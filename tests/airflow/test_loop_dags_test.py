@@ -86,6 +86,8 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Loop:
     loop.test("train", "loop", "2026-11-21", "--mark-success-pattern", "approve_champion")
     loop.test("drift", "loop_monitor", "2026-11-22", "-c", json.dumps({"monitor.drift": 0.9}))
     loop.test("quiet", "loop_monitor", "2026-11-23", "-c", json.dumps({"monitor.drift": 0.1}))
+    # The same day again, nothing changed: every stage reuses the first run's attempts.
+    loop.test("again", "loop", "2026-11-21T12:00:00+00:00", "--mark-success-pattern", "approve_champion")
     return loop
 
 
@@ -169,3 +171,22 @@ def test_a_quiet_day_skips_the_trigger_and_emits_nothing(loop: Loop) -> None:
     record = loop.mlflow_runs(f"monitor__{loop.airflow_run_id('quiet', 'loop_monitor')}")
     assert record["pipeline"].data.tags["nbops.monitor.holds"] == "false"
     assert record["pipeline"].data.tags["nbops.status"] == "succeeded"
+
+
+def test_an_unchanged_training_run_reuses_every_stage_without_a_stage_command(loop: Loop) -> None:
+    assert loop.runs["again"].returncode == 0, loop.output("again")[-5000:]
+    output = loop.output("again")
+    assert output.count("no pod started, no notebook ran") == 2
+    states = loop.states("again", "loop")
+    assert (states["prepare"], states["fit"], states["stages_succeeded"]) == ("success", "success", "success")
+    # Nothing new to judge: the gate says so and, with manual approval, no one is asked.
+    assert "gate loop-model: kept (reused)" in output
+    assert states["retrain_gate"] == states["approve_champion"] == states["promote_champion"] == "skipped"
+    first = loop.mlflow_runs(loop.airflow_run_id("train", "loop"))
+    record = loop.mlflow_runs(loop.airflow_run_id("again", "loop"))
+    for stage in ("prepare", "fit"):
+        cached = record[stage]
+        assert cached.data.tags["nbops.status"] == "cached"
+        assert cached.data.tags["nbops.reused_mlflow_run"] == first[stage].info.run_id
+    assert record["pipeline"].data.tags["nbops.status"] == "succeeded"
+    assert str(loop.project.client().get_model_version_by_alias(MODEL, "champion").version) == "1"

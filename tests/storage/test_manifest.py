@@ -69,7 +69,7 @@ def test_build_lists_every_file_sorted_with_size_and_sha256(tmp_path: Path) -> N
     ]
     b = manifest.files[1]
     assert (b.size, b.sha256) == (4, hashlib.sha256(b"b,c\n").hexdigest())
-    assert manifest.schema_version == 2 and manifest.inputs == ()
+    assert manifest.schema_version == 3 and manifest.inputs == ()
     assert manifest.notebook == NotebookRef(path="nb/s.ipynb", sha256=NOTEBOOK_SHA)
 
 
@@ -133,7 +133,7 @@ def with_file(path: str) -> dict[str, Any]:
         ({**OLD, "files": "everything"}, "files: Input should be a valid tuple"),
         ({k: v for k, v in OLD.items() if k != "files"}, "files: Field required"),
         ({**OLD, "trusted": True}, "trusted: Extra inputs are not permitted"),
-        ({**OLD, "schema_version": 3}, "schema version 3; this nbops reads 1 to 2"),
+        ({**OLD, "schema_version": 4}, "schema version 4; this nbops reads 1 to 3"),
         ({**OLD, "attempt": 0}, "attempt: Input should be greater than or equal to 1"),
         ({**OLD, "metrics": {"rows": "many"}}, r"metrics\.rows: Input should be a valid number"),
         (["not", "a", "manifest"], r"\(top level\): Input should be a valid dictionary"),
