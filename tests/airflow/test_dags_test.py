@@ -46,7 +46,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, subprocess.
     migrated = airflow(project, "db", "migrate")
     assert migrated.returncode == 0, migrated.stderr[-3000:]
     tested = airflow(project, "dags", "test", "diagnosis", "-c", json.dumps(SMOKE_CONF))
-    local = project.nbops("run", "pipeline.yaml", *SMOKE_P, timeout=600)
+    # --force: both backends execute every notebook (the local run could reuse the DAG run's attempts).
+    local = project.nbops("run", "pipeline.yaml", *SMOKE_P, "--force", timeout=600)
     assert local.returncode == 0, local.stdout + local.stderr
     return project, tested
 

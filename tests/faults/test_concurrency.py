@@ -71,7 +71,10 @@ def test_sqlite_under_parallel_stages_loses_nothing(project: Project) -> None:
         }
     )
     for run in range(RUNS):
-        result = project.nbops("run", "pipeline.yaml", "--jobs", str(STAGES), "--run-id", f"r{run:02d}", timeout=600)
+        # --force: every run executes its notebooks; their concurrent writes are what is tested.
+        result = project.nbops(
+            "run", "pipeline.yaml", "--jobs", str(STAGES), "--run-id", f"r{run:02d}", "--force", timeout=600
+        )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     runs = project.runs("stress")
     parents = [r for r in runs if r.data.tags.get("nbops.kind") == "pipeline"]
