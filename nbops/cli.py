@@ -306,7 +306,8 @@ def monitor_cmd(
 def drift_check_cmd(promoted: str, run_id: str) -> None:
     """The monitor DAG's drift_trigger task: exit 0 when the trigger holds (the task's asset event
     then schedules the training DAG; the drift alert is sent), 99 when it does not (the task is
-    skipped), 2 when the run has no monitor attempt, 3 infrastructure."""
+    skipped), 1 when the monitor notebook logged no such metric, 2 when the run has no monitor
+    attempt, 3 infrastructure."""
     from nbops.monitor import NOT_TRIGGERED, drift_check
     from nbops.retrain import load_target
 
@@ -316,6 +317,8 @@ def drift_check_cmd(promoted: str, run_id: str) -> None:
     except NbopsError as exc:
         _fail(exc)
     click.echo(f"nbops drift-check: {check.message}")
+    if check.value is None:  # the notebook logged no such metric: a failure, never a quiet day
+        sys.exit(ExitCode.NOTEBOOK)
     sys.exit(ExitCode.OK if check.holds else NOT_TRIGGERED)
 
 

@@ -49,6 +49,9 @@ class MonitorOptions:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     """Typed values of the monitor notebook's parameters, between the spec's and ``params``."""
     alerts: bool = True
+    champion_run: str | None = None
+    """The pipeline run whose outputs to compare with, instead of the champion's (``nbops test``:
+    its own run, whose gate may await approval)."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ def run_monitor(options: MonitorOptions) -> MonitorResult:
     run_date = rundate.parse(options.run_date, "--run-date") if options.run_date else rundate.today()
     uri = tracking_uri(layout.state_dir(pipeline.root))
     client = open_client(uri)
-    champion_run = champion_run_id(client, retrain.model)
+    champion_run = options.champion_run or champion_run_id(client, retrain.model)
     if champion_run is None:
         return MonitorResult(
             MonitorOutcome.NO_CHAMPION,

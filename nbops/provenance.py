@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from nbops.errors import InputError
-from nbops.graph import MONITOR_STAGE
+from nbops.graph import GATE_TASK, MONITOR_STAGE
 from nbops.lock import fetch_lock, lock_rel, notebook_rel
 from nbops.spec import Pipeline
 from nbops.status import StageStatus
@@ -269,6 +269,10 @@ def close_promoted_run(store: Store, uri: str, lock_sha256: str, run_id: str, ai
             overrides.setdefault(stage, {})[name] = value
     log_overrides(client, parent, overrides)
     closed = settle(client, experiment, parent, stages)
+    if pipeline.spec.retrain is not None and not airflow.monitor:
+        _record_refusal(client, pipeline.spec.retrain.model, parent)
+        if closed.outcome == "succeeded":
+            closed = _judged_by_the_gate(client, parent, closed)
     described = {
         tags.AIRFLOW_DAG_ID: airflow.dag_id,
         tags.AIRFLOW_RUN_ID: airflow.run_id,
@@ -280,6 +284,35 @@ def close_promoted_run(store: Store, uri: str, lock_sha256: str, run_id: str, ai
     record.set_tags(client, parent, {k: v for k, v in described.items() if v})
     pipeline_run.close(client, parent, closed.outcome, MLFLOW_STATUS[closed.outcome])
     return closed
+
+
+REFUSED_BY = "approve_champion (rejected, or no answer in time)"
+
+
+def _record_refusal(client: MlflowClient, model: str, parent: str) -> None:
+    """A decision still awaiting approval when the DAG run ends was refused: Airflow's approval task
+    rejected it (or timed out, which rejects), so ``promote_champion`` never ran. Record it as
+    ``rejected``, so that no later ``nbops approve`` takes it for a pending one."""
+    from nbops.tracking import gate
+
+    decided = record.call(client.get_run, parent, what="read the pipeline run").data.tags
+    version = decided.get(tags.GATE_VERSION)
+    if decided.get(tags.GATE_DECISION) != gate.Decision.AWAITING_APPROVAL.value or not version:
+        return
+    try:
+        refused = gate.approve(client, model, version, REFUSED_BY, reject=True)
+    except InputError:  # decided again since (the champion moved): nothing of this run to record
+        return
+    gate.apply(client, refused, parent)
+
+
+def _judged_by_the_gate(client: MlflowClient, parent: str, closed: Closed) -> Closed:
+    """A run whose stages all succeeded but whose retraining gate failed or never decided (its task
+    failed) failed, as the DAG run did; ``retrain_gate`` is listed with the stages."""
+    decided = record.call(client.get_run, parent, what="read the pipeline run").data.tags.get(tags.GATE_DECISION)
+    if decided and decided != "failed":
+        return closed
+    return replace(closed, outcome="failed", stages={**closed.stages, GATE_TASK: decided or "did not decide"})
 
 
 def _read(path: Path) -> bytes:

@@ -4,7 +4,7 @@ throwaway store, the fast check before pushing.
 The run records into a temporary artifact root and MLflow store: no production run, registry
 version, alias move or alert comes of it (the gate runs there too, so a retraining config that
 cannot decide fails the test). With a ``monitor:`` block, the monitor notebook then runs once,
-``--dry-run``, against the champion the test run made. A failing notebook is exit 1 naming the
+``--dry-run``, against the test run's outputs (whatever its gate decided). A failing notebook is exit 1 naming the
 stage and the source cell; the throwaway store is then kept, and its place printed, so the
 executed notebook can be read. ``--nbval`` also compares each executed notebook's outputs with
 those stored in its source (:mod:`nbops.notebook.compare`).
@@ -32,6 +32,9 @@ from nbops.status import ExitCode
 from nbops.storage import layout, open_store
 from nbops.storage.base import ENV_CACHE_DIR
 from nbops.tracking.store import ENV_TRACKING_URI
+
+ENV_REGISTRY_URI = "MLFLOW_REGISTRY_URI"
+"""MLflow's own: a registry apart from the tracking store, overridden too so no version leaves the test."""
 
 TRIGGER = "nbops test"
 
@@ -120,6 +123,7 @@ def _run(pipeline: Pipeline, options: TestOptions, report: TestReport) -> None:
                 dry_run=True,
                 alerts=False,
                 jobs=options.jobs,
+                champion_run=run.run_id,
             )
         )
         report.monitor = f"{watched.outcome.value}: {watched.message}"
@@ -158,6 +162,7 @@ def _throwaway(scratch: Path) -> Iterator[None]:
         {
             layout.ENV_ARTIFACT_ROOT: str(scratch / "artifacts"),
             ENV_TRACKING_URI: f"sqlite:///{scratch / 'mlflow.db'}",
+            ENV_REGISTRY_URI: f"sqlite:///{scratch / 'mlflow.db'}",
             ENV_CACHE_DIR: str(scratch / "cache"),
         }
     ):

@@ -92,6 +92,7 @@ def test_the_loop_monitor_triggers_retraining_and_the_gate_moves_the_champion(
     assert quiet.returncode == 0, quiet.stderr
     assert "drift_score = 0.1; trigger drift_score > 0.2 does not hold" in quiet.stderr
     (watched,) = project.attempts("loop", "monitor")
+    assert watched.parent.parent.name.startswith("monitor__")  # never the run `--from` resumes
     (consumed,) = read_manifest(watched).inputs[:1]
     assert consumed.stage == "ingest"  # the champion's training batch, through the lineage
     assert len(project.attempts("loop", "ingest")) == 1

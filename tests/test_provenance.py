@@ -124,3 +124,21 @@ def test_the_dag_run_description_is_parsed_or_refused() -> None:
     for bad in ("{", "[]", '{"dag_id": "d"}', '{"dag_id": "d", "run_id": "r", "conf": [1]}'):
         with pytest.raises(InputError, match="--airflow-json"):
             AirflowRun.from_json(bad)
+
+
+def test_a_decision_still_awaiting_approval_when_the_dag_run_ends_is_recorded_rejected(tmp_path: Path) -> None:
+    from nbops.provenance import REFUSED_BY, _record_refusal
+    from nbops.spec import RetrainSpec
+    from nbops.tracking import gate, tags
+    from tests.tracking.test_gate import MODEL, Registry
+
+    registry = Registry(tmp_path)
+    first, version = registry.stage_run({"auc": 0.9})
+    parent = registry.client.create_run(registry.experiment, tags={tags.RUN_ID: first, tags.KIND: "pipeline"})
+    retrain = RetrainSpec(model=MODEL, stage="evaluate", metric="auc", approval="manual")
+    gate.apply(registry.client, gate.decide(registry.client, retrain, registry.experiment, first), parent.info.run_id)
+    _record_refusal(registry.client, MODEL, parent.info.run_id)
+    recorded = registry.client.get_model_version(MODEL, version).tags
+    assert (recorded[tags.GATE_DECISION], recorded[tags.GATE_APPROVED_BY]) == ("rejected", REFUSED_BY)
+    assert registry.client.get_run(parent.info.run_id).data.tags[tags.GATE_DECISION] == "rejected"
+    assert registry.champion() is None

@@ -123,3 +123,21 @@ def test_manual_approval_waits_for_nbops_approve(project: Project, hook: HookSer
     assert "rejected" in refused.stdout
     assert champion(project) == "1"
     assert parent_tags(project)[tags.GATE_DECISION] == "rejected"
+
+
+def test_a_reused_stage_whose_gate_failed_fails_again_then_is_judged_once_fixed(
+    project: Project, hook: HookServer
+) -> None:
+    gated_project(project, hook)
+    spec = project.pipeline.read_text()
+    project.pipeline.write_text(spec.replace("metric: auc", "metric: auc2"))
+    failed = run(project)
+    assert failed.returncode == 1 and "logged no metric 'auc2'" in failed.stderr
+    again = run(project)  # evaluate is reused; its version was never judged: the gate decides, and fails, again
+    assert "no notebook ran" in again.stderr
+    assert again.returncode == 1, again.stderr
+    project.pipeline.write_text(spec)  # the rule fixed; the stage's key does not change
+    fixed = run(project)
+    assert fixed.returncode == 0, fixed.stderr
+    assert "no notebook ran" in fixed.stderr and "gate clf: promoted (first_version)" in fixed.stderr
+    assert champion(project) == "1"

@@ -93,7 +93,8 @@ class NbopsStageOperator(KubernetesPodOperator):
         except ImportError:  # an Airflow worker without the runner extra
             return False
         option = dict(zip(args[1::2], args[2::2], strict=False))
-        env = {k: v for k, v in pod_env.items() if chosen != "local" or k not in POD_ONLY_ENV}
+        # The pod's own HOME does not exist here; its image is what a pod's key names.
+        env = {k: v for k, v in pod_env.items() if k != "HOME" and (chosen != "local" or k not in POD_ONLY_ENV)}
         try:
             request = StageRequest(
                 pipeline_file=None,

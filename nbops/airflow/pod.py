@@ -18,7 +18,7 @@ from nbops.airflow.settings import POD_ARTIFACT_ROOT
 from nbops.context import ENV_AIRFLOW, ENV_IMAGE, ENV_TRIGGER
 from nbops.graph import APPROVE_TASK, CLOSE_TASK, DRIFT_TASK, GATE_TASK, MONITOR_STAGE, PROMOTE_TASK
 from nbops.rundate import ENV_RUN_DATE
-from nbops.storage.layout import ENV_ARTIFACT_ROOT
+from nbops.storage.layout import ENV_ARTIFACT_ROOT, MONITOR_RUN_PREFIX
 from nbops.tracking.store import ENV_TRACKING_URI
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -39,7 +39,7 @@ CLOSE_RESOURCES = {"cpu": "100m", "memory": "512Mi"}
 CLOSE_RETRIES = 3
 CLOSE_TIMEOUT_S = 600
 RUN_ID = "{{ run_id }}"
-MONITOR_RUN_ID = "monitor__{{ run_id }}"
+MONITOR_RUN_ID = MONITOR_RUN_PREFIX + "{{ run_id }}"
 """The nbops run id of a monitor DAG run. Prefixed: a monitor and a training DAG on the same
 schedule get the same Airflow run id, and the two runs' records must not merge."""
 RUN_DATE = "{{ (dag_run.logical_date or dag_run.run_after).strftime('%Y-%m-%d') }}"

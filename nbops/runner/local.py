@@ -207,7 +207,8 @@ class _LocalRun:
         self.forced = _forced(pipeline, options.force, selected)
         store = open_store(pipeline.root)
         partial = bool(options.stages or options.from_stage)
-        run_id = options.run_id or (store.latest_run_key(pipeline.name) if partial else None) or layout.new_run_id()
+        fresh = (layout.MONITOR_RUN_PREFIX if options.monitor else "") + layout.new_run_id()
+        run_id = options.run_id or (store.latest_run_key(pipeline.name) if partial else None) or fresh
         run_date = options.run_date or _recorded_run_date(store, pipeline, run_id) or rundate.today()
         self.params = _checked_params(pipeline, selected, options.params, run_date, options.overrides)
         self.summary = RunSummary(run_id=run_id, stages={s: StageState(s) for s in selected}, run_date=run_date)
@@ -339,7 +340,8 @@ class _LocalRun:
             return False
         st.status = "cached"
         self.progress.cached(st)
-        self._gate_after(st)
+        if not self._gate_after(st):
+            self._fail(st)
         return True
 
     def _launch(self, st: StageState) -> None:
@@ -411,9 +413,14 @@ class _LocalRun:
             st.status, st.not_before = "waiting", time.monotonic() + delay
             self.progress.retrying(st, delay, stage.retries)
             return
+        self._fail(st)
+
+    def _fail(self, st: StageState) -> None:
+        """``st`` failed: say so and skip its descendants (stopping those started early)."""
+        assert self.progress is not None  # noqa: S101 - prepare() ran
         st.status = "failed"
         self.progress.failed(st)
-        for child in descendants(graph, [st.name]):
+        for child in descendants(self.graph, [st.name]):
             child_state = self.summary.stages.get(child)
             if child_state is not None and child_state.status in ("pending", "early"):
                 if child_state.status == "early":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,8 +95,13 @@ def carried_files(pipeline: Pipeline, stage: str) -> list[tuple[str, str]]:
 
 
 def environment_id(image: str | None) -> str:
-    """What the stage runs in: its image when named (a pod), else the Python environment's packages."""
-    return f"image:{image}" if image else f"packages:{environment.current().packages_sha256}"
+    """What the stage runs in: the Python version and the installed packages' digest, and in a pod
+    its image. An image pinned by digest (``name@sha256:...``) stands for its packages alone; an
+    image named by tag does not, since a tag can be rebuilt with other packages."""
+    if image and "@sha256:" in image:
+        return f"image:{image}"
+    here = f"python:{platform.python_version()} packages:{environment.current().packages_sha256}"
+    return f"image:{image} {here}" if image else here
 
 
 def index_rel(pipeline: str, stage: str, key: str) -> str:

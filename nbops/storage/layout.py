@@ -124,10 +124,20 @@ def latest_complete(directory: Path) -> Path | None:
     return None
 
 
+MONITOR_RUN_PREFIX = "monitor__"
+"""Run ids of monitor runs start with it (``nbops monitor``, the ``<name>_monitor`` DAG), so that
+resuming the latest run never picks one."""
+
+
+def latest_training_run(names: list[str]) -> str | None:
+    """The most recent of these run keys (they sort by time), monitor runs left out."""
+    runs = sorted(n for n in names if not n.startswith(MONITOR_RUN_PREFIX))
+    return runs[-1] if runs else None
+
+
 def latest_run_id(root: Path, pipeline: str) -> str | None:
-    """The most recent run key of a pipeline (run keys sort by time), or None."""
+    """The most recent run key of a pipeline (run keys sort by time), monitor runs left out, or None."""
     base = root / "runs" / pipeline
     if not base.is_dir():
         return None
-    runs = sorted(p.name for p in base.iterdir() if p.is_dir())
-    return runs[-1] if runs else None
+    return latest_training_run([p.name for p in base.iterdir() if p.is_dir()])

@@ -140,8 +140,7 @@ class RemoteStore(Store):
         return None if newest is None else self._download(newest[1], newest[2], newest[3])
 
     def latest_run_key(self, pipeline: str) -> str | None:
-        runs = sorted(self._names(f"runs/{pipeline}"))
-        return runs[-1] if runs else None
+        return layout.latest_training_run(self._names(f"runs/{pipeline}"))
 
     # -- content-addressed files --------------------------------------------------------------
 

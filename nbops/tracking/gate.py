@@ -157,16 +157,21 @@ def decide(client: MlflowClient, retrain: RetrainSpec, experiment_id: str, run_i
     )
     stage_run = succeeded_stage_run(client, experiment_id, run_id, retrain.stage)
     if stage_run is None:
-        reused = succeeded_stage_run(client, experiment_id, run_id, retrain.stage, StageStatus.CACHED)
-        if reused is not None:
-            source = reused.data.tags.get(tags.REUSED_RUN, "an earlier run")
-            return replace(
-                base,
-                decision=Decision.KEPT,
-                reason=Reason.REUSED,
-                message=f"stage '{retrain.stage}' reused its attempt of run {source}: no new version to judge "
-                "(that run's gate judged it)",
-            )
+        cached = succeeded_stage_run(client, experiment_id, run_id, retrain.stage, StageStatus.CACHED)
+        original = _reused_run(client, cached) if cached is not None else None
+        if cached is not None and original is not None:
+            judged = [v for v in _registered(client, model, original.info.run_id) if _judged(v)]
+            if judged:
+                source = cached.data.tags.get(tags.REUSED_RUN, "an earlier run")
+                return replace(
+                    base,
+                    decision=Decision.KEPT,
+                    reason=Reason.REUSED,
+                    version=str(max(int(v.version) for v in judged)),
+                    message=f"stage '{retrain.stage}' reused its attempt of run {source}, whose version that run's "
+                    "gate judged: no new version to judge",
+                )
+            stage_run = original  # reused, but never judged (its run's gate failed or did not run): judge it now
     versions = [] if stage_run is None else _registered(client, model, stage_run.info.run_id)
     if stage_run is None or not versions:
         where = f"its stage run {stage_run.info.run_id}" if stage_run else "no succeeded stage run"
@@ -245,14 +250,30 @@ def _promote(base: GateResult, retrain: RetrainSpec, reason: Reason, why: str) -
 
 
 def apply(client: MlflowClient, result: GateResult, parent_run_id: str | None) -> GateResult:
-    """Move the aliases as ``result`` says and record it on the version and the pipeline run.
+    """Record ``result`` on the version and the pipeline run, then move the aliases as it says.
 
-    Idempotent: applying the same decision twice leaves the same state.
+    The record comes first, so a failure between the two leaves a decision without its alias
+    move, which deciding again completes, never an alias moved without its reasons. Deciding
+    again for a version already judged (``already_champion`` after a retry, ``reused``) keeps
+    the record that judged it.
 
     Raises:
         InfraError: the tracking store cannot be written.
     """
-    if result.version is not None:
+    rejudged = result.reason in (Reason.ALREADY_CHAMPION, Reason.REUSED)
+    if result.version is not None and not (rejudged and _has_decision(client, result.model, result.version)):
+        for key, value in result.to_tags().items():
+            record.call(
+                client.set_model_version_tag,
+                result.model,
+                result.version,
+                key,
+                value,
+                what="tag the version with the gate's decision",
+            )
+    if parent_run_id and not (rejudged and _decided_for(client, parent_run_id, result.version)):
+        record.set_tags(client, parent_run_id, result.to_tags())
+    if result.version is not None and result.reason is not Reason.REUSED:
         record.call(
             client.set_registered_model_alias, result.model, CHALLENGER, result.version, what="set the challenger alias"
         )
@@ -264,18 +285,17 @@ def apply(client: MlflowClient, result: GateResult, parent_run_id: str | None) -
                 result.version,
                 what="move the champion alias",
             )
-        for key, value in result.to_tags().items():
-            record.call(
-                client.set_model_version_tag,
-                result.model,
-                result.version,
-                key,
-                value,
-                what="tag the version with the gate's decision",
-            )
-    if parent_run_id:
-        record.set_tags(client, parent_run_id, result.to_tags())
     return result
+
+
+def _has_decision(client: MlflowClient, model: str, version: str) -> bool:
+    found = record.call(client.get_model_version, model, version, what=f"read version {version} of '{model}'")
+    return tags.GATE_DECISION in dict(found.tags)
+
+
+def _decided_for(client: MlflowClient, parent_run_id: str, version: str | None) -> bool:
+    run = record.call(client.get_run, parent_run_id, what="read the pipeline run")
+    return bool(version) and run.data.tags.get(tags.GATE_VERSION) == version
 
 
 def approve(client: MlflowClient, model: str, version: str, who: str, reject: bool = False) -> GateResult:
@@ -346,6 +366,25 @@ def champion_version(client: MlflowClient, model: str) -> ModelVersion | None:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
             return None
         return record.call(client.get_model_version_by_alias, model, CHAMPION, what=f"read the champion of '{model}'")
+
+
+def _reused_run(client: MlflowClient, cached: Run) -> Run | None:
+    """The stage run of the attempt a ``cached`` stage run reused."""
+    from mlflow.exceptions import MlflowException
+
+    original = cached.data.tags.get(tags.REUSED_MLFLOW_RUN)
+    if not original:
+        return None
+    try:
+        return client.get_run(original)
+    except MlflowException:  # recorded into another tracking store
+        return None
+
+
+def _judged(version: ModelVersion) -> bool:
+    """Whether a gate decided on ``version`` (a decision other than a failure)."""
+    decided = dict(version.tags).get(tags.GATE_DECISION)
+    return bool(decided) and decided != Decision.FAILED.value
 
 
 def _registered(client: MlflowClient, model: str, stage_run_id: str) -> list[ModelVersion]:

@@ -65,3 +65,11 @@ def test_attempt_number_is_read_from_the_directory_name(tmp_path: Path) -> None:
     assert layout.attempt_number(tmp_path / "runs" / "p" / "r" / "s" / "attempt-12") == 12
     with pytest.raises(ValueError, match="not an attempt directory"):
         layout.attempt_number(tmp_path / "outputs")
+
+
+def test_the_latest_run_leaves_monitor_runs_out() -> None:
+    from nbops.storage.layout import latest_training_run
+
+    names = ["20261101T000000Z-aaaaaa", "20261102T000000Z-bbbbbb", "monitor__20261103T000000Z-cccccc"]
+    assert latest_training_run(names) == "20261102T000000Z-bbbbbb"
+    assert latest_training_run(["monitor__20261103T000000Z-cccccc"]) is None

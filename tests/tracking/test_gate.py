@@ -172,3 +172,40 @@ def test_the_decision_reads_back_from_its_tags(registry: Registry) -> None:
     run_id, _ = registry.stage_run({"auc": 0.9})
     result = registry.decide(run_id)
     assert GateResult.from_tags(result.to_tags()) == result
+
+
+def cached_run(registry: Registry, reused_stage_run: str) -> str:
+    """A pipeline run whose gate stage reused the attempt recorded as ``reused_stage_run``."""
+    registry.runs += 1
+    run_id = f"run-{registry.runs}"
+    registry.client.create_run(
+        registry.experiment,
+        tags={
+            tags.RUN_ID: run_id,
+            tags.STAGE: "evaluate",
+            tags.STATUS: "cached",
+            tags.ATTEMPT: "1",
+            tags.REUSED_MLFLOW_RUN: reused_stage_run,
+            tags.REUSED_RUN: "run-1",
+        },
+    )
+    return run_id
+
+
+def test_a_reused_stage_whose_version_was_judged_keeps_that_record(registry: Registry) -> None:
+    first, version = registry.stage_run({"auc": 0.9})
+    registry.decide(first)
+    stage_run = registry.client.get_model_version(MODEL, version).run_id
+    result = registry.decide(cached_run(registry, stage_run))
+    assert (result.decision, result.reason, result.version) == (Decision.KEPT, Reason.REUSED, version)
+    kept = registry.client.get_model_version(MODEL, version).tags
+    assert (kept[tags.GATE_DECISION], kept[tags.GATE_REASON]) == ("promoted", "first_version")
+
+
+def test_a_reused_stage_whose_version_was_never_judged_is_judged_now(registry: Registry) -> None:
+    first, version = registry.stage_run({"auc": 0.9})  # its run's gate never ran
+    stage_run = registry.client.get_model_version(MODEL, version).run_id
+    result = registry.decide(cached_run(registry, stage_run))
+    assert (result.decision, result.reason, result.version) == (Decision.PROMOTED, Reason.FIRST_VERSION, version)
+    assert registry.champion() == version
+    del first
