@@ -131,3 +131,14 @@ def test_a_failing_monitor_notebook_is_exit_1_and_bad_overrides_exit_2(project: 
     bad = project.nbops("monitor", "-p", "monitor.fial=True")
     assert bad.returncode == 2
     assert "did you mean 'fail'" in bad.stderr
+
+
+def test_a_missing_trigger_metric_is_a_failure(project: Project, hook: HookServer) -> None:
+    monitored_project(project, hook)
+    spec = project.pipeline.read_text().replace("metric: drift_score", "metric: drift_scor")
+    project.pipeline.write_text(spec)
+    assert project.nbops("run", "--run-date", "2026-01-15").returncode == 0
+    missing = project.nbops("monitor", "--run-date", "2026-05-01")
+    assert missing.returncode == 1, missing.stderr
+    assert "logged no metric 'drift_scor' (it logged: drift_score)" in missing.stderr
+    assert len(project.attempts("loop", "ingest")) == 1  # no retraining started

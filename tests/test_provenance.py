@@ -142,3 +142,19 @@ def test_a_decision_still_awaiting_approval_when_the_dag_run_ends_is_recorded_re
     assert (recorded[tags.GATE_DECISION], recorded[tags.GATE_APPROVED_BY]) == ("rejected", REFUSED_BY)
     assert registry.client.get_run(parent.info.run_id).data.tags[tags.GATE_DECISION] == "rejected"
     assert registry.champion() is None
+
+
+def test_a_run_whose_gate_failed_or_never_decided_closes_failed(tmp_path: Path) -> None:
+    from nbops.provenance import Closed, _judged_by_the_gate
+    from nbops.tracking import tags
+    from tests.tracking.test_gate import Registry
+
+    registry = Registry(tmp_path)
+    parent = registry.client.create_run(registry.experiment, tags={tags.KIND: "pipeline"}).info.run_id
+    closed = Closed(parent, "succeeded", {"evaluate": "succeeded"})
+    undecided = _judged_by_the_gate(registry.client, parent, closed)
+    assert (undecided.outcome, undecided.stages["retrain_gate"]) == ("failed", "did not decide")
+    registry.client.set_tag(parent, tags.GATE_DECISION, "failed")
+    assert _judged_by_the_gate(registry.client, parent, closed).outcome == "failed"
+    registry.client.set_tag(parent, tags.GATE_DECISION, "kept")
+    assert _judged_by_the_gate(registry.client, parent, closed) == closed

@@ -138,3 +138,17 @@ def test_an_attempt_altered_after_it_finished_is_never_reused(project: Project) 
     )
     manifest.write_text(manifest.read_text().replace('"rows": 3.0', '"rows": 4.0'))  # altered after it finished
     assert statuses(project)["a"] == "succeeded"
+
+
+def test_a_downstream_stage_whose_reused_upstream_vanished_says_so(project: Project) -> None:
+    incremental_project(project)
+    statuses(project)
+    statuses(project)  # every stage reused
+    second = read_manifest(newest(project, "a"))
+    assert second.reused is not None
+    original = project.root / ".nbops" / "artifacts" / "runs" / "inc" / second.reused.run_id / "a" / "attempt-1"
+    (original / "manifest.json").unlink()  # the attempt the cached `a` stands for is gone
+    rerun = project.nbops("run", "--run-id", second.run_id, "--stage", "b", "--force", "b")
+    assert rerun.returncode == 2, rerun.stderr
+    assert f"reused attempt 1 of run {second.reused.run_id}, which has no manifest" in rerun.stderr
+    assert "nbops run --force a" in rerun.stderr
