@@ -123,3 +123,26 @@ def free_port() -> int:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
+
+
+def alive(procs: list[Any]) -> list[Any]:
+    """The psutil processes of ``procs`` that still run (zombies and vanished ones left out)."""
+    import psutil
+
+    out = []
+    for proc in procs:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                out.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def listens(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port``."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False

@@ -27,7 +27,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.conftest import Project, free_port
+from tests.conftest import Project, alive, free_port, listens
 
 pytestmark = pytest.mark.integration
 
@@ -163,7 +163,7 @@ def serving(store: Store, tmp_path: Path) -> Iterator[Any]:
         if running.proc.poll() is None:
             running.proc.kill()
             running.proc.wait()
-        for left in _alive(list(running.family.values())):
+        for left in alive(list(running.family.values())):
             left.kill()
 
 
@@ -186,8 +186,8 @@ def test_the_champion_answers_once_announced_and_sigterm_stops_every_process(sto
     assert time.monotonic() - sent < 30
     said = running.err.read_text()
     assert running.proc.returncode == 0, said
-    assert not _listens(port), f"something still listens on {port}"
-    left = _alive(running.collect())
+    assert not listens(port), f"something still listens on {port}"
+    left = alive(running.collect())
     assert not left, f"left running: {[(p.pid, _cmdline(p)) for p in left]}"
     assert "nbops serve: serving m version 1 (alias champion) from sqlite:///" in said, said
     assert "SIGTERM received; stopping the MLflow scoring server" in said, said
@@ -315,31 +315,12 @@ def test_a_model_the_server_cannot_load_fails_with_exit_3_and_its_output(store: 
     )
     assert "Its last output:" in result.stderr and "No such artifact: 'MLmodel'" in result.stderr, result.stderr
     assert not result.stdout
-    assert not _listens(port)
+    assert not listens(port)
 
 
 def _pump(proc: subprocess.Popen[str], lines: queue.Queue[str]) -> None:
     for line in proc.stdout or []:
         lines.put(line)
-
-
-def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
-    out = []
-    for proc in procs:
-        try:
-            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
-                out.append(proc)
-        except psutil.NoSuchProcess:
-            pass
-    return out
-
-
-def _listens(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2):
-            return True
-    except OSError:
-        return False
 
 
 def _cmdline(proc: psutil.Process) -> list[str]:

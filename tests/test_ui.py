@@ -23,32 +23,13 @@ import pytest
 from nbops.errors import InfraError
 from nbops.server import run_server
 from nbops.ui import UI
-from tests.conftest import Project, free_port
+from tests.conftest import Project, alive, free_port, listens
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def _pipeline(project: Project) -> None:
     project.write_spec({"name": "uitest", "stages": {"a": {"notebook": project.add_notebook("a", [("x = 1", [])])}}})
-
-
-def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
-    out = []
-    for proc in procs:
-        try:
-            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
-                out.append(proc)
-        except psutil.NoSuchProcess:
-            pass
-    return out
-
-
-def _listens(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.mark.integration
@@ -113,15 +94,15 @@ def test_the_address_comes_once_the_server_answers_and_sigterm_leaves_nothing_be
         proc.wait(30)
         assert time.monotonic() - sent < 30
         assert proc.returncode == 0, err_path.read_text()
-        assert not _listens(port), f"something still listens on {port}"
-        assert not _alive(started), f"left running: {[(p.pid, _cmdline(p)) for p in _alive(started)]}"
+        assert not listens(port), f"something still listens on {port}"
+        assert not alive(started), f"left running: {[(p.pid, _cmdline(p)) for p in alive(started)]}"
         said = err_path.read_text()
         assert "starting the MLflow server" in said and "SIGTERM received" in said, said
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        for left in _alive(list(family.values())):
+        for left in alive(list(family.values())):
             left.kill()
 
 
@@ -158,7 +139,7 @@ def test_a_server_that_never_answers_is_stopped_after_the_startup_timeout() -> N
     assert "still loading" in str(failure.value)
     assert not announced
     left = [p for p in psutil.process_iter() if marker in " ".join(_cmdline(p))]
-    assert not _alive(left), left
+    assert not alive(left), left
 
 
 def _cmdline(proc: psutil.Process) -> list[str]:

@@ -259,7 +259,7 @@ class _LocalRun:
         states = self.summary.stages
         while True:
             for st in [s for s in states.values() if s.status == "running"]:
-                self._poll(st, graph)
+                self._poll(st)
             running = sum(1 for s in states.values() if s.status == "running")
             now = time.monotonic()
             for st in states.values():
@@ -391,7 +391,7 @@ class _LocalRun:
                 leftover.unlink(missing_ok=True)
         st.process = st.log_file = None
 
-    def _poll(self, st: StageState, graph: dict[str, tuple[str, ...]]) -> None:
+    def _poll(self, st: StageState) -> None:
         assert self.pipeline is not None and self.progress is not None  # noqa: S101 - prepare() ran
         if st.process is None:
             return

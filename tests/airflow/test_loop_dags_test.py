@@ -13,24 +13,11 @@ from typing import Any
 
 import pytest
 
-from tests.airflow.conftest import airflow_env
 from tests.airflow.loop import MODEL, loop_project
-from tests.airflow.test_dags_test import AIRFLOW
+from tests.airflow.test_dags_test import airflow
 from tests.conftest import Project
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def airflow(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [AIRFLOW, *args],
-        cwd=project.root,
-        env=airflow_env(project.root / "dags", NBOPS_BACKEND="local"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
 
 
 class Loop:
