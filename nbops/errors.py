@@ -12,12 +12,6 @@ from collections.abc import Iterable
 
 from nbops.status import ExitCode
 
-EXIT_OK = ExitCode.OK
-EXIT_NOTEBOOK = ExitCode.NOTEBOOK
-EXIT_INPUT = ExitCode.INPUT
-EXIT_INFRA = ExitCode.INFRA
-
-
 class NbopsError(Exception):
     """Root of every error nbops raises on purpose."""
 

@@ -24,6 +24,9 @@ class ExitCode(IntEnum):
     """Infrastructure failure: kernel died or killed, store unreachable, signal."""
     AUDIT = 4
     """``nbops audit``: evidence does not match its record."""
+    SKIP = 99
+    """Nothing to do, and not a failure: the drift trigger does not hold, the monitor has no
+    champion to compare with yet, a gate awaits no approval. Airflow marks the task skipped."""
 
     @property
     def retryable(self) -> bool:

@@ -13,9 +13,6 @@ SKIP = frozenset({"skip", "nbops-skip"})
 METRICS = "metrics"
 """Numeric variables assigned in these cells become MLflow metrics of the stage."""
 
-RAISES = "raises-exception"
-"""Cells expected to raise (nbclient's tag); an error there does not fail the stage."""
-
 INJECTED = "injected-parameters"
 """Papermill's tag on the cell it inserts with the run's parameters."""
 

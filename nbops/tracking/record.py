@@ -119,18 +119,6 @@ def log_parameters(client: MlflowClient, run_id: str, parameters: Mapping[str, A
         call(client.log_batch, run_id, params=params, what="log parameters")
 
 
-def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, float]) -> None:
-    """Log final metric values in one batch."""
-    import time
-
-    from mlflow.entities import Metric
-
-    now = int(time.time() * 1000)
-    batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
-    if batch:
-        call(client.log_batch, run_id, metrics=batch, what="log metrics")
-
-
 def log_batch(client: MlflowClient, run_id: str, metrics: Mapping[str, float], tags: Mapping[str, str]) -> None:
     """Final metric values and tags in one call."""
     import time
