@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from nbops.status import ExitCode
 
+
 class NbopsError(Exception):
     """Root of every error nbops raises on purpose."""
 
