@@ -7,7 +7,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: example test lint bootstrap clean
+.PHONY: example test lint bootstrap dist clean
 
 example: bootstrap ## Run the example pipeline end to end on the embedded defaults.
 	$(BIN)/nbops run pipeline.yaml
@@ -32,5 +32,12 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	$(UV) sync --frozen --all-extras --compile-bytecode --python $(PYTHON)
 	touch $@
 
+# For another repository (README, "In your own repository"): the wheel, and uv.lock's pins of
+# its runner and airflow extras as pip constraints. Needs only the pinned uv, not the dev venv.
+dist: $(UV) ## Build dist/nbops-<version>-py3-none-any.whl and dist/constraints.txt.
+	rm -rf dist
+	$(UV) build --wheel --out-dir dist --python $(PYTHON) --quiet
+	$(UV) export --frozen --no-hashes --no-emit-project --extra runner --extra airflow --quiet -o dist/constraints.txt
+
 clean:
-	rm -rf $(VENV) $(TOOLS) .nbops
+	rm -rf $(VENV) $(TOOLS) .nbops dist

@@ -4,6 +4,45 @@ Inside a notebook, ``import nbops`` gives the notebook API; it is cheap to impor
 (MLflow is loaded only when something is logged). The API is loaded on first use, so
 that importing a submodule (``nbops.airflow`` when Airflow parses a DAG file) does not
 pay for it.
+
+Where things live (imports point down this list; the import contracts in pyproject.toml hold it).
+Slots: "attempt:" and "run:" name where a concern plugs in (declared once, stage/slots.py).
+
+    cli/                        the commands, one library call each
+    testrun.py                  nbops test
+    monitor.py promote.py serve.py
+    runs.py                     nbops run with nbops's slots filled
+    runner/local.py             the local runner: schedules attempts, reads outcomes; plan.py
+                                (what to run), state.py, record.py (parent run), report.py
+    airflow/                    DAGs (dag.py), pods (pod.py), the stage operator (operator.py)
+    audit/                      nbops audit
+    plugins/                    slot implementations and their composition (__init__.py):
+      reuse.py                  reuse of a completed attempt   attempt: reuse_key, before_claim,
+                                (key and index: stage/cache.py)         after_seal
+      champion.py               the monitor's inputs           attempt: upstream
+      gate.py                   the registry gate              run: stage_done
+                                (retrain.py; the pure rule: tracking/decision.py)
+      alerting.py               the failure alert (alerts.py)  run: run_ended
+    stage/command.py            one stage attempt: the driver that chains the phases
+    stage/lifecycle.py          the phases, a record in and a record out (records: stage/phases.py)
+    stage/attempt_record.py     what an attempt writes about itself: tags, manifest
+    stage/result.py             the stage command line (StageRequest.to_argv / from_argv), results
+    notebook/execute.py         executing a notebook: Papermill, kernel (engine.py), outcome
+    context.py                  the kernel's environment variables (StageContext.to_env; set in
+                                stage/lifecycle.py:claim)
+    notebook/parameters.py      the parameters contract; overrides.py: -p values; tags.py: cell tags
+    tracking/                   MLflow: reads (query.py), writes (record.py), tag names (tags.py),
+                                the parent run (pipeline_run.py)
+    storage/                    the artifact store, attempts, manifests
+    spec/                       the pipeline spec and its messages
+    status.py                   outcomes: exit codes, stage status, runner state, pipeline outcome
+    errors.py                   the exception root
+
+Two walks: ``nbops run`` to the first cell is ``runner/local.py`` (``_spawn`` starts the stage
+command) -> ``stage/command.py`` (``exec_stage`` chains the phases) -> ``stage/lifecycle.py``
+(``run`` calls ``notebook.execute``). A failing cell to its MLflow tag is
+``notebook/engine.py`` (``_cell_stopped`` fills the outcome) -> ``stage/attempt_record.py``
+(``outcome_tags``) -> ``tracking/tags.py`` (``FAILED_CELL``).
 """
 
 from __future__ import annotations
@@ -24,3 +63,8 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     raise AttributeError(f"module 'nbops' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The notebook API, so that completion (``nbops.<Tab>`` in Jupyter) offers it and nothing else."""
+    return list(__all__)

@@ -63,3 +63,10 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
         folded.setdefault(choice.casefold(), choice)
     close = difflib.get_close_matches(word.casefold(), list(folded), n=1)
     return f"; did you mean '{folded[close[0]]}'?" if close else ""
+
+
+class NothingToDo(NbopsError):
+    """Nothing to do, and not a failure (exit 99; Airflow marks the task skipped): e.g. the monitor
+    before the first champion exists."""
+
+    exit_code = ExitCode.SKIP

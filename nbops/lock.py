@@ -171,3 +171,93 @@ def fetch_lock(store: Store, sha256: str) -> tuple[Lock, Path]:
             "after `nbops promote`. Nothing was run; promote the pipeline again."
         )
     return lock, path
+
+
+def describe_changes(old: Lock | None, new: Lock) -> list[str]:
+    """Stages added or removed, notebooks re-hashed, parameters and settings changed."""
+    if old is None:
+        return [f"new DAG '{new.name}' with stages {', '.join(new.stages)}"]
+    changes: list[str] = []
+    added = [s for s in new.stages if s not in old.stages]
+    removed = [s for s in old.stages if s not in new.stages]
+    changes += [f"stage added: {s}" for s in added]
+    changes += [f"stage removed: {s}" for s in removed]
+    for name in (s for s in new.stages if s in old.stages):
+        before, after = old.stages[name], new.stages[name]
+        if before.sha256 != after.sha256:
+            changes.append(
+                f"stage {name}: notebook {after.notebook} changed ({before.sha256[:12]} -> {after.sha256[:12]})"
+            )
+        changes += [f"stage {name}: {f}" for f in _file_changes(before, after)]
+        changes += [f"stage {name}: parameter {p}" for p in _param_changes(before, after)]
+        changes += [f"stage {name}: {k}" for k in _dict_changes(_settings(old, name), _settings(new, name))]
+    top_old = old.spec.model_dump(mode="json", exclude={"stages"})
+    top_new = new.spec.model_dump(mode="json", exclude={"stages"})
+    changes += [f"pipeline: {k}" for k in _dict_changes(top_old, top_new)]
+    if old.nbops_version != new.nbops_version:
+        changes.append(f"nbops version {old.nbops_version} -> {new.nbops_version}")
+    if (old.git_commit, old.git_dirty) != (new.git_commit, new.git_dirty):
+        changes.append(f"commit {_commit(old)} -> {_commit(new)}")
+    return changes or ["lock rewritten (format only)"]
+
+
+def _commit(lock: Lock) -> str:
+    return lock.git_commit[:12] + (" (modified)" if lock.git_dirty else "")
+
+
+def _file_changes(before: LockedStage, after: LockedStage) -> list[str]:
+    """Files that travel with the notebook: added, removed or changed (by content)."""
+    old = {f.path: f.sha256 for f in before.files}
+    new = {f.path: f.sha256 for f in after.files}
+    out = [f"file {p} added" for p in new if p not in old]
+    out += [f"file {p} removed" for p in old if p not in new]
+    out += [f"file {p} changed ({old[p][:12]} -> {new[p][:12]})" for p in new if p in old and old[p] != new[p]]
+    return out
+
+
+def _param_changes(before: LockedStage, after: LockedStage) -> list[str]:
+    """``C: default 1.0 -> 0.5`` for each changed field of a parameter; parameters added or removed."""
+    old = {p.name: p for p in before.parameters}
+    new = {p.name: p for p in after.parameters}
+    out = []
+    for name in sorted(old.keys() | new.keys()):
+        if name not in old:
+            out.append(f"{name} added ({new[name].type_label}, default {_short(new[name].default)})")
+        elif name not in new:
+            out.append(f"{name} removed")
+        else:
+            fields = _dict_changes(old[name].model_dump(mode="json"), new[name].model_dump(mode="json"))
+            out += [f"{name}: {change}" for change in fields]
+    return out
+
+
+def _settings(lock: Lock, stage: str) -> dict[str, Any]:
+    return lock.resolved(stage).model_dump(mode="json", exclude={"name", "notebook"})
+
+
+def _dict_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key old -> new`` for each changed key, nested mappings by dotted key (``resources.cpu '1' -> '2'``)."""
+    out = []
+    for key in sorted(old.keys() | new.keys()):
+        name = f"{prefix}{key}"
+        if key not in old:
+            out.append(f"{name} added ({_short(new[key])})")
+        elif key not in new:
+            out.append(f"{name} removed")
+        elif isinstance(old[key], dict) and isinstance(new[key], dict):
+            out += _dict_changes(old[key], new[key], f"{name}.")
+        elif old[key] != new[key]:
+            out.append(f"{name} {_short(old[key])} -> {_short(new[key])}")
+    return out
+
+
+SHORT_VALUE = 80
+"""Characters of a value's repr shown in the change report before it is cut with an ellipsis."""
+
+
+def _short(value: Any) -> str:
+    """``repr(value)`` in full when short; a long one cut after SHORT_VALUE characters, saying how much is left."""
+    text = repr(value)
+    if len(text) <= SHORT_VALUE:
+        return text
+    return f"{text[:SHORT_VALUE]}... ({len(text) - SHORT_VALUE} more characters)"

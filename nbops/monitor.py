@@ -21,19 +21,17 @@ from typing import Any
 from nbops import alerts, rundate
 from nbops.errors import InputError, NbopsError
 from nbops.graph import MONITOR_STAGE
-from nbops.runner.local import RunOptions, RunSummary, run_pipeline
+from nbops.plugins.champion import ENV_CHAMPION_RUN
+from nbops.runner.plan import DRIFT_TRIGGER
 from nbops.runner.report import say
+from nbops.runs import RunOptions, RunSummary, run
 from nbops.spec import MonitorSpec, Pipeline, load_pipeline
-from nbops.stage.lifecycle import ENV_CHAMPION_RUN
 from nbops.status import ExitCode
 from nbops.storage import Store, layout, open_store
 from nbops.storage.manifest import read_manifest
-from nbops.tracking import pipeline_run, record, tags
+from nbops.tracking import pipeline_run, query, record, tags
 from nbops.tracking.gate import champion_run_id
 from nbops.tracking.store import open_client, tracking_uri
-
-NOT_TRIGGERED = 99
-"""``nbops drift-check``'s exit code when the trigger does not hold (the DAG task is then skipped)."""
 
 
 @dataclass(frozen=True)
@@ -121,10 +119,38 @@ def run_monitor(options: MonitorOptions) -> MonitorResult:
             "its gate makes the first version champion.",
         )
     say(f"nbops monitor: the champion of '{retrain.model}' was trained by run {champion_run}")
+    watched = _watch(options, run_date, champion_run)
+    if watched.exit_code != ExitCode.OK:
+        return MonitorResult(
+            MonitorOutcome.FAILED, watched.exit_code, "the monitor notebook failed; nothing was started", None, watched
+        )
+    check = check_trigger(open_store(pipeline.root), pipeline, spec, watched.run_id)
+    result_tags = _check_tags(check)
+    if check.value is None or not check.holds or options.dry_run:
+        record.set_tags(client, watched.parent_run_id, result_tags)
+    if check.value is None:
+        return MonitorResult(MonitorOutcome.FAILED, ExitCode.NOTEBOOK, check.message, check, watched)
+    if not check.holds:
+        return MonitorResult(MonitorOutcome.QUIET, ExitCode.OK, check.message, check, watched)
+    if options.dry_run:
+        message = f"{check.message}; --dry-run: no retraining run started (it would run for {run_date})"
+        return MonitorResult(MonitorOutcome.DRY_RUN, ExitCode.OK, message, check, watched)
+    if options.alerts:
+        send_drift_alert(pipeline, uri, watched.experiment_id, watched.parent_run_id, watched.run_id, check)
+    say(f"nbops monitor: {check.message}; starting a retraining run for {run_date}")
+    retrained = _retrain(options, run_date)
+    record.set_tags(client, watched.parent_run_id, {**result_tags, tags.MONITOR_RETRAIN_RUN: retrained.run_id})
+    ended = "succeeded" if retrained.exit_code == ExitCode.OK else f"ended with exit {retrained.exit_code}"
+    message = f"{check.message}; retraining run {retrained.run_id} {ended}, {len(retrained.ran)} stage(s) re-ran"
+    return MonitorResult(MonitorOutcome.RETRAINED, retrained.exit_code, message, check, watched, retrained)
+
+
+def _watch(options: MonitorOptions, run_date: str, champion_run: str) -> RunSummary:
+    """The monitor run: the monitor notebook alone, reading the champion's run."""
     before = os.environ.get(ENV_CHAMPION_RUN)
     os.environ[ENV_CHAMPION_RUN] = champion_run
     try:
-        watched = run_pipeline(
+        return run(
             RunOptions(
                 pipeline_file=options.pipeline_file,
                 params=options.params,
@@ -142,52 +168,28 @@ def run_monitor(options: MonitorOptions) -> MonitorResult:
             os.environ.pop(ENV_CHAMPION_RUN, None)
         else:
             os.environ[ENV_CHAMPION_RUN] = before
-    if watched.exit_code != ExitCode.OK:
-        return MonitorResult(
-            MonitorOutcome.FAILED, watched.exit_code, "the monitor notebook failed; nothing was started", None, watched
-        )
-    store = open_store(pipeline.root)
-    check = check_trigger(store, pipeline, spec, watched.run_id)
-    result_tags = {tags.MONITOR_TRIGGER: check.rule, tags.MONITOR_HOLDS: tags.flag(check.holds)}
-    if check.value is not None:
-        result_tags[tags.MONITOR_VALUE] = repr(check.value)
-    if check.value is None:
-        record.set_tags(client, watched.parent_run_id, result_tags)
-        return MonitorResult(MonitorOutcome.FAILED, ExitCode.NOTEBOOK, check.message, check, watched)
-    if not check.holds:
-        record.set_tags(client, watched.parent_run_id, result_tags)
-        return MonitorResult(MonitorOutcome.QUIET, ExitCode.OK, check.message, check, watched)
-    if options.dry_run:
-        record.set_tags(client, watched.parent_run_id, result_tags)
-        return MonitorResult(
-            MonitorOutcome.DRY_RUN,
-            ExitCode.OK,
-            f"{check.message}; --dry-run: no retraining run started (it would run for {run_date})",
-            check,
-            watched,
-        )
-    if options.alerts:
-        send_drift_alert(pipeline, uri, watched.experiment_id, watched.parent_run_id, watched.run_id, check)
-    say(f"nbops monitor: {check.message}; starting a retraining run for {run_date}")
-    retrained = run_pipeline(
+
+
+def _retrain(options: MonitorOptions, run_date: str) -> RunSummary:
+    """The retraining run the drift trigger starts: every stage re-runs (the reuse key cannot see
+    that the world drifted), recorded with the trigger ``drift``."""
+    return run(
         RunOptions(
             pipeline_file=options.pipeline_file,
             run_date=run_date,
             jobs=options.jobs,
-            trigger="nbops monitor",
+            trigger=DRIFT_TRIGGER,
             alerts=options.alerts,
         )
     )
-    record.set_tags(client, watched.parent_run_id, {**result_tags, tags.MONITOR_RETRAIN_RUN: retrained.run_id})
-    return MonitorResult(
-        MonitorOutcome.RETRAINED,
-        retrained.exit_code,
-        f"{check.message}; retraining run {retrained.run_id} "
-        + ("succeeded" if retrained.exit_code == ExitCode.OK else f"ended with exit {retrained.exit_code}"),
-        check,
-        watched,
-        retrained,
-    )
+
+
+def _check_tags(check: TriggerCheck) -> dict[str, str]:
+    """The trigger check as tags of the monitor run."""
+    result_tags = {tags.MONITOR_TRIGGER: check.rule, tags.MONITOR_HOLDS: tags.flag(check.holds)}
+    if check.value is not None:
+        result_tags[tags.MONITOR_VALUE] = repr(check.value)
+    return result_tags
 
 
 def check_trigger(store: Store, pipeline: Pipeline, spec: MonitorSpec, run_id: str) -> TriggerCheck:
@@ -228,14 +230,10 @@ def drift_check(store: Store, pipeline: Pipeline, uri: str, run_id: str) -> Trig
     spec = monitor_of(pipeline)
     check = check_trigger(store, pipeline, spec, run_id)
     client = open_client(uri)
-    experiment = record.call(client.get_experiment_by_name, pipeline.name, what="read the experiment")
-    experiment_id = str(experiment.experiment_id) if experiment is not None else ""
+    experiment_id = query.experiment_id(client, pipeline.name) or ""
     parent = pipeline_run.find(client, experiment_id, run_id) if experiment_id else None
     if parent:
-        result_tags = {tags.MONITOR_TRIGGER: check.rule, tags.MONITOR_HOLDS: tags.flag(check.holds)}
-        if check.value is not None:
-            result_tags[tags.MONITOR_VALUE] = repr(check.value)
-        record.set_tags(client, parent, result_tags)
+        record.set_tags(client, parent, _check_tags(check))
     if check.holds:
         send_drift_alert(pipeline, uri, experiment_id, parent, run_id, check)
     return check

@@ -12,7 +12,6 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from nbops import __version__
 from nbops.context import git_state
@@ -24,6 +23,7 @@ from nbops.lock import (
     Lock,
     LockedFile,
     LockedStage,
+    describe_changes,
     file_rel,
     lock_rel,
     notebook_rel,
@@ -31,7 +31,7 @@ from nbops.lock import (
     sha256_text,
 )
 from nbops.provenance import spec_rel
-from nbops.spec import load_pipeline
+from nbops.spec import Pipeline, load_pipeline
 from nbops.stage.contract import load_contract
 from nbops.storage import open_store
 from nbops.storage.atomic import write_atomic
@@ -75,9 +75,23 @@ class PromoteReport:
         """True when no file in the DAG directory changed."""
         return not self.written and not self.removed
 
+    def describe(self) -> str:
+        """What ``nbops promote`` prints: the copies published, then the files written and what changed."""
+        lines = [f"published {location}" for location in self.published]
+        if self.unchanged:
+            lines.append(
+                f"nbops promote: {self.dag_file} is up to date (lock {self.lock_sha256[:12]}); no file changed."
+            )
+            return "\n".join(lines)
+        lines += [f"wrote {path}" for path in self.written]
+        lines += [f"  {change}" for change in self.changes]
+        lines.append(f"nbops promote: lock {self.lock_sha256}")
+        return "\n".join(lines)
 
-def promote(pipeline_file: Path, dags_dir: Path) -> PromoteReport:
-    """Lint, freeze and publish the pipeline, then write its lock and DAG file.
+
+def promote(pipeline_file: Path, dags_dir: Path | None = None) -> PromoteReport:
+    """Lint, freeze and publish the pipeline, then write its lock and DAG file into ``dags_dir``
+    (default: ``dags/`` beside the pipeline file).
 
     Raises:
         InputError: lint found problems, or a file in ``dags_dir`` was not written by nbops or
@@ -88,33 +102,65 @@ def promote(pipeline_file: Path, dags_dir: Path) -> PromoteReport:
     if problems:
         raise InputError(format_problems(f"{pipeline_file}: {len(problems)} problem(s); nothing promoted:", problems))
     pipeline = load_pipeline(pipeline_file)
-    dags = dags_dir.resolve()
-    stages: dict[str, LockedStage] = {}
-    raws: dict[str, bytes] = {}
-    carried: dict[str, bytes] = {}
+    dags = (dags_dir or pipeline_file.parent / "dags").resolve()
+    frozen = _freeze(pipeline)
+    lock = _lock(pipeline, frozen.stages, dags)
+    files = _DagFiles.of(dags, lock)
+    report = PromoteReport(
+        dag_file=files.dag_file,
+        lock_file=files.lock_file,
+        lock_sha256=files.lock_sha256,
+        monitor_file=files.monitor_file if files.has_monitor else None,
+    )
+    _check_ours(files.dag_file, files.dag_text, files.lock_file)
+    if files.has_monitor:
+        _check_ours(files.monitor_file, files.monitor_text)
+    report.published = _publish(pipeline, frozen, files)
+    _write_dag_dir(files, lock, report)
+    return report
+
+
+@dataclass
+class _Frozen:
+    """The stages as the lock records them, and the bytes to publish by sha256."""
+
+    stages: dict[str, LockedStage] = field(default_factory=dict)
+    notebooks: dict[str, bytes] = field(default_factory=dict)
+    carried: dict[str, bytes] = field(default_factory=dict)
+    """Files that travel with a stage's notebook."""
+
+
+def _freeze(pipeline: Pipeline) -> _Frozen:
+    """Every runnable stage's contract, notebook and carried files, hashed."""
+    frozen = _Frozen()
     for name in pipeline.runnable():
         contract = load_contract(pipeline, name)
         files = []
         for rel in pipeline.stage_files(name):
             data = (pipeline.root / rel).read_bytes()
             digest = hashlib.sha256(data).hexdigest()
-            carried[digest] = data
+            frozen.carried[digest] = data
             files.append(LockedFile(path=rel, sha256=digest))
-        stages[name] = LockedStage(
+        frozen.stages[name] = LockedStage(
             notebook=contract.stage.notebook,
             sha256=contract.notebook.sha256,
             parameters=contract.schema.params,
             settings=contract.stage,
             files=tuple(files),
         )
-        raws[contract.notebook.sha256] = contract.notebook.raw
+        frozen.notebooks[contract.notebook.sha256] = contract.notebook.raw
+    return frozen
+
+
+def _lock(pipeline: Pipeline, stages: dict[str, LockedStage], dags: Path) -> Lock:
+    """The lock of the frozen stages, naming the pipeline file relative to ``dags`` and the commit."""
     sources = (
         pipeline.path,
         *(pipeline.notebook_path(name) for name in pipeline.runnable()),
         *(pipeline.root / f.path for locked in stages.values() for f in locked.files),
     )
     git = git_state(pipeline.root, paths=sources)
-    lock = Lock(
+    return Lock(
         lock_version=LOCK_VERSION,
         nbops_version=__version__,
         pipeline_file=Path(os.path.relpath(pipeline.path, dags)).as_posix(),
@@ -125,47 +171,73 @@ def promote(pipeline_file: Path, dags_dir: Path) -> PromoteReport:
         git_commit=git.commit,
         git_dirty=git.dirty,
     )
-    text = lock.to_text()
-    digest = sha256_text(text)
-    dag_file = dags / f"{pipeline.name}.py"
-    lock_file = dags / f"{pipeline.name}.lock.json"
-    monitor_file = dags / f"{pipeline.name}_monitor.py"
-    has_monitor = lock.monitor is not None
-    report = PromoteReport(
-        dag_file=dag_file, lock_file=lock_file, lock_sha256=digest, monitor_file=monitor_file if has_monitor else None
-    )
-    fields = {"header": HEADER, "pipeline_file": lock.pipeline_file, "lock_name": lock_file.name, "name": lock.name}
-    dag_text, monitor_text = DAG_TEMPLATE.format(**fields), MONITOR_TEMPLATE.format(**fields)
-    _check_ours(dag_file, dag_text, lock_file)
-    if has_monitor:
-        _check_ours(monitor_file, monitor_text)
 
+
+@dataclass(frozen=True)
+class _DagFiles:
+    """The files of the DAG directory for one lock, and what each would hold."""
+
+    lock_file: Path
+    lock_text: str
+    lock_sha256: str
+    dag_file: Path
+    dag_text: str
+    monitor_file: Path
+    monitor_text: str
+    has_monitor: bool
+
+    @classmethod
+    def of(cls, dags: Path, lock: Lock) -> _DagFiles:
+        text = lock.to_text()
+        lock_file = dags / f"{lock.name}.lock.json"
+        fields = {"header": HEADER, "pipeline_file": lock.pipeline_file, "lock_name": lock_file.name, "name": lock.name}
+        return cls(
+            lock_file=lock_file,
+            lock_text=text,
+            lock_sha256=sha256_text(text),
+            dag_file=dags / f"{lock.name}.py",
+            dag_text=DAG_TEMPLATE.format(**fields),
+            monitor_file=dags / f"{lock.name}_monitor.py",
+            monitor_text=MONITOR_TEMPLATE.format(**fields),
+            has_monitor=lock.monitor is not None,
+        )
+
+
+def _publish(pipeline: Pipeline, frozen: _Frozen, files: _DagFiles) -> list[str]:
+    """Publish the notebooks, carried files, spec and lock to the artifact store (before any DAG
+    file changes); the locations of the copies that were not there yet."""
     store = open_store(pipeline.root)
-    blobs = [(notebook_rel(sha), raw) for sha, raw in sorted(raws.items())]
-    blobs += [(file_rel(sha), data) for sha, data in sorted(carried.items())]
+    blobs = [(notebook_rel(sha), raw) for sha, raw in sorted(frozen.notebooks.items())]
+    blobs += [(file_rel(sha), data) for sha, data in sorted(frozen.carried.items())]
     blobs.append((spec_rel(pipeline.sha256), pipeline.path.read_bytes()))
-    for rel, raw in [*blobs, (lock_rel(digest), text.encode("utf-8"))]:
-        if store.publish(rel, raw):
-            report.published.append(f"{store.url}/{rel}")
+    blobs.append((lock_rel(files.lock_sha256), files.lock_text.encode("utf-8")))
+    return [f"{store.url}/{rel}" for rel, raw in blobs if store.publish(rel, raw)]
 
-    previous = _previous(lock_file)
-    unreadable = previous is None and lock_file.exists()
+
+def _write_dag_dir(files: _DagFiles, lock: Lock, report: PromoteReport) -> None:
+    """Write the lock and DAG files whose content changed (a stale monitor DAG removed first) and
+    record in ``report`` what was written and what changed."""
+    previous = _previous(files.lock_file)
+    unreadable = previous is None and files.lock_file.exists()
+    monitor_file = files.monitor_file
     # A monitor DAG without a monitor in the lock beside it would fail to import: it goes first.
-    stale = not has_monitor and monitor_file.exists() and _ours(monitor_file, monitor_text)
+    stale = not files.has_monitor and monitor_file.exists() and _ours(monitor_file, files.monitor_text)
     if stale:
         _remove(monitor_file)
         report.removed.append(monitor_file)
-    outputs = [(lock_file, text), (dag_file, dag_text)]
-    new_monitor = has_monitor and not monitor_file.exists()
-    if has_monitor:
-        outputs.append((monitor_file, monitor_text))
+    outputs = [(files.lock_file, files.lock_text), (files.dag_file, files.dag_text)]
+    new_monitor = files.has_monitor and not monitor_file.exists()
+    if files.has_monitor:
+        outputs.append((monitor_file, files.monitor_text))
     for path, content in outputs:
         if _write_if_changed(path, content):
             report.written.append(path)
-    if lock_file in report.written:
+    if files.lock_file in report.written:
         report.changes = describe_changes(previous, lock)
         if unreadable:
-            report.changes = [f"{lock_file.name}: the previous lock could not be read (older nbops?); written anew"]
+            report.changes = [
+                f"{files.lock_file.name}: the previous lock could not be read (older nbops?); written anew"
+            ]
     else:
         report.changes = [
             f"{path.name} rewritten (the lock is unchanged)"
@@ -179,9 +251,8 @@ def promote(pipeline_file: Path, dags_dir: Path) -> PromoteReport:
             f"removed {monitor_file}: the pipeline has no monitor any more, so its monitor DAG "
             f"'{lock.name}_monitor' is gone (its runs stay in Airflow's history)"
         )
-    elif not has_monitor and monitor_file.exists() and report.written:
+    elif not files.has_monitor and monitor_file.exists() and report.written:
         report.changes.append(f"{monitor_file} is not this pipeline's monitor DAG; left as it is")
-    return report
 
 
 def _check_ours(dag_file: Path, content: str, lock_file: Path | None = None) -> None:
@@ -251,93 +322,3 @@ def _previous(lock_file: Path) -> Lock | None:
         return parse_lock(lock_file.read_bytes(), lock_file)
     except InputError:
         return None
-
-
-def describe_changes(old: Lock | None, new: Lock) -> list[str]:
-    """Stages added or removed, notebooks re-hashed, parameters and settings changed."""
-    if old is None:
-        return [f"new DAG '{new.name}' with stages {', '.join(new.stages)}"]
-    changes: list[str] = []
-    added = [s for s in new.stages if s not in old.stages]
-    removed = [s for s in old.stages if s not in new.stages]
-    changes += [f"stage added: {s}" for s in added]
-    changes += [f"stage removed: {s}" for s in removed]
-    for name in (s for s in new.stages if s in old.stages):
-        before, after = old.stages[name], new.stages[name]
-        if before.sha256 != after.sha256:
-            changes.append(
-                f"stage {name}: notebook {after.notebook} changed ({before.sha256[:12]} -> {after.sha256[:12]})"
-            )
-        changes += [f"stage {name}: {f}" for f in _file_changes(before, after)]
-        changes += [f"stage {name}: parameter {p}" for p in _param_changes(before, after)]
-        changes += [f"stage {name}: {k}" for k in _dict_changes(_settings(old, name), _settings(new, name))]
-    top_old = old.spec.model_dump(mode="json", exclude={"stages"})
-    top_new = new.spec.model_dump(mode="json", exclude={"stages"})
-    changes += [f"pipeline: {k}" for k in _dict_changes(top_old, top_new)]
-    if old.nbops_version != new.nbops_version:
-        changes.append(f"nbops version {old.nbops_version} -> {new.nbops_version}")
-    if (old.git_commit, old.git_dirty) != (new.git_commit, new.git_dirty):
-        changes.append(f"commit {_commit(old)} -> {_commit(new)}")
-    return changes or ["lock rewritten (format only)"]
-
-
-def _commit(lock: Lock) -> str:
-    return lock.git_commit[:12] + (" (modified)" if lock.git_dirty else "")
-
-
-def _file_changes(before: LockedStage, after: LockedStage) -> list[str]:
-    """Files that travel with the notebook: added, removed or changed (by content)."""
-    old = {f.path: f.sha256 for f in before.files}
-    new = {f.path: f.sha256 for f in after.files}
-    out = [f"file {p} added" for p in new if p not in old]
-    out += [f"file {p} removed" for p in old if p not in new]
-    out += [f"file {p} changed ({old[p][:12]} -> {new[p][:12]})" for p in new if p in old and old[p] != new[p]]
-    return out
-
-
-def _param_changes(before: LockedStage, after: LockedStage) -> list[str]:
-    """``C: default 1.0 -> 0.5`` for each changed field of a parameter; parameters added or removed."""
-    old = {p.name: p for p in before.parameters}
-    new = {p.name: p for p in after.parameters}
-    out = []
-    for name in sorted(old.keys() | new.keys()):
-        if name not in old:
-            out.append(f"{name} added ({new[name].type_label}, default {_short(new[name].default)})")
-        elif name not in new:
-            out.append(f"{name} removed")
-        else:
-            fields = _dict_changes(old[name].model_dump(mode="json"), new[name].model_dump(mode="json"))
-            out += [f"{name}: {change}" for change in fields]
-    return out
-
-
-def _settings(lock: Lock, stage: str) -> dict[str, Any]:
-    return lock.resolved(stage).model_dump(mode="json", exclude={"name", "notebook"})
-
-
-def _dict_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    """``key old -> new`` for each changed key, nested mappings by dotted key (``resources.cpu '1' -> '2'``)."""
-    out = []
-    for key in sorted(old.keys() | new.keys()):
-        name = f"{prefix}{key}"
-        if key not in old:
-            out.append(f"{name} added ({_short(new[key])})")
-        elif key not in new:
-            out.append(f"{name} removed")
-        elif isinstance(old[key], dict) and isinstance(new[key], dict):
-            out += _dict_changes(old[key], new[key], f"{name}.")
-        elif old[key] != new[key]:
-            out.append(f"{name} {_short(old[key])} -> {_short(new[key])}")
-    return out
-
-
-SHORT_VALUE = 80
-"""Characters of a value's repr shown in the change report before it is cut with an ellipsis."""
-
-
-def _short(value: Any) -> str:
-    """``repr(value)`` in full when short; a long one cut after SHORT_VALUE characters, saying how much is left."""
-    text = repr(value)
-    if len(text) <= SHORT_VALUE:
-        return text
-    return f"{text[:SHORT_VALUE]}... ({len(text) - SHORT_VALUE} more characters)"

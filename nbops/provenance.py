@@ -32,9 +32,9 @@ from nbops.errors import InputError
 from nbops.graph import GATE_TASK, MONITOR_STAGE
 from nbops.lock import fetch_lock, lock_rel, notebook_rel
 from nbops.spec import Pipeline
-from nbops.status import StageStatus
+from nbops.status import PipelineOutcome, RunStatus, StageStatus
 from nbops.storage import Store
-from nbops.tracking import pipeline_run, record, tags
+from nbops.tracking import pipeline_run, query, record, tags
 from nbops.tracking.tags import flag
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def archive(client: MlflowClient, parent_id: str, store: Store, sources: Sources
 def log_overrides(client: MlflowClient, parent_id: str, overrides: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Log ``-p``/conf overrides as ``stage.name`` params; returns the keys not logged because a
     resumed run had logged another value (MLflow params never change)."""
-    existing = record.call(client.get_run, parent_id, what="read the pipeline run").data.params
+    existing = query.run(client, parent_id, "read the pipeline run").data.params
     fresh: dict[str, Any] = {}
     conflicts = []
     for stage, values in overrides.items():
@@ -178,62 +178,40 @@ class Closed:
     """How a pipeline run's record was closed."""
 
     parent_run_id: str
-    outcome: str
-    """``succeeded``, ``failed`` or ``killed``."""
+    outcome: PipelineOutcome
     stages: dict[str, str]
     """Each stage's outcome: its last attempt's status, or ``not run``."""
     orphans: tuple[str, ...] = ()
     """Stage runs found open (their command died) and closed ``KILLED`` here."""
 
 
+NOT_RUN = "not run"
+"""A stage with no attempt in the run."""
 ORPHANED = "ended without closing its record (the stage command died)"
 
 
 def settle(client: MlflowClient, experiment_id: str, parent_id: str, stages: list[str]) -> Closed:
     """The pipeline run's outcome from its stages' last attempts; stage runs still open when
     nothing runs any more are closed ``KILLED`` first."""
-    runs = record.call(
-        client.search_runs,
-        [experiment_id],
-        filter_string=f"tags.`{tags.PARENT_RUN}` = '{parent_id}'",
-        max_results=5000,
-        what="list the stage runs",
-    )
+    runs = query.stage_runs(client, experiment_id, parent_id)
     by_attempt = sorted(runs, key=lambda run: int(run.data.tags.get(tags.ATTEMPT) or 0))
     last = {run.data.tags[tags.STAGE]: run for run in by_attempt if run.data.tags.get(tags.STAGE)}
     orphans = []
     for run in runs:
-        if run.info.status == "RUNNING":
+        if run.info.status == RunStatus.RUNNING:
             record.set_tags(client, run.info.run_id, {tags.STATUS: "killed", tags.ERROR_MESSAGE: ORPHANED})
-            record.finish_run(client, run.info.run_id, "KILLED")
+            record.finish_run(client, run.info.run_id, RunStatus.KILLED)
             orphans.append(run.info.run_id)
     outcomes = {}
     for stage in stages:
         found = last.get(stage)
         if found is None:
-            outcomes[stage] = "not run"
+            outcomes[stage] = NOT_RUN
         elif found.info.run_id in orphans:
             outcomes[stage] = "killed"
         else:
             outcomes[stage] = found.data.tags.get(tags.STATUS) or found.info.status.lower()
-    if all(_succeeded(v) for v in outcomes.values()):
-        outcome = "succeeded"
-    elif any(v == "killed" for v in outcomes.values()):
-        outcome = "killed"
-    else:
-        outcome = "failed"
-    return Closed(parent_id, outcome, outcomes, tuple(orphans))
-
-
-MLFLOW_STATUS = {"succeeded": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
-
-
-def _succeeded(outcome: str) -> bool:
-    """Whether a stage's recorded outcome counts as done (``succeeded``, ``stopped`` early, ``cached``)."""
-    try:
-        return StageStatus(outcome).succeeded
-    except ValueError:  # `not run`, or what MLflow says of a run nbops never tagged
-        return False
+    return Closed(parent_id, PipelineOutcome.of(outcomes.values()), outcomes, tuple(orphans))
 
 
 def close_promoted_run(store: Store, uri: str, lock_sha256: str, run_id: str, airflow: AirflowRun) -> Closed:
@@ -269,9 +247,11 @@ def close_promoted_run(store: Store, uri: str, lock_sha256: str, run_id: str, ai
             overrides.setdefault(stage, {})[name] = value
     log_overrides(client, parent, overrides)
     closed = settle(client, experiment, parent, stages)
+    if airflow.monitor and pipeline.spec.retrain is not None:
+        closed = _skipped_without_champion(client, pipeline.spec.retrain.model, closed)
     if pipeline.spec.retrain is not None and not airflow.monitor:
         _record_refusal(client, pipeline.spec.retrain.model, parent)
-        if closed.outcome == "succeeded":
+        if closed.outcome is PipelineOutcome.SUCCEEDED:
             closed = _judged_by_the_gate(client, parent, closed)
     described = {
         tags.AIRFLOW_DAG_ID: airflow.dag_id,
@@ -282,7 +262,7 @@ def close_promoted_run(store: Store, uri: str, lock_sha256: str, run_id: str, ai
         tags.GIT_DIRTY: flag(lock.git_dirty),
     }
     record.set_tags(client, parent, {k: v for k, v in described.items() if v})
-    pipeline_run.close(client, parent, closed.outcome, MLFLOW_STATUS[closed.outcome])
+    pipeline_run.close(client, parent, closed.outcome)
     return closed
 
 
@@ -295,7 +275,7 @@ def _record_refusal(client: MlflowClient, model: str, parent: str) -> None:
     ``rejected``, so that no later ``nbops approve`` takes it for a pending one."""
     from nbops.tracking import gate
 
-    decided = record.call(client.get_run, parent, what="read the pipeline run").data.tags
+    decided = query.run_tags(client, parent)
     version = decided.get(tags.GATE_VERSION)
     if decided.get(tags.GATE_DECISION) != gate.Decision.AWAITING_APPROVAL.value or not version:
         return
@@ -306,13 +286,23 @@ def _record_refusal(client: MlflowClient, model: str, parent: str) -> None:
     gate.apply(client, refused, parent)
 
 
+def _skipped_without_champion(client: MlflowClient, model: str, closed: Closed) -> Closed:
+    """A monitor run whose stage never ran because ``model`` has no champion yet (it exited 99 and
+    Airflow skipped it) is ``skipped``, not failed: the DAG run succeeded and sent no alert."""
+    if closed.stages.get(MONITOR_STAGE) != NOT_RUN or query.champion_version(client, model) is not None:
+        return closed
+    return replace(closed, outcome=PipelineOutcome.SKIPPED, stages={MONITOR_STAGE: StageStatus.SKIPPED.value})
+
+
 def _judged_by_the_gate(client: MlflowClient, parent: str, closed: Closed) -> Closed:
     """A run whose stages all succeeded but whose retraining gate failed or never decided (its task
     failed) failed, as the DAG run did; ``retrain_gate`` is listed with the stages."""
-    decided = record.call(client.get_run, parent, what="read the pipeline run").data.tags.get(tags.GATE_DECISION)
+    decided = query.run_tags(client, parent).get(tags.GATE_DECISION)
     if decided and decided != "failed":
         return closed
-    return replace(closed, outcome="failed", stages={**closed.stages, GATE_TASK: decided or "did not decide"})
+    return replace(
+        closed, outcome=PipelineOutcome.FAILED, stages={**closed.stages, GATE_TASK: decided or "did not decide"}
+    )
 
 
 def _read(path: Path) -> bytes:

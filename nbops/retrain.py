@@ -1,14 +1,16 @@
 """The retraining gate as the commands run it: decide, record, move the aliases, alert.
 
 ``nbops run`` calls :func:`run_gate` once the gate's stage is sealed; the DAG's
-``retrain_gate`` task runs ``nbops gate``, which calls it too, and ``promote_champion`` (after
-Airflow's approval) runs ``nbops approve``. The decision itself is :mod:`nbops.tracking.gate`.
+``retrain_gate`` task runs ``nbops gate`` (:func:`gate_command`), which calls it too, and
+``promote_champion`` (after Airflow's approval) runs ``nbops approve`` (:func:`approve_command`).
+The decision itself is :mod:`nbops.tracking.gate`.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,16 +18,77 @@ from nbops import alerts
 from nbops.errors import InputError
 from nbops.lock import fetch_lock
 from nbops.spec import Pipeline, RetrainSpec, load_pipeline
+from nbops.status import ExitCode
 from nbops.storage import Store, layout, open_store
-from nbops.tracking import gate, pipeline_run, record, tags
+from nbops.tracking import gate, pipeline_run, query, tags
 from nbops.tracking.gate import Decision, GateResult
-from nbops.tracking.store import tracking_uri
+from nbops.tracking.store import open_client, tracking_uri
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 ENV_APPROVER = "NBOPS_APPROVER"
 """Who approves, as recorded (default: the login name; the DAG sets the Airflow user when it knows it)."""
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """What ``nbops gate`` or ``nbops approve`` prints and the exit code it ends with."""
+
+    message: str
+    exit_code: ExitCode
+    result: GateResult | None
+    """The decision made or approved; None when nothing awaited approval (``approve --promoted``)."""
+
+
+def gate_command(pipeline_file: Path, run_id: str, promoted: str | None) -> GateOutcome:
+    """``nbops gate``: run the gate for pipeline run ``run_id`` of the working tree's pipeline, or
+    (``promoted``, a DAG's ``retrain_gate`` task) of the promoted pipeline with that lock sha256.
+
+    Exit code: OK when it decided; NOTEBOOK when it could not (no version registered, a metric
+    missing); SKIP in a DAG with ``approval: manual`` when the decision awaits no approval (the
+    approval task is skipped).
+
+    Raises:
+        InputError: no `retrain:` block, a bad lock, or a pipeline never recorded.
+        InfraError: a store cannot be used.
+    """
+    pipeline, _, uri = load_target(None if promoted else pipeline_file, promoted)
+    result = run_gate(open_client(uri), pipeline, uri, run_id)
+    if result.failed:
+        return GateOutcome(describe(result), ExitCode.NOTEBOOK, result)
+    manual = pipeline.spec.retrain is not None and pipeline.spec.retrain.approval == "manual"
+    if promoted and manual and result.decision is not Decision.AWAITING_APPROVAL:
+        skipped = "nbops gate: nothing awaits approval; the approval task is skipped."
+        return GateOutcome(f"{describe(result)}\n{skipped}", ExitCode.SKIP, result)
+    return GateOutcome(describe(result), ExitCode.OK, result)
+
+
+def approve_command(pipeline_file: Path, run_id: str | None, reject: bool, promoted: str | None) -> GateOutcome:
+    """``nbops approve``: approve (or ``reject``) the decision awaiting approval of run ``run_id``
+    (default: the newest) of the working tree's pipeline; with ``promoted`` (the DAG's
+    ``promote_champion`` task, after Airflow's approval), apply the approval to run ``run_id``,
+    reporting a run whose gate kept the champion.
+
+    Raises:
+        InputError: nothing awaits approval, the champion moved since, or ``promoted`` without
+            ``run_id`` or with ``reject``.
+        InfraError: a store cannot be used.
+    """
+    pipeline, _, uri = load_target(None if promoted else pipeline_file, promoted)
+    client = open_client(uri)
+    if promoted:
+        if not run_id or reject:
+            raise InputError("--promoted needs --run-id and takes no --reject (Airflow's approval task rejects).")
+        result = applied_approval(client, pipeline, uri, run_id)
+    else:
+        result = approve(client, pipeline, uri, run_id, reject=reject)
+    message = (
+        describe(result)
+        if result
+        else f"nbops approve: run {run_id}: nothing awaits approval (the gate kept the champion)."
+    )
+    return GateOutcome(message, ExitCode.OK, result)
 
 
 def load_target(pipeline_file: Path | None, promoted: str | None) -> tuple[Pipeline, Store, str]:
@@ -88,7 +151,7 @@ def approve(client: MlflowClient, pipeline: Pipeline, uri: str, run_id: str | No
         parent = pipeline_run.find(client, experiment, run_id)
         if parent is None:
             raise InputError(f"{pipeline.path}: there is no run {run_id} of '{pipeline.name}' in the tracking store.")
-        parent_tags = record.call(client.get_run, parent, what="read the pipeline run").data.tags
+        parent_tags = query.run_tags(client, parent)
         version = parent_tags.get(tags.GATE_VERSION)
         if not version:
             raise InputError(f"run {run_id} of '{pipeline.name}' has no gate decision (the gate did not run).")
@@ -111,7 +174,7 @@ def applied_approval(client: MlflowClient, pipeline: Pipeline, uri: str, run_id:
     parent = pipeline_run.find(client, experiment, run_id)
     if parent is None:
         raise InputError(f"there is no run {run_id} of '{pipeline.name}' in the tracking store.")
-    decided = record.call(client.get_run, parent, what="read the pipeline run").data.tags
+    decided = query.run_tags(client, parent)
     if decided.get(tags.GATE_DECISION) != Decision.AWAITING_APPROVAL.value:
         return None
     return approve(client, pipeline, uri, run_id)
@@ -123,14 +186,14 @@ def describe(result: GateResult) -> str:
 
 
 def _experiment(client: MlflowClient, pipeline: Pipeline) -> str:
-    found = record.call(client.get_experiment_by_name, pipeline.name, what=f"read experiment '{pipeline.name}'")
+    found = query.experiment_id(client, pipeline.name)
     if found is None:
         raise InputError(f"{pipeline.path}: '{pipeline.name}' has no runs in the tracking store yet; run it first.")
-    return str(found.experiment_id)
+    return found
 
 
 def _newest_awaiting(client: MlflowClient, model: str) -> tuple[str, str | None]:
-    versions = record.call(client.search_model_versions, f"name = '{model}'", what=f"list the versions of '{model}'")
+    versions = query.versions(client, model)
     waiting = [v for v in versions if dict(v.tags).get(tags.GATE_DECISION) == Decision.AWAITING_APPROVAL.value]
     if not waiting:
         raise InputError(f"no version of '{model}' awaits approval; the gate decides after each run of its stage.")

@@ -30,6 +30,16 @@ class Scaffold:
     name: str
     files: tuple[Path, ...]
 
+    def describe(self) -> str:
+        """What ``nbops init`` prints: each file written, then the next steps."""
+        where = "" if self.root == Path(".") else f"cd {self.root} && "
+        lines = [f"wrote {path}" for path in self.files]
+        lines.append(
+            f"nbops init: project '{self.name}' ready. Next: {where}nbops run   (then: nbops promote; "
+            f"docker build -t {self.name}-runner:0.1 .)"
+        )
+        return "\n".join(lines)
+
 
 def project_name(directory: Path) -> str:
     """A valid pipeline name from a directory name: lowercase, ``[a-z0-9_-]``, starting with a letter."""

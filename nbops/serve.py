@@ -16,15 +16,17 @@ from __future__ import annotations
 import os
 import sys
 import sysconfig
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nbops.api import PIPELINE_FILE, resolve_pipeline_file
 from nbops.audit.refs import FORMS, ModelRef, parse_ref
-from nbops.errors import InfraError, InputError, did_you_mean
+from nbops.errors import InputError, did_you_mean
 from nbops.server import HOST, STARTUP_TIMEOUT_S, ServerKind, check_port, run_server, say
 from nbops.spec import Pipeline, load_pipeline
 from nbops.storage.layout import state_dir
-from nbops.tracking import record
+from nbops.tracking import query
 from nbops.tracking.gate import CHAMPION
 from nbops.tracking.store import ENV_TRACKING_URI, open_client, redact_uri, sqlite_path, tracking_uri
 
@@ -72,14 +74,7 @@ def serve_model(
     """
     pipeline = load_pipeline(pipeline_file)
     ref = _model_ref(pipeline, model)
-    kind = ServerKind(
-        command=COMMAND,
-        server="the MLflow scoring server",
-        port_user="another model server or another program",
-        port_risk=f"requests to that address would reach that program, not {ref}",
-        probes=PROBES,
-        rerun=f"{COMMAND} {model.strip()}" if model is not None else COMMAND,
-    )
+    kind = _kind(ref, model)
     check_port(port, kind)
     uri = tracking_uri(state_dir(pipeline.root))
     version = _version(pipeline, uri, ref, default=model is None)
@@ -89,18 +84,52 @@ def serve_model(
         f"serving {served} from {redact_uri(uri)} with MLflow's scoring server on {HOST}:{port}; "
         "its address follows once the model is loaded",
     )
-    cmd = [
-        sys.executable, "-m", "mlflow", "models", "serve",
-        "-m", f"models:/{ref.name}/{version}",
-        "--env-manager", "local",
-        "-h", HOST, "-p", str(port),
-    ]  # fmt: skip
     address = f"http://{HOST}:{port}/invocations"
 
     def announce() -> None:
         print(f"{COMMAND}: {served} at {address} (Ctrl-C stops it)", flush=True)  # noqa: T201 - the address
 
+    cmd = _scoring_server(ref.name, version, port)
     return run_server(cmd, port, announce, kind, env=_server_env(uri), startup_timeout=startup_timeout)
+
+
+def serve_command(targets: Sequence[str], port: int) -> int:
+    """``nbops serve [MODEL] [PIPELINE_FILE]``: tell the model from the pipeline file (the one
+    ending in ``.yaml`` or ``.yml``; default: ``pipeline.yaml`` here or in a parent) and
+    :func:`serve_model`; return its exit code.
+
+    Raises:
+        InputError: more than one model or pipeline file given; see :func:`serve_model`.
+        InfraError: see :func:`serve_model`.
+    """
+    files = [t for t in targets if t.endswith((".yaml", ".yml"))]
+    models = [t for t in targets if t not in files]
+    if len(files) > 1 or len(models) > 1:
+        raise InputError(f"{COMMAND}: give at most one MODEL and one pipeline file (a .yaml file).")
+    pipeline_file = resolve_pipeline_file(Path(files[0]) if files else Path(PIPELINE_FILE))
+    return serve_model(pipeline_file, models[0] if models else None, port)
+
+
+def _kind(ref: ModelRef, model: str | None) -> ServerKind:
+    """What the server contract says of this server: its name, who else takes the port, how to rerun."""
+    return ServerKind(
+        command=COMMAND,
+        server="the MLflow scoring server",
+        port_user="another model server or another program",
+        port_risk=f"requests to that address would reach that program, not {ref}",
+        probes=PROBES,
+        rerun=f"{COMMAND} {model.strip()}" if model is not None else COMMAND,
+    )
+
+
+def _scoring_server(name: str, version: str, port: int) -> list[str]:
+    """The command line of MLflow's scoring server for one model version, in this environment."""
+    return [
+        sys.executable, "-m", "mlflow", "models", "serve",
+        "-m", f"models:/{name}/{version}",
+        "--env-manager", "local",
+        "-h", HOST, "-p", str(port),
+    ]  # fmt: skip
 
 
 def _model_ref(pipeline: Pipeline, model: str | None) -> ModelRef:
@@ -161,24 +190,18 @@ def _version(pipeline: Pipeline, uri: str, ref: ModelRef, *, default: bool) -> s
 
 def _registered(client: MlflowClient, name: str) -> RegisteredModel | None:
     """The registered model ``name``, or None when the registry has none of that name."""
-    try:
-        return record.call(client.get_registered_model, name, what=f"read registered model '{name}'")
-    except InfraError as exc:
-        if getattr(exc.__cause__, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
-            return None
-        raise
+    return query.registered_model(client, name)
 
 
 def _versions(client: MlflowClient, name: str) -> list[int]:
     """The version numbers of registered model ``name``, ascending."""
-    query = f"name = '{name}'" if "'" not in name else ""
-    found = record.call(client.search_model_versions, query, what=f"list the versions of '{name}'")
+    found = query.versions(client, name if "'" not in name else None)
     return sorted(int(v.version) for v in found if v.name == name)
 
 
 def _no_model(client: MlflowClient, name: str, where: str) -> str:
     """There is no registered model ``name``: what the registry has instead."""
-    found = record.call(client.search_registered_models, what="list the registered models")
+    found = query.registered_models(client)
     names = sorted(str(m.name) for m in found)
     if not names:
         return f"there is no registered model '{name}' in {where}; no model is registered there yet."
@@ -207,4 +230,4 @@ def _server_env(uri: str) -> dict[str, str]:
     return env
 
 
-__all__ = ["serve_model"]
+__all__ = ["serve_command", "serve_model"]

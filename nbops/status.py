@@ -1,14 +1,18 @@
-"""Outcomes as types: the exit codes of every nbops command and the outcome of a stage attempt.
+"""Outcomes as types: exit codes, stage attempts, the runner's view of a stage, pipeline runs.
 
 :class:`ExitCode` owns DESIGN §6's table; :class:`StageStatus` owns, for every way a stage
 attempt can end, its exit code, its MLflow run status, whether an orchestrator retries it
-and the sentence that explains it. The engine, the stage command, the local runner and the
-Airflow operator all read these two; nothing else maps outcomes to numbers.
+and the sentence that explains it; :class:`StageState` is the local runner's view of a stage
+during a run; :class:`PipelineOutcome` is how a pipeline run ended, on every backend;
+:class:`RunStatus` spells MLflow's run statuses, here and nowhere else. The engine, the stage
+command, the local runner and the Airflow operator all read these; nothing else maps outcomes
+to numbers or strings.
 """
 
 from __future__ import annotations
 
-from enum import Enum, IntEnum
+from collections.abc import Iterable
+from enum import Enum, IntEnum, StrEnum
 
 
 class ExitCode(IntEnum):
@@ -58,6 +62,8 @@ class StageStatus(Enum):
     SEAL_FAILED = "seal_failed"
     CACHED = "cached"
     """Not executed: a completed attempt with the same key was reused (DESIGN §13)."""
+    SKIPPED = "skipped"
+    """Nothing to do (the monitor before the first champion): nothing claimed, not a failure."""
 
     @property
     def exit_code(self) -> ExitCode:
@@ -65,11 +71,20 @@ class StageStatus(Enum):
         return _EXIT[self]
 
     @property
-    def mlflow_status(self) -> str:
+    def mlflow_status(self) -> RunStatus:
         """The terminal status of the attempt's MLflow run."""
         if self is StageStatus.KILLED:
-            return "KILLED"
-        return "FINISHED" if self.succeeded else "FAILED"
+            return RunStatus.KILLED
+        return RunStatus.FINISHED if self.succeeded else RunStatus.FAILED
+
+    @classmethod
+    def of_exit(cls, code: int) -> StageStatus:
+        """What a stage command's exit code says of an attempt that left no result behind."""
+        return {
+            ExitCode.OK: cls.SUCCEEDED,
+            ExitCode.NOTEBOOK: cls.FAILED,
+            ExitCode.INPUT: cls.INPUT_ERROR,
+        }.get(ExitCode.of(code), cls.INFRA_FAILED)
 
     @property
     def succeeded(self) -> bool:
@@ -108,6 +123,7 @@ _EXIT = {
     StageStatus.UPLOAD_FAILED: ExitCode.INFRA,
     StageStatus.SEAL_FAILED: ExitCode.INFRA,
     StageStatus.CACHED: ExitCode.OK,
+    StageStatus.SKIPPED: ExitCode.SKIP,
 }
 
 _MESSAGE = {
@@ -123,6 +139,93 @@ _MESSAGE = {
     StageStatus.UPLOAD_FAILED: "the artifact store did not take the attempt's files: {evalue}",
     StageStatus.SEAL_FAILED: "the artifact store did not take the manifest: {evalue}",
     StageStatus.CACHED: "reused {evalue}",
+    StageStatus.SKIPPED: "{evalue}",
 }
 
-__all__ = ["ExitCode", "StageStatus"]
+
+class RunStatus(StrEnum):
+    """MLflow's run statuses, as its API spells them."""
+
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+
+
+class StageState(StrEnum):
+    """The local runner's view of one stage during a run."""
+
+    PENDING = "pending"
+    EARLY = "early"
+    """Its stage command is started and waits to be released (an upstream stage still runs)."""
+    WAITING = "waiting"
+    """Failed for a retryable reason; runs again after the retry delay."""
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    CACHED = "cached"
+    """A completed attempt was reused (no stage command ran)."""
+    FAILED = "failed"
+    KILLED = "killed"
+    SKIPPED = "skipped"
+    """Not run: an upstream stage failed or the run was stopped."""
+
+    @property
+    def done(self) -> bool:
+        """Whether the stages after it may start."""
+        return self in (StageState.SUCCEEDED, StageState.CACHED)
+
+    @property
+    def active(self) -> bool:
+        """Whether the run still has to wait for it."""
+        return self in (StageState.PENDING, StageState.EARLY, StageState.WAITING, StageState.RUNNING)
+
+    @property
+    def failed(self) -> bool:
+        """Whether it makes the run fail."""
+        return self in (StageState.FAILED, StageState.KILLED)
+
+
+class PipelineOutcome(StrEnum):
+    """How a pipeline run ended: the parent MLflow run's ``nbops.status`` and its run status."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    KILLED = "killed"
+    SKIPPED = "skipped"
+    """Nothing to do: a monitor run before the first champion (its stage exited 99)."""
+
+    @property
+    def mlflow_status(self) -> RunStatus:
+        """The parent run's terminal status."""
+        return {
+            PipelineOutcome.SUCCEEDED: RunStatus.FINISHED,
+            PipelineOutcome.SKIPPED: RunStatus.FINISHED,
+            PipelineOutcome.FAILED: RunStatus.FAILED,
+            PipelineOutcome.KILLED: RunStatus.KILLED,
+        }[self]
+
+    @classmethod
+    def of(cls, stages: Iterable[str | None], *, stopped: bool = False) -> PipelineOutcome:
+        """The outcome from each stage's last recorded status (None or anything else: not run).
+
+        Succeeded when every stage counts as done (``succeeded``, ``stopped``, ``cached``); killed
+        when the run was stopped or a stage was killed; failed otherwise. Both backends decide here.
+        """
+        outcomes = list(stages)
+        if stopped:
+            return cls.KILLED
+        if all(_done(o) for o in outcomes):
+            return cls.SUCCEEDED
+        if any(o == StageStatus.KILLED.value for o in outcomes):
+            return cls.KILLED
+        return cls.FAILED
+
+
+def _done(status: str | None) -> bool:
+    try:
+        return StageStatus(status).succeeded
+    except ValueError:  # `not run`, or what MLflow says of a run nbops never tagged
+        return False
+
+
+__all__ = ["ExitCode", "PipelineOutcome", "RunStatus", "StageState", "StageStatus"]

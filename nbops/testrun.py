@@ -25,8 +25,9 @@ from nbops.graph import MONITOR_STAGE
 from nbops.lint import lint
 from nbops.monitor import MonitorOptions, MonitorOutcome, run_monitor
 from nbops.notebook.compare import Mismatch, compare
-from nbops.runner.local import RunOptions, RunSummary, run_pipeline
 from nbops.runner.report import say
+from nbops.runs import RunOptions, RunSummary
+from nbops.runs import run as run_pipeline
 from nbops.spec import Pipeline, load_pipeline
 from nbops.status import ExitCode
 from nbops.storage import layout, open_store
@@ -66,6 +67,38 @@ class TestReport:
     """How the monitor's dry run ended (empty without a monitor)."""
     kept: Path | None = None
     """The throwaway store, kept when something failed."""
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    """What ``nbops test`` prints (on stderr) and its exit code."""
+
+    __test__ = False
+
+    message: str
+    exit_code: int
+    report: TestReport
+
+
+def test_command(options: TestOptions) -> TestOutcome:
+    """``nbops test``: :func:`test_pipeline`, told as the command tells it: the problems, the
+    outputs that differ, the monitor's dry run, the kept store and the verdict.
+
+    Raises:
+        InputError: the pipeline file cannot be read.
+    """
+    report = test_pipeline(options)
+    lines = [f"\n{problem}" for problem in report.problems]
+    for stage, found in report.mismatches.items():
+        lines.append(f"\nstage '{stage}': {len(found)} output(s) differ from the notebook's stored outputs:")
+        lines += [f"  - {mismatch.describe()}" for mismatch in found]
+    if report.monitor:
+        lines.append(f"nbops test: monitor {report.monitor}")
+    if report.kept is not None:
+        lines.append(f"nbops test: the throwaway store is kept for reading: {report.kept}")
+    verdict = "passed" if report.exit_code == ExitCode.OK else f"failed (exit {report.exit_code})"
+    lines.append(f"nbops test: {options.pipeline_file} {verdict}")
+    return TestOutcome("\n".join(lines), report.exit_code, report)
 
 
 def test_pipeline(options: TestOptions) -> TestReport:
@@ -108,9 +141,9 @@ def _run(pipeline: Pipeline, options: TestOptions, report: TestReport) -> None:
     if run.exit_code != ExitCode.OK:
         report.exit_code = run.exit_code
         report.problems = [
-            f"stage '{s.name}' {s.status} (exit {s.exit_code}): {s.message}"
+            f"stage '{s.name}' {s.state} (exit {s.exit_code}): {s.message}"
             for s in run.stages.values()
-            if s.status in ("failed", "killed")
+            if s.state.failed
         ]
         return
     if options.nbval:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 import nbops
 from nbops.errors import InputError
 from nbops.storage import layout
-from nbops.storage.manifest import write_manifest
+from nbops.storage.manifest import ReusedAttempt, file_sha256, write_manifest
 from tests.conftest import Project
 from tests.storage.factory import manifest_of
 
@@ -33,6 +34,59 @@ def test_interactive_fallbacks(project: Project, monkeypatch: pytest.MonkeyPatch
     assert found.parent.parent.parent.name == "20260102T000000Z-bbbbbb"
     scratch = nbops.output_dir()
     assert scratch.is_dir() and "scratch" in scratch.parts
+
+
+def _sealed(project: Project, run: str, day: int, files: dict[str, str], reused: ReusedAttempt | None = None) -> Path:
+    """A completed attempt of stage 'a' in ``run`` holding ``files`` in its outputs."""
+    _, attempt = layout.claim_attempt(layout.stage_dir(layout.artifact_root(project.root), "api", run, "a"))
+    (attempt / "outputs").mkdir()
+    for name, text in files.items():
+        (attempt / "outputs" / name).write_text(text)
+    status = "succeeded" if reused is None else "cached"
+    manifest = manifest_of(
+        attempt, pipeline="api", run_id=run, stage="a", status=status, finished_at=f"2026-01-0{day}T00:00:00Z"
+    )
+    write_manifest(attempt, manifest.model_copy(update={"reused": reused}))
+    return attempt
+
+
+def test_interactively_a_cached_attempt_reads_the_attempt_it_reused(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.write_spec({"name": "api", "stages": {"a": {"notebook": project.add_notebook("a", [("x = 1", [])])}}})
+    monkeypatch.chdir(project.root / "nb")
+    ran = _sealed(project, "20260101T000000Z-aaaaaa", 1, {"batch.csv": "x\n1\n"})
+    reused = ReusedAttempt(
+        run_id="20260101T000000Z-aaaaaa",
+        attempt=1,
+        manifest_sha256=file_sha256(ran / "manifest.json"),
+        location=str(ran),
+    )
+    cached = _sealed(project, "20260102T000000Z-bbbbbb", 2, {}, reused=reused)  # the latest, and its outputs/ is empty
+    assert nbops.input_dir("a") == ran / "outputs"
+    assert (nbops.input_dir("a") / "batch.csv").read_text() == "x\n1\n"
+
+    (ran / "manifest.json").unlink()  # the attempt that ran is gone: say so, rather than hand back an empty directory
+    with pytest.raises(InputError, match=r"reused attempt 1 of run 20260101T000000Z-aaaaaa.*nbops run --force a"):
+        nbops.input_dir("a")
+    assert cached.is_dir()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_interactively_after_a_cached_run_inputs_are_the_files_that_ran(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real sequence: a run, a second run that reuses every stage, then the notebook in Jupyter."""
+    write = "import nbops\n(nbops.output_dir() / 'batch.csv').write_text('x\\n1\\n')"
+    project.write_spec({"name": "api", "stages": {"a": {"notebook": project.add_notebook("a", [(write, [])])}}})
+    for expected in ("succeeded", "cached"):
+        ran = project.nbops("run", "pipeline.yaml")
+        assert ran.returncode == 0 and expected in ran.stderr, ran.stderr
+    monkeypatch.chdir(project.root / "nb")
+    for name in [k for k in os.environ if k.startswith(("NBOPS_", "MLFLOW_"))]:
+        monkeypatch.delenv(name)  # as a Jupyter kernel started by hand has them
+    assert (nbops.input_dir("a") / "batch.csv").read_text() == "x\n1\n"
 
 
 def test_in_a_run_inputs_come_from_the_context(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -77,3 +131,17 @@ def test_outside_a_pipeline_run_a_model_is_logged_but_never_registered(
         mlflow.set_tracking_uri("")
     said = capsys.readouterr().out
     assert "NOT registered as 'prod-model'" in said and f"mlflow.register_model('{info.model_uri}'" in said
+
+
+def test_the_module_offers_the_notebook_api_and_only_it() -> None:
+    from IPython.core.completer import Completer
+
+    assert dir(nbops) == sorted(nbops.__all__)
+    assert set(nbops.__all__) == {"__version__", "input_dir", "output_dir", "log_metric", "log_model"}
+    for name in nbops.__all__:
+        assert getattr(nbops, name) is not None, name
+    assert callable(nbops.input_dir) and nbops.__version__ == "0.1.0"
+    # What `nbops.<Tab>` offers in Jupyter (IPython's attribute completion goes through dir()).
+    offered = Completer(namespace={"nbops": nbops}).attr_matches("nbops.")
+    public = sorted(m.removeprefix("nbops.") for m in offered if not m.startswith("nbops._"))
+    assert public == ["input_dir", "log_metric", "log_model", "output_dir"]

@@ -1,21 +1,47 @@
-"""The CLI is thin: it builds a request, calls one function and maps errors to exit codes."""
+"""The CLI is thin: each command builds a request, calls one library function, prints what it
+returns and maps its outcome and errors to exit codes. Each test patches that one function where
+the command looks it up."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from nbops.cli import main
 from nbops.errors import InfraError, InputError
-from nbops.runner.local import RunSummary
-from nbops.stage.command import StageResult
-from nbops.status import StageStatus
+from nbops.runner.state import RunSummary
+from nbops.stage.result import StageResult
+from nbops.status import ExitCode, StageStatus
 
 pytestmark = pytest.mark.unit
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def recording(seen: dict[str, Any], returns: Any) -> Any:
+    """A stand-in for a library function: records its arguments, returns ``returns``."""
+
+    def fake(*args: Any, **kwargs: Any) -> Any:
+        seen["args"], seen["kwargs"] = args, kwargs
+        if isinstance(returns, BaseException):
+            raise returns
+        return returns
+
+    return fake
+
+
+def outcome(message: str, code: int) -> SimpleNamespace:
+    return SimpleNamespace(message=message, exit_code=code)
+
+
+# -- run ---------------------------------------------------------------------------------------
 
 
 def test_run_builds_options(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -25,7 +51,7 @@ def test_run_builds_options(monkeypatch: pytest.MonkeyPatch) -> None:
         seen["options"] = options
         return RunSummary(run_id="r", exit_code=0)
 
-    monkeypatch.setattr("nbops.runner.local.run_pipeline", fake)
+    monkeypatch.setattr("nbops.runs.run", fake)
     args = ["run", "p.yaml", "--from", "train", "-p", "train.C=2", "-j", "3", "--retry-delay", "0.5"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
@@ -39,11 +65,24 @@ def test_run_builds_options(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+def test_run_passes_the_checked_run_date_and_forced_stages(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr("nbops.runs.run", recording(seen, RunSummary(run_id="r", exit_code=1)))
+    result = invoke("run", "p.yaml", "--run-date", "2026-01-02", "--force", "train", "--run-id", "r1")
+    assert result.exit_code == 1
+    (options,) = seen["args"]
+    assert (options.run_date, options.force, options.run_id) == ("2026-01-02", ("train",), "r1")
+    called: dict[str, Any] = {}
+    monkeypatch.setattr("nbops.runs.run", recording(called, RunSummary(run_id="r")))
+    refused = invoke("run", "--run-date", "yesterday")
+    assert refused.exit_code == 2 and "--run-date" in refused.output and not called
+
+
 def test_run_interrupted_before_the_runner_took_over_exits_3(monkeypatch: pytest.MonkeyPatch) -> None:
     def fake(options: Any) -> RunSummary:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("nbops.runner.local.run_pipeline", fake)
+    monkeypatch.setattr("nbops.runs.run", fake)
     result = CliRunner().invoke(main, ["run"])
     assert result.exit_code == 3
     assert "nothing ran" in result.output
@@ -54,10 +93,13 @@ def test_run_maps_errors_to_exit_codes(monkeypatch: pytest.MonkeyPatch, error: E
     def fake(options: Any) -> RunSummary:
         raise error
 
-    monkeypatch.setattr("nbops.runner.local.run_pipeline", fake)
+    monkeypatch.setattr("nbops.runs.run", fake)
     result = CliRunner().invoke(main, ["run"])
     assert result.exit_code == code
     assert str(error) in result.output
+
+
+# -- exec-stage --------------------------------------------------------------------------------
 
 
 def test_exec_stage_writes_result_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -67,7 +109,7 @@ def test_exec_stage_writes_result_file(monkeypatch: pytest.MonkeyPatch, tmp_path
         seen["request"] = request
         return StageResult(stage="s", run_id="r", status=StageStatus.FAILED, message="cell 2 raised")
 
-    monkeypatch.setattr("nbops.stage.command.exec_stage", fake)
+    monkeypatch.setattr("nbops.plugins.exec_stage", fake)
     out = tmp_path / "result.json"
     args = ["exec-stage", "--pipeline", "p.yaml", "--stage", "s", "--run-id", "r", "--params-json", '{"n": 2}']
     result = CliRunner().invoke(main, [*args, "--result-file", str(out)])
@@ -85,6 +127,9 @@ def test_exec_stage_rejects_bad_params_json(params: str) -> None:
     assert "--params-json" in result.output
 
 
+# -- lint, init, test, promote -----------------------------------------------------------------
+
+
 def test_lint_exit_code(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("nbops.lint.lint", lambda path: ["nb.ipynb: problem one", "nb.ipynb: problem two"])
     result = CliRunner().invoke(main, ["lint", "p.yaml"])
@@ -94,11 +139,212 @@ def test_lint_exit_code(monkeypatch: pytest.MonkeyPatch) -> None:
     assert CliRunner().invoke(main, ["lint", "p.yaml"]).exit_code == 0
 
 
+def test_init_prints_what_the_scaffold_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbops.scaffold import Scaffold
+
+    seen: dict[str, Any] = {}
+    made = Scaffold(Path("proj"), "proj", (Path("proj/pipeline.yaml"),))
+    monkeypatch.setattr("nbops.scaffold.init_project", recording(seen, made))
+    result = invoke("init", "proj", "--name", "demo")
+    assert result.exit_code == 0, result.output
+    assert seen["args"] == (Path("proj"), "demo")
+    assert result.output == made.describe() + "\n"
+    assert "wrote proj/pipeline.yaml" in result.output and "cd proj && nbops run" in result.output
+    monkeypatch.setattr("nbops.scaffold.init_project", recording({}, InputError("pipeline.yaml already exist(s)")))
+    refused = invoke("init", "proj")
+    assert refused.exit_code == 2 and "nbops: error: pipeline.yaml already exist(s)" in refused.output
+
+
+@pytest.mark.parametrize("code", [ExitCode.OK, ExitCode.NOTEBOOK, ExitCode.INPUT])
+def test_test_prints_the_outcome_on_stderr_and_exits_with_its_code(monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr("nbops.testrun.test_command", recording(seen, outcome("nbops test: p.yaml passed", code)))
+    result = CliRunner().invoke(main, ["test", "p.yaml", "--nbval", "-j", "2"])
+    assert result.exit_code == code
+    (options,) = seen["args"]
+    assert (options.pipeline_file, options.nbval, options.jobs) == (Path("p.yaml"), True, 2)
+    assert result.stderr == "nbops test: p.yaml passed\n" and result.stdout == ""
+
+
+def test_promote_passes_the_dags_dir_and_prints_the_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+    report = SimpleNamespace(describe=lambda: "published x\nnbops promote: lock abc")
+    monkeypatch.setattr("nbops.promote.promote", recording(seen, report))
+    result = invoke("promote", "p.yaml")
+    assert result.exit_code == 0, result.output
+    assert seen["args"] == (Path("p.yaml"), None)  # the default, dags/ beside the pipeline file, is promote's
+    assert result.output == "published x\nnbops promote: lock abc\n"
+    invoke("promote", "p.yaml", "--dags-dir", "out")
+    assert seen["args"] == (Path("p.yaml"), Path("out"))
+    monkeypatch.setattr("nbops.promote.promote", recording(seen, InputError("2 problem(s); nothing promoted")))
+    assert invoke("promote", "p.yaml").exit_code == 2
+
+
+# -- the DAG's tasks: close-run, gate, approve, drift-check ------------------------------------
+
+
+def test_close_run_prints_on_stderr_and_exits_with_the_outcome(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+    said = "  train: succeeded\nnbops close-run: run r1 succeeded (MLflow run m)"
+    monkeypatch.setattr("nbops.tasks.close_run_command", recording(seen, outcome(said, ExitCode.OK)))
+    args = ["close-run", "--promoted", "abc", "--run-id", "r1", "--airflow-json", '{"dag_id": "d"}']
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0
+    assert seen["args"] == ("abc", "r1", '{"dag_id": "d"}')
+    assert result.stderr == said + "\n" and result.stdout == ""
+    invoke("close-run", "--promoted", "abc", "--run-id", "r1")
+    assert seen["args"] == ("abc", "r1", "{}")
+    monkeypatch.setattr("nbops.tasks.close_run_command", recording(seen, InfraError("tracking store down")))
+    assert invoke("close-run", "--promoted", "abc", "--run-id", "r1").exit_code == 3
+
+
+@pytest.mark.parametrize("code", [ExitCode.OK, ExitCode.NOTEBOOK, ExitCode.SKIP])
+def test_gate_passes_its_options_and_exits_with_the_outcome(monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr("nbops.retrain.gate_command", recording(seen, outcome("gate clf: kept (lost): ...", code)))
+    result = invoke("gate", "p.yaml", "--run-id", "r1", "--promoted", "abc")
+    assert result.exit_code == code
+    assert seen["args"] == (Path("p.yaml"), "r1", "abc")
+    assert result.output == "gate clf: kept (lost): ...\n"
+    invoke("gate", "p.yaml", "--run-id", "r1")
+    assert seen["args"] == (Path("p.yaml"), "r1", None)
+
+
+def test_gate_maps_errors_to_exit_codes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("nbops.retrain.gate_command", recording({}, InputError("no `retrain:` block")))
+    result = invoke("gate", "p.yaml", "--run-id", "r1")
+    assert result.exit_code == 2 and "nbops: error: no `retrain:` block" in result.output
+
+
+def test_approve_passes_its_options_and_prints_the_outcome(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr("nbops.retrain.approve_command", recording(seen, outcome("gate clf: rejected", ExitCode.OK)))
+    result = invoke("approve", "p.yaml", "--run-id", "r1", "--reject")
+    assert result.exit_code == 0 and result.output == "gate clf: rejected\n"
+    assert seen["args"] == (Path("p.yaml"), "r1", True, None)
+    invoke("approve", "p.yaml", "--promoted", "abc", "--run-id", "r2")
+    assert seen["args"] == (Path("p.yaml"), "r2", False, "abc")
+    monkeypatch.setattr("nbops.retrain.approve_command", recording(seen, InputError("no version awaits approval")))
+    refused = invoke("approve", "p.yaml")
+    assert refused.exit_code == 2 and "no version awaits approval" in refused.output
+
+
+@pytest.mark.parametrize("code", [ExitCode.OK, ExitCode.NOTEBOOK, ExitCode.SKIP])
+def test_drift_check_exits_with_the_outcome(monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    seen: dict[str, Any] = {}
+    said = "nbops drift-check: drift = 0.3; trigger drift > 0.2 holds"
+    monkeypatch.setattr("nbops.tasks.drift_check_command", recording(seen, outcome(said, code)))
+    result = invoke("drift-check", "--promoted", "abc", "--run-id", "m1")
+    assert result.exit_code == code
+    assert seen["args"] == ("abc", "m1")
+    assert result.output == said + "\n"
+
+
+def test_drift_check_maps_errors_to_exit_codes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("nbops.tasks.drift_check_command", recording({}, InputError("no completed monitor attempt")))
+    result = invoke("drift-check", "--promoted", "abc", "--run-id", "m1")
+    assert result.exit_code == 2 and "no completed monitor attempt" in result.output
+
+
+def test_monitor_builds_options_and_exits_with_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbops.monitor import MonitorOutcome, MonitorResult
+
+    seen: dict[str, Any] = {}
+    done = MonitorResult(outcome=MonitorOutcome.QUIET, exit_code=0, message="drift = 0.1; trigger does not hold")
+    monkeypatch.setattr("nbops.monitor.run_monitor", recording(seen, done))
+    args = ["monitor", "p.yaml", "-p", "monitor.k=2", "--run-date", "2026-01-02", "--dry-run", "-j", "2"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0
+    (options,) = seen["args"]
+    assert (options.pipeline_file, options.params, options.run_date, options.dry_run, options.jobs) == (
+        Path("p.yaml"),
+        ("monitor.k=2",),
+        "2026-01-02",
+        True,
+        2,
+    )
+    assert result.stderr == "nbops monitor: quiet: drift = 0.1; trigger does not hold\n"
+    failed = MonitorResult(outcome=MonitorOutcome.FAILED, exit_code=1, message="cell 2 raised")
+    monkeypatch.setattr("nbops.monitor.run_monitor", recording(seen, failed))
+    assert invoke("monitor", "p.yaml").exit_code == 1
+
+
+# -- audit, serve, ui --------------------------------------------------------------------------
+
+
+def _report(ok: bool) -> SimpleNamespace:
+    return SimpleNamespace(
+        to_text=lambda: "audit: 3 checks, all passed\n",
+        to_json=lambda: '{"schema": "nbops.audit/1"}\n',
+        exit_code=ExitCode.OK if ok else ExitCode.AUDIT,
+    )
+
+
+@pytest.mark.parametrize(("ok", "code"), [(True, 0), (False, 4)])
+def test_audit_passes_targets_and_exits_with_the_report(monkeypatch: pytest.MonkeyPatch, ok: bool, code: int) -> None:
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr("nbops.audit.audit_command", recording(seen, _report(ok)))
+    result = invoke("audit", "clf@champion", "other/pipeline.yaml")
+    assert result.exit_code == code
+    assert seen["args"] == (("clf@champion", "other/pipeline.yaml"),)
+    assert seen["kwargs"] == {"run_id": None, "pipeline_file": None, "html_file": None}
+    assert result.output == "audit: 3 checks, all passed\n"
+
+
+def test_audit_json_and_html(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr("nbops.audit.audit_command", recording(seen, _report(True)))
+    args = ["audit", "--run", "r1", "--pipeline", "p.yaml", "--json", "--html", "out.html"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0
+    assert seen["args"] == ((),)
+    assert seen["kwargs"] == {"run_id": "r1", "pipeline_file": Path("p.yaml"), "html_file": Path("out.html")}
+    assert result.stdout == '{"schema": "nbops.audit/1"}\n'
+    assert result.stderr == "nbops audit: wrote out.html\n"
+
+
+def test_audit_maps_errors_to_exit_codes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("nbops.audit.audit_command", recording({}, InputError("give exactly one of MODEL")))
+    result = invoke("audit")
+    assert result.exit_code == 2 and "give exactly one of MODEL" in result.output
+    monkeypatch.setattr("nbops.audit.audit_command", recording({}, InfraError("cannot read")))
+    assert invoke("audit", "clf/1").exit_code == 3
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "expected"),
+    [
+        (
+            "nbops.serve.serve_command",
+            ["serve", "clf@champion", "p.yaml", "--port", "5002"],
+            (("clf@champion", "p.yaml"), 5002),
+        ),
+        ("nbops.serve.serve_command", ["serve"], ((), 5001)),
+        ("nbops.ui.serve", ["ui", "p.yaml", "--port", "5003"], (Path("p.yaml"), 5003)),
+    ],
+)
+def test_servers_pass_their_options_and_exit_with_the_code_they_return(
+    monkeypatch: pytest.MonkeyPatch, module: str, args: list[str], expected: tuple[Any, ...]
+) -> None:
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(module, recording(seen, 3))
+    assert invoke(*args).exit_code == 3
+    assert seen["args"] == expected
+    monkeypatch.setattr(module, recording(seen, KeyboardInterrupt()))
+    assert invoke(*args).exit_code == 0  # Ctrl-C before the server's own handling: stopped, not failed
+    monkeypatch.setattr(module, recording(seen, InputError("port 5001 is in use")))
+    refused = invoke(*args)
+    assert refused.exit_code == 2 and "nbops: error: port 5001 is in use" in refused.output
+
+
+# -- the process -------------------------------------------------------------------------------
+
+
 def test_as_the_process_command_exit_skips_only_the_module_teardown(monkeypatch: pytest.MonkeyPatch) -> None:
     import atexit
     import os
 
-    from nbops import cli
+    from nbops.cli import base
 
     ran: list[str] = []
 
@@ -107,14 +353,44 @@ def test_as_the_process_command_exit_skips_only_the_module_teardown(monkeypatch:
 
     monkeypatch.setattr(os, "_exit", fast_exit)
     monkeypatch.setattr(atexit, "_run_exitfuncs", lambda: ran.append("exit handlers"))
-    monkeypatch.setitem(cli._PROCESS, "entry", True)
+    monkeypatch.setitem(base.PROCESS, "entry", True)
     with pytest.raises(SystemExit) as caught:
-        cli._exit_process(3)
+        base.exit_process(3)
     assert caught.value.code == ("without teardown", 3) and ran == ["exit handlers"]
-    monkeypatch.setitem(cli._PROCESS, "entry", False)  # in-process (tests, library callers): a plain exit
+    monkeypatch.setitem(base.PROCESS, "entry", False)  # in-process (tests, library callers): a plain exit
     with pytest.raises(SystemExit) as caught:
-        cli._exit_process(2)
+        base.exit_process(2)
     assert caught.value.code == 2 and ran == ["exit handlers"]
+
+
+def test_entry_marks_the_process_as_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbops import cli
+    from nbops.cli import base
+
+    monkeypatch.setitem(base.PROCESS, "entry", False)
+    monkeypatch.setattr("sys.argv", ["nbops", "--version"])
+    with pytest.raises(SystemExit) as caught:
+        cli.entry()
+    assert caught.value.code == 0 and base.PROCESS["entry"] is True
+
+
+def test_every_command_is_registered() -> None:
+    assert sorted(main.commands) == [
+        "approve",
+        "audit",
+        "close-run",
+        "drift-check",
+        "exec-stage",
+        "gate",
+        "init",
+        "lint",
+        "monitor",
+        "promote",
+        "run",
+        "serve",
+        "test",
+        "ui",
+    ]
 
 
 @pytest.mark.integration

@@ -9,9 +9,14 @@ import pytest
 
 from nbops.api import resolve_pipeline_file
 from nbops.lint import lint
-from tests.conftest import ROOT, Project
+from tests.conftest import ROOT, Project, example_project
 
 pytestmark = pytest.mark.unit
+
+
+def line_of(file: Path, fragment: str) -> int:
+    """The number (1-based) of the first line of ``file`` containing ``fragment``."""
+    return next(i for i, line in enumerate(file.read_text().splitlines(), 1) if fragment in line)
 
 
 def test_example_pipeline_is_clean() -> None:
@@ -35,11 +40,18 @@ def test_every_stage_problem_reported(project: Project) -> None:
     )
     problems = lint(project.pipeline)
     text = "\n".join(problems)
-    assert len(problems) == 4
+    assert len(problems) == 5  # each spec parameter the notebook refuses is a problem of its own
     assert "a.ipynb" in text and "invalid JSON" in text
     assert "parameter 'limit' expects int" in text and "unknown parameter 'nope'" in text
     assert "missing.ipynb: notebook not found" in text
     assert "tagged both skip and metrics" in text
+    file = project.pipeline
+    assert (
+        f"{file}:{line_of(file, 'limit:')}: stages.b.parameters.limit: nb/b.ipynb: parameter 'limit' expects int"
+        in text
+    )
+    assert f"{file}:{line_of(file, 'nope:')}: stages.b.parameters.nope: nb/b.ipynb: unknown parameter 'nope'" in text
+    assert f"{file}:{line_of(file, 'missing')}: stages.c.notebook: nb/missing.ipynb: notebook not found" in text
 
 
 def test_spec_errors_come_back_as_one_problem(project: Project) -> None:
@@ -135,3 +147,58 @@ def test_a_project_module_the_stage_does_not_carry_is_a_problem(project: Project
         {"name": "carry", "stages": {"uses": {"notebook": "nb/uses.ipynb", "files": ["nb/features/*.py"]}}}
     )
     assert lint(project.pipeline) == []
+
+
+def test_the_example_with_typos_names_file_line_field_and_nearest_match(tmp_path: Path) -> None:
+    """The typos a person makes in the example's spec, each reported on its line in the spec's format."""
+    project = example_project(tmp_path)
+    spec = project.pipeline
+    text = (
+        spec.read_text()
+        .replace("notebook: notebooks/train.ipynb", "notebook: notebooks/trian.ipynb")
+        .replace("needs: [transform]", "needs: [transfrom]")
+        .replace("needs: [prepare, optimize]", "need: [prepare, optimize]")
+        .replace("batch_size: 3000}\n    test_parameters", "batch_size: lots}\n    test_parameters")
+    )
+    spec.write_text(text)
+    assert lint(spec) == [
+        f"{spec}:{line_of(spec, 'transfrom')}: stages.prepare.needs: unknown stage 'transfrom'; did you mean 'transform'?",
+        f"{spec}:{line_of(spec, 'need: [')}: stages.evaluate.need: unknown key; did you mean 'needs'?",
+        f"{spec}:{line_of(spec, 'lots')}: stages.ingest.parameters.batch_size: notebooks/ingest.ipynb: "
+        "parameter 'batch_size' expects int, got str \"lots\"",
+        f"{spec}:{line_of(spec, 'trian')}: stages.train.notebook: notebooks/trian.ipynb: notebook not found; "
+        "did you mean 'notebooks/train.ipynb'?",
+    ]
+
+
+SPEC = """\
+name: params
+stages:
+  a:
+    notebook: nb/a.ipynb
+    parameters: {limit: many, flag: true, as_of: "${run_date}"}
+    test_parameters:
+      limt: 2
+  b:
+    notebook: nb/b.ipynb
+    parameters: {x: 1}
+retrain: {model: m, stage: a, metric: auc}
+monitor:
+  notebook: nb/monitr.ipynb
+  trigger: {metric: drift, above: 0.2}
+"""
+
+
+def test_spec_parameters_and_notebook_paths_are_reported_at_their_own_lines(project: Project) -> None:
+    project.add_notebook("a", [("limit: int = 1\nflag = False\nas_of = '2026-01-01'", ["parameters"])])
+    project.add_notebook("b", [("x = 1", [])])
+    project.add_notebook("monitor", [("drift = 0.1", ["metrics"])])
+    project.pipeline.write_text(SPEC)
+    file = project.pipeline
+    assert lint(file) == [
+        f"{file}:5: stages.a.parameters.limit: nb/a.ipynb: parameter 'limit' expects int, got str \"many\"",
+        f"{file}:7: stages.a.test_parameters.limt: nb/a.ipynb: unknown parameter 'limt'; did you mean 'limit'?",
+        f"{file}:10: stages.b.parameters: nb/b.ipynb: the notebook has no cell tagged 'parameters', so it takes no "
+        "parameters (overrides given: x). Tag the cell holding the defaults with 'parameters'.",
+        f"{file}:13: monitor.notebook: nb/monitr.ipynb: notebook not found; did you mean 'nb/monitor.ipynb'?",
+    ]

@@ -142,3 +142,24 @@ def test_a_missing_trigger_metric_is_a_failure(project: Project, hook: HookServe
     assert missing.returncode == 1, missing.stderr
     assert "logged no metric 'drift_scor' (it logged: drift_score)" in missing.stderr
     assert len(project.attempts("loop", "ingest")) == 1  # no retraining started
+
+
+def test_a_drift_triggered_run_re_executes_stages_whose_key_did_not_change(project: Project, hook: HookServer) -> None:
+    """The reuse key cannot see that the world drifted: a run the trigger starts for the champion's
+    own run date has every key unchanged, yet every stage runs again and a new version is judged."""
+    monitored_project(project, hook)
+    trained = project.nbops("run", "--run-date", "2026-01-15")
+    assert trained.returncode == 0, trained.stderr
+    # the new batch is from May; the retraining run is for the champion's date (unchanged keys)
+    drifted = project.nbops("monitor", "--run-date", "2026-01-15", "-p", "monitor.as_of=2026-05-01")
+    assert drifted.returncode == 0, drifted.stderr
+    assert "Drift-triggered run: 2 of 2 stage(s) re-ran (none reused)" in drifted.stderr
+    assert "2 stage(s) re-ran" in drifted.stderr.splitlines()[-1]
+    assert "reused" not in drifted.stderr.split("starting a retraining run")[1].split("Drift-triggered")[0]
+    ingest = project.attempts("loop", "ingest")
+    assert len(ingest) == 2 and all(read_manifest(a).reused is None for a in ingest)
+    retrain_runs = [r for r in project.runs("loop") if r.data.tags.get(tags.TRIGGER) == "drift"]
+    assert len(retrain_runs) == 1  # the parent run of the retraining run, recorded as drift-triggered
+    versions = project.client().search_model_versions(f"name = '{MODEL}'")
+    assert sorted(int(v.version) for v in versions) == [1, 2]  # a new version was registered and judged
+    assert "gate clf: kept (tie)" in drifted.stderr

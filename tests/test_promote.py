@@ -222,3 +222,21 @@ def test_a_dag_file_rewritten_alone_says_the_lock_is_unchanged(looped: Project) 
     report = promote(looped.pipeline, dags)
     assert report.written == [dags / "loop_monitor.py"]
     assert report.changes == ["loop_monitor.py rewritten (the lock is unchanged)"]
+
+
+def test_without_a_dags_dir_the_dags_go_beside_the_pipeline_file(two_stages: Project) -> None:
+    report = promote(two_stages.pipeline)
+    assert report.dag_file == (two_stages.root / "dags" / "two.py").resolve() and report.dag_file.is_file()
+
+
+def test_the_report_says_what_was_published_written_and_changed(two_stages: Project) -> None:
+    first = promote(two_stages.pipeline, two_stages.root / "dags")
+    lines = first.describe().splitlines()
+    assert [line for line in lines if line.startswith("published ")] == [f"published {p}" for p in first.published]
+    assert f"wrote {first.lock_file}" in lines and f"wrote {first.dag_file}" in lines
+    assert "  new DAG 'two' with stages load, fit" in lines
+    assert lines[-1] == f"nbops promote: lock {first.lock_sha256}"
+    again = promote(two_stages.pipeline, two_stages.root / "dags")
+    assert again.describe() == (
+        f"nbops promote: {again.dag_file} is up to date (lock {again.lock_sha256[:12]}); no file changed."
+    )

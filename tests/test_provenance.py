@@ -158,3 +158,23 @@ def test_a_run_whose_gate_failed_or_never_decided_closes_failed(tmp_path: Path) 
     assert _judged_by_the_gate(registry.client, parent, closed).outcome == "failed"
     registry.client.set_tag(parent, tags.GATE_DECISION, "kept")
     assert _judged_by_the_gate(registry.client, parent, closed) == closed
+
+
+def test_a_monitor_run_before_any_champion_closes_skipped_not_failed(tmp_path: Path) -> None:
+    from nbops.provenance import Closed, _skipped_without_champion
+    from nbops.tracking import gate
+    from tests.tracking.test_gate import MODEL, Registry
+
+    registry = Registry(tmp_path)
+    not_run = Closed("p", provenance.PipelineOutcome.FAILED, {"monitor": "not run"})
+    skipped = _skipped_without_champion(registry.client, MODEL, not_run)
+    assert (skipped.outcome, skipped.outcome.mlflow_status, skipped.stages) == (
+        "skipped",
+        "FINISHED",
+        {"monitor": "skipped"},
+    )
+    failed = Closed("p", provenance.PipelineOutcome.FAILED, {"monitor": "failed"})
+    assert _skipped_without_champion(registry.client, MODEL, failed) == failed  # it ran and failed
+    _, version = registry.stage_run({"auc": 0.9})
+    registry.client.set_registered_model_alias(MODEL, gate.CHAMPION, version)
+    assert _skipped_without_champion(registry.client, MODEL, not_run) == not_run  # a champion: not running is a failure

@@ -328,3 +328,19 @@ def _cmdline(proc: psutil.Process) -> list[str]:
         return list(proc.cmdline())
     except psutil.Error:
         return []
+
+
+def test_the_command_tells_the_model_from_the_pipeline_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbops.errors import InputError
+    from nbops.serve import serve_command
+
+    seen: list[tuple[Path, str | None, int]] = []
+    monkeypatch.setattr("nbops.serve.serve_model", lambda file, model, port: seen.append((file, model, port)) or 0)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NBOPS_PIPELINE_FILE", raising=False)
+    assert serve_command(["other/p.yml", "m@champion"], 5002) == 0
+    assert serve_command([], 5001) == 0
+    assert seen == [(Path("other/p.yml"), "m@champion", 5002), (Path("pipeline.yaml"), None, 5001)]
+    for targets in (["a.yaml", "b.yaml"], ["m/1", "m/2"]):
+        with pytest.raises(InputError, match="at most one MODEL and one pipeline file"):
+            serve_command(targets, 5001)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -55,11 +56,11 @@ def test_every_problem_reported_once_with_field_path_and_line(tmp_path: Path) ->
     )
     with pytest.raises(InputError) as info:
         load_pipeline(write(tmp_path, text))
-    message = str(info.value)
-    assert str(tmp_path / "pipeline.yaml") in message
-    assert "defaults.retires (line 4): unknown key" in message
-    assert "defaults.resources.memory" in message
-    assert "stages.train.notebook" in message and "not a .ipynb file" in message
+    message, file = str(info.value), tmp_path / "pipeline.yaml"
+    assert str(file) in message
+    assert f"{file}:4: defaults.retires: unknown key" in message
+    assert f"{file}:6: defaults.resources.memory" in message
+    assert f"{file}:11: stages.train.notebook" in message and "not a .ipynb file" in message
     assert "3 problem(s)" in message
 
 
@@ -82,7 +83,7 @@ def test_unknown_need_and_bad_stage_name(tmp_path: Path) -> None:
     [
         ("name: [unclosed", "not valid YAML"),
         ("- a\n- b\n", "expected a mapping"),
-        ("name: Bad Name\nstages: {a: {notebook: a.ipynb}}", r"name \(line 1\): 'Bad Name' is not a valid"),
+        ("name: Bad Name\nstages: {a: {notebook: a.ipynb}}", r"pipeline\.yaml:1: name: 'Bad Name' is not a valid"),
         ("name: ok\nschedule: every day\nstages: {a: {notebook: a.ipynb}}", "neither a 5-field cron"),
     ],
 )
@@ -109,10 +110,10 @@ def test_pattern_errors_are_sentences_naming_field_value_and_what_is_allowed(tmp
         load_pipeline(write(tmp_path, text))
     message = str(info.value)
     assert (
-        "name (line 1): 'Churn_Model!' is not a valid pipeline name: use 1 to 63 lowercase letters, digits, '-' and '_'"
+        "pipeline.yaml:1: name: 'Churn_Model!' is not a valid pipeline name: use 1 to 63 lowercase letters, digits, '-' and '_'"
         in message
     )
-    assert "defaults.resources.memory (line 6): 'lots' is not a Kubernetes quantity: write a number" in message
+    assert "pipeline.yaml:6: defaults.resources.memory: 'lots' is not a Kubernetes quantity: write a number" in message
     assert "kubernetes.namespace" in message and "'Team_A' is not a valid Kubernetes namespace" in message
     assert "should match pattern" not in message and "^[a-z0-9]" not in message
 
@@ -135,7 +136,7 @@ def test_check_pipeline_reports_every_problem_and_keeps_the_valid_stages(tmp_pat
     )
     pipeline, problems = check_pipeline(write(tmp_path, text))
     file = str(tmp_path / "pipeline.yaml")
-    assert all(p.startswith(f"{file}: ") for p in problems)
+    assert all(re.match(rf"{re.escape(file)}:\d+: ", p) for p in problems), problems
     text = "\n".join(problems)
     assert "'Churn' is not a valid pipeline name" in text
     assert "stages.train.retries" in text and "stages.evaluate.notebook" in text
@@ -163,3 +164,72 @@ def test_files_globs_stay_inside_the_project_and_default_to_the_notebooks_python
         spec.write_text(f"name: p\nstages:\n  a: {{notebook: nb/a.ipynb, files: ['{bad}']}}\n")
         with pytest.raises(InputError, match="must be a glob relative to the pipeline file's directory"):
             load_pipeline(spec)
+
+
+TYPOS = """\
+name: churn
+shedule: "@daily"
+stages:
+  prepare:
+    notebook: nb/prepare.ipynb
+  train:
+    notebook: nb/train.ipynb
+    need: [prepare]
+    colour: blue
+  evaluate:
+    notebook: nb/evaluate.ipynb
+    needs:
+      - train
+      - prepar
+"""
+
+
+def test_every_problem_is_file_line_field_message_and_nearest_name_in_file_order(tmp_path: Path) -> None:
+    """Validation and graph problems in one error, one format, ordered by line; an unknown key
+    names the nearest key or, when none is near, every allowed one."""
+    with pytest.raises(InputError) as info:
+        load_pipeline(write(tmp_path, TYPOS))
+    file = tmp_path / "pipeline.yaml"
+    header, *problems = str(info.value).splitlines()
+    assert header == f"{file}: 4 problem(s) in the pipeline spec:"
+    assert problems[:2] == [
+        f"  - {file}:2: shedule: unknown key; did you mean 'schedule'?",
+        f"  - {file}:8: stages.train.need: unknown key; did you mean 'needs'?",
+    ]
+    assert problems[2].startswith(f"  - {file}:9: stages.train.colour: unknown key (allowed: image, retries, ")
+    assert "notebook, needs, parameters, test_parameters, files)" in problems[2]
+    assert problems[3] == f"  - {file}:14: stages.evaluate.needs: unknown stage 'prepar'; did you mean 'prepare'?"
+    assert check_pipeline(file)[1] == [p.removeprefix("  - ") for p in problems]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"name: x\nstages:\n  a: {notebook: nb/a.ipynb\n", ":4: not valid YAML: expected ',' or '}'"),
+        (b"name: x\nstages: [\n", ":3: not valid YAML: expected the node content"),
+        (b"name: x\n  bad: indent\n", ":2: not valid YAML: mapping values are not allowed here"),
+        (b"name: x\nstages:\n\xff\xfe junk", ":3: not valid YAML: byte 0xff is not UTF-8 text."),
+        (b"name: x\nas_of: 2026-13-45\nstages: {}\n", ":2: not valid YAML: month must be in 1..12"),
+        (b"- a\n- b\n", ":1: expected a mapping with 'name' and 'stages' at the top level."),
+    ],
+)
+def test_a_file_that_is_not_a_spec_is_named_with_its_line(tmp_path: Path, content: bytes, expected: str) -> None:
+    path = tmp_path / "pipeline.yaml"
+    path.write_bytes(content)
+    with pytest.raises(InputError) as info:
+        load_pipeline(path)
+    assert str(info.value).startswith(f"{path}{expected}"), str(info.value)
+    assert "<unicode string>" not in str(info.value) and "\n" not in str(info.value)
+    assert check_pipeline(path) == (None, [str(info.value)])
+
+
+def test_a_cycle_points_at_a_need_that_closes_it(tmp_path: Path) -> None:
+    text = GOOD.replace("    notebook: nb/prepare.ipynb\n", "    notebook: nb/prepare.ipynb\n    needs: [train]\n")
+    with pytest.raises(InputError) as info:
+        load_pipeline(write(tmp_path, text))
+    found = re.search(r"pipeline\.yaml:(\d+): stages\.(\w+)\.needs: dependency cycle", str(info.value))
+    assert found is not None, str(info.value)
+    line, stage = int(found.group(1)), found.group(2)
+    lines = text.splitlines()
+    assert lines[line - 1].strip().startswith("needs: [")
+    assert [ln for ln in lines[:line] if re.fullmatch(r"  \w+:", ln)][-1] == f"  {stage}:"  # in that stage's entry

@@ -3,8 +3,10 @@
 On its own schedule it runs the monitor notebook (``monitor:``) as a run whose only stage is
 ``monitor``, then ``nbops drift-check``: when the trigger holds, that task succeeds and emits
 the drift Asset the training DAG is scheduled on; when it does not, the command exits 99 and
-the task is skipped, so no asset event is emitted. Like the training DAG, the lock is read
-as plain JSON.
+the task is skipped, so no asset event is emitted. While the model has no champion yet the
+monitor's own stage command exits 99 too: ``monitor`` and ``drift_trigger`` are skipped and
+the DAG run succeeds, with no failure alert (``nbops monitor`` returns 0 then). Like the
+training DAG, the lock is read as plain JSON.
 """
 
 from __future__ import annotations
@@ -26,13 +28,20 @@ from nbops.airflow.dag import (
 )
 from nbops.airflow.operator import NbopsStageOperator
 from nbops.airflow.params import dag_params
-from nbops.airflow.pod import MONITOR_RUN_ID, NOT_TRIGGERED, close_arguments, drift_arguments, pod_arguments
+from nbops.airflow.pod import MONITOR_RUN_ID, close_arguments, drift_arguments, pod_arguments
 from nbops.graph import MONITOR_STAGE
+from nbops.status import ExitCode
 
 OUTCOME_DOC = (
-    "Succeeds when the monitor notebook ran and the drift check decided (whether or not the trigger held) and "
-    "fails (upstream_failed) otherwise, so that the DAG run's state is theirs; `close_run` fails the run only "
-    "when the record itself cannot be written."
+    "Succeeds when the monitor notebook ran and the drift check decided (whether or not the trigger held), or "
+    "when the monitor was skipped because the model has no champion yet, and fails (upstream_failed) otherwise, "
+    "so that the DAG run's state is theirs; `close_run` fails the run only when the record itself cannot be "
+    "written."
+)
+
+NO_CHAMPION_DOC = (
+    f"\n\nSkipped (its stage command exits {int(ExitCode.SKIP)}) while the model has no champion yet: there is "
+    "nothing to compare with. `drift_trigger` is skipped with it and the DAG run succeeds."
 )
 
 
@@ -65,7 +74,7 @@ def build_monitor_dag(lock: dict[str, Any], lock_sha256: str, project_dir: Path)
     )
     check = check_task(dag)
     watched = pod_arguments(lock, lock_sha256, MONITOR_STAGE, MONITOR_RUN_ID)
-    watch = NbopsStageOperator(dag=dag, doc_md=stage_doc(lock, MONITOR_STAGE), **watched)
+    watch = NbopsStageOperator(dag=dag, doc_md=stage_doc(lock, MONITOR_STAGE) + NO_CHAMPION_DOC, **watched)
     drift = NbopsStageOperator(
         dag=dag, doc_md=drift_doc(lock), outlets=[drift_asset(spec["name"])], **drift_arguments(lock, lock_sha256)
     )
@@ -89,7 +98,8 @@ def drift_doc(lock: dict[str, Any]) -> str:
         f"`nbops drift-check`: reads the monitor attempt's metric and, when "
         f"`{trigger_rule(lock['spec']['monitor']['trigger'])}`, sends the drift alert and succeeds, emitting the "
         f"asset `nbops://{name}/drift` that starts a run of DAG `{name}`. When the trigger does not hold it exits "
-        f"{NOT_TRIGGERED} and the task is skipped: no asset event, no retraining."
+        f"{int(ExitCode.SKIP)} and the task is skipped: no asset event, no retraining. It is skipped too when "
+        "`monitor` was (the model has no champion yet)."
     )
 
 

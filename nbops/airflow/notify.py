@@ -51,6 +51,13 @@ class FailureNotifier(BaseNotifier):
         self.pipeline = pipeline
         self.alerts = alerts
 
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        """Nothing to render: the notifier has no template fields. Airflow's own would first ask the
+        context's DAG for a template environment, which the ``SerializedDAG`` that ``airflow dags
+        test`` passes lacks, and the alert would never be sent (apache/airflow#64649)."""
+        if self.template_fields:
+            super().render_template_fields(context, jinja_env)
+
     def notify(self, context: Any) -> None:
         """Send the alert for the failure described by ``context`` (an Airflow callback context)."""
         try:

@@ -8,12 +8,12 @@ pod's rendered environment) in a subprocess, so both backends execute the same t
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,12 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from kubernetes.config.config_exception import ConfigException
 
+from nbops.airflow.pod import ASSET_TRIGGERED
 from nbops.airflow.settings import backend
 from nbops.context import ENV_IMAGE
 from nbops.environment import overridden
 from nbops.stage.process import stop
+from nbops.stage.result import COMMAND, StageRequest
 from nbops.status import ExitCode
 from nbops.storage.layout import ENV_ARTIFACT_ROOT
 from nbops.tracking.store import ENV_TRACKING_URI
@@ -48,12 +50,39 @@ class NbopsStageOperator(KubernetesPodOperator):
     _proc: subprocess.Popen[str] | None = None
     _backend: str | None = None
 
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        """Render the command line and environment; in a DAG run the drift asset started, a stage
+        command also gets ``--force``: the world drifted, which no reuse key can see, so every
+        stage runs its notebook again (``NBOPS_TRIGGER`` renders as ``drift`` there)."""
+        super().render_template_fields(context, jinja_env)
+        if asset_triggered(context):
+            try:
+                request = self.stage_request()
+            except ValueError as exc:  # left as it is: the stage command refuses it, and says why
+                self.log.warning("not forced: %s", exc)
+                return
+            if request is not None and not request.force:
+                self.arguments = replace(request, force=True).to_argv()
+                self.log.info("asset-triggered DAG run: stage %s runs with --force (no reuse)", request.stage)
+
+    def stage_request(self) -> StageRequest | None:
+        """What the (rendered) command line asks ``exec-stage`` for; None for another command.
+
+        Raises:
+            StageArgvError: an ``exec-stage`` command line the stage command would refuse.
+        """
+        args = list(self.arguments or [])
+        if not args or args[0] != COMMAND:
+            return None
+        return StageRequest.from_argv(args)
+
     def execute(self, context: Any) -> Any:
         """Run the stage on the backend chosen for this task, unless it can reuse a completed attempt:
-        then it is recorded ``cached`` here and no pod (or stage command) starts."""
+        then it is recorded ``cached`` here and no pod (or stage command) starts. A DAG run the drift
+        asset started reuses nothing."""
         chosen = self._backend = backend()
         self.log.info("nbops backend: %s", chosen)
-        if self.reused_here(chosen):
+        if not asset_triggered(context) and self.reused_here(chosen):
             return None
         if chosen == "local":
             return self.execute_local()
@@ -79,35 +108,30 @@ class NbopsStageOperator(KubernetesPodOperator):
         when there is one, record the stage as ``cached`` (DESIGN §13). Where the worker cannot see
         the artifact store (a cluster's volume), or lacks nbops's runner extra, the pod decides
         the same way before running its notebook."""
-        args = list(self.arguments or [])
-        if not args or args[0] != "exec-stage" or "--force" in args:
+        try:
+            request = self.stage_request()
+        except ValueError as exc:  # the stage command refuses it, and says why
+            self.log.info("not reused here (%s); the stage command decides", exc)
+            return False
+        if request is None or request.force:
             return False
         pod_env = self.rendered_env()
         root = pod_env.get(ENV_ARTIFACT_ROOT, "")
         if not (root.startswith("s3://") or Path(root).is_dir()):
             return False
         try:
-            from nbops.stage.command import complete_reuse, probe_reuse
-            from nbops.stage.result import StageRequest
+            from nbops.plugins import complete_reuse, probe_reuse
             from nbops.status import StageStatus
         except ImportError:  # an Airflow worker without the runner extra
             return False
-        option = dict(zip(args[1::2], args[2::2], strict=False))
         # The pod's own HOME does not exist here; its image is what a pod's key names.
         env = {k: v for k, v in pod_env.items() if k != "HOME" and (chosen != "local" or k not in POD_ONLY_ENV)}
         try:
-            request = StageRequest(
-                pipeline_file=None,
-                stage=option["--stage"],
-                run_id=option["--run-id"],
-                params=json.loads(option.get("--params-json", "{}")),
-                promoted=option["--promoted"],
-            )
             with overridden(env):
                 found = probe_reuse(request)
                 if found is None:
                     return False
-                result = complete_reuse(*found)
+                result = complete_reuse(found)
         except Exception as exc:  # the stage command meets the same problem and reports it
             self.log.info("not reused here (%s: %s); the stage command decides", type(exc).__name__, exc)
             return False
@@ -179,6 +203,12 @@ class NbopsStageOperator(KubernetesPodOperator):
         proc, self._proc = self._proc, None
         if proc is not None:
             stop([proc])
+
+
+def asset_triggered(context: Any) -> bool:
+    """Whether the task runs in a DAG run an asset event started (the drift asset, for a training DAG)."""
+    dag_run = context.get("dag_run") if hasattr(context, "get") else None
+    return getattr(dag_run, "run_type", None) == ASSET_TRIGGERED
 
 
 def _nbops_executable() -> str:

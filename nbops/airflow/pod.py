@@ -18,6 +18,8 @@ from nbops.airflow.settings import POD_ARTIFACT_ROOT
 from nbops.context import ENV_AIRFLOW, ENV_IMAGE, ENV_TRIGGER
 from nbops.graph import APPROVE_TASK, CLOSE_TASK, DRIFT_TASK, GATE_TASK, MONITOR_STAGE, PROMOTE_TASK
 from nbops.rundate import ENV_RUN_DATE
+from nbops.stage.result import stage_argv
+from nbops.status import ExitCode
 from nbops.storage.layout import ENV_ARTIFACT_ROOT, MONITOR_RUN_PREFIX
 from nbops.tracking.store import ENV_TRACKING_URI
 
@@ -45,8 +47,11 @@ schedule get the same Airflow run id, and the two runs' records must not merge."
 RUN_DATE = "{{ (dag_run.logical_date or dag_run.run_after).strftime('%Y-%m-%d') }}"
 """``NBOPS_RUN_DATE``: the DAG run's logical date, or its run-after date when it has none
 (asset-triggered runs), in UTC like the DAGs' schedules."""
-NOT_TRIGGERED = 99
-"""``nbops drift-check``'s exit code when the trigger does not hold: the task is skipped."""
+ASSET_TRIGGERED = "asset_triggered"
+"""``dag_run.run_type`` of a DAG run the drift asset started (Airflow 3's ``DagRunType``)."""
+TRIGGER = f"{{{{ 'drift' if dag_run.run_type == '{ASSET_TRIGGERED}' else 'airflow' }}}}"
+"""``NBOPS_TRIGGER`` (the pipeline run's ``nbops.trigger`` tag): ``drift`` for a run the drift
+asset started, else ``airflow``."""
 ENV_APPROVER = "NBOPS_APPROVER"
 APPROVER = (
     f"{{{{ ((ti.xcom_pull(task_ids='{APPROVE_TASK}') or {{}}).get('responded_by_user') or {{}}).get('name') or '' }}}}"
@@ -61,18 +66,10 @@ def label_value(text: str) -> str:
 
 
 def stage_command(lock_sha256: str, stage: str, params_json: str, run_id: str = RUN_ID) -> list[str]:
-    """The stage command line after ``nbops``: the same in a pod and in the local backend."""
-    return [
-        "exec-stage",
-        "--promoted",
-        lock_sha256,
-        "--stage",
-        stage,
-        "--run-id",
-        run_id,
-        "--params-json",
-        params_json,
-    ]
+    """The stage command line after ``nbops``: the same in a pod and in the local backend; run id
+    and parameters are templates. An asset-triggered run adds ``--force`` when the task renders
+    (:meth:`nbops.airflow.operator.NbopsStageOperator.render_template_fields`)."""
+    return stage_argv(promoted=lock_sha256, stage=stage, run_id=run_id, params_json=params_json)
 
 
 def resources(stage: dict[str, Any]) -> k8s.V1ResourceRequirements:
@@ -132,7 +129,7 @@ def env_vars(image: str) -> dict[str, str]:
     env = {
         ENV_TRACKING_URI: f"{{{{ nbops_setting('{ENV_TRACKING_URI}') }}}}",
         ENV_ARTIFACT_ROOT: f"{{{{ nbops_setting('{ENV_ARTIFACT_ROOT}') }}}}",
-        ENV_TRIGGER: "airflow",
+        ENV_TRIGGER: TRIGGER,
         ENV_AIRFLOW["dag_id"]: "{{ dag.dag_id }}",
         ENV_AIRFLOW["run_id"]: "{{ run_id }}",
         ENV_AIRFLOW["try_number"]: "{{ ti.try_number }}",
@@ -145,7 +142,11 @@ def env_vars(image: str) -> dict[str, str]:
 
 
 def pod_arguments(lock: dict[str, Any], lock_sha256: str, stage_name: str, run_id: str = RUN_ID) -> dict[str, Any]:
-    """KubernetesPodOperator keyword arguments for one stage (or the monitor), from the lock's plain JSON."""
+    """KubernetesPodOperator keyword arguments for one stage (or the monitor), from the lock's plain JSON.
+
+    The monitor's stage command exits :attr:`ExitCode.SKIP` when the model has no champion yet
+    (nothing to compare with, as ``nbops monitor`` says): the task is skipped, and so is
+    ``drift_trigger`` after it; the DAG run succeeds and sends no failure alert."""
     locked = locked_stage(lock, stage_name)
     stage = locked["settings"]
     arguments = stage_command(lock_sha256, stage_name, params_argument(lock, stage_name), run_id)
@@ -154,7 +155,10 @@ def pod_arguments(lock: dict[str, Any], lock_sha256: str, stage_name: str, run_i
         ANNOTATION_LOCK: lock_sha256,
         ANNOTATION_NOTEBOOK: stage["notebook"],
     }
-    return _pod(lock, stage_name, stage, arguments, annotations)
+    pod = _pod(lock, stage_name, stage, arguments, annotations)
+    if stage_name == MONITOR_STAGE:
+        pod["skip_on_exit_code"] = int(ExitCode.SKIP)
+    return pod
 
 
 def service_arguments(
@@ -201,13 +205,13 @@ def close_command(lock_sha256: str, monitor: bool = False) -> list[str]:
 
 def gate_arguments(lock: dict[str, Any], lock_sha256: str) -> dict[str, Any]:
     """``nbops gate``: challenger against champion, after the stage that registers the challenger.
-    With manual approval it exits NOT_TRIGGERED when nothing awaits approval (the gate kept the
+    With manual approval it exits :attr:`ExitCode.SKIP` when nothing awaits approval (the gate kept the
     champion): the task is then skipped, and so are the approval and promotion after it, so no
     one is asked to approve nothing."""
     command = ["gate", "--promoted", lock_sha256, "--run-id", RUN_ID]
     arguments = service_arguments(lock, lock_sha256, GATE_TASK, command)
     if lock["spec"]["retrain"]["approval"] == "manual":
-        return {**arguments, "skip_on_exit_code": NOT_TRIGGERED}
+        return {**arguments, "skip_on_exit_code": int(ExitCode.SKIP)}
     return arguments
 
 
@@ -220,12 +224,12 @@ def promote_arguments(lock: dict[str, Any], lock_sha256: str) -> dict[str, Any]:
 
 
 def drift_arguments(lock: dict[str, Any], lock_sha256: str) -> dict[str, Any]:
-    """``nbops drift-check``: exit 0 when the monitor's trigger holds, NOT_TRIGGERED (the task is
+    """``nbops drift-check``: exit 0 when the monitor's trigger holds, :attr:`ExitCode.SKIP` (the task is
     skipped, so its asset event is not emitted) when it does not. That exit is the normal quiet
     day, so its pod is deleted like a successful one."""
     command = ["drift-check", "--promoted", lock_sha256, "--run-id", MONITOR_RUN_ID]
     arguments = service_arguments(lock, lock_sha256, DRIFT_TASK, command, monitor=True)
-    return {**arguments, "skip_on_exit_code": NOT_TRIGGERED, "on_finish_action": "delete_pod"}
+    return {**arguments, "skip_on_exit_code": int(ExitCode.SKIP), "on_finish_action": "delete_pod"}
 
 
 def _pod(

@@ -1,12 +1,18 @@
 """``nbops audit``: walk a model version's (or a pipeline run's) lineage and recompute every hash.
 
-| module   | job                                                                        |
-|----------|----------------------------------------------------------------------------|
-| `refs`   | parse ``NAME/VERSION``, ``NAME@ALIAS``, ``models:/...`` references         |
-| `walk`   | read MLflow records and store files into a typed lineage                   |
-| `verify` | the checks: recorded hashes against the bytes in the artifact store        |
-| `report` | the ``nbops.audit/1`` document                                             |
-| `render` | its text tree and HTML page                                                |
+| module    | job                                                                        |
+|-----------|----------------------------------------------------------------------------|
+| `refs`    | parse ``NAME/VERSION``, ``NAME@ALIAS``, ``models:/...`` references         |
+| `lineage` | the typed lineage: runs, source copies, stage attempts, gaps               |
+| `reader`  | read the tracking store: runs, searches, model versions, artifacts         |
+| `walk`    | follow the records and store files from a version or run                   |
+| `verify`  | the checks: recorded hashes against the bytes in the artifact store        |
+| `report`  | the ``nbops.audit/1`` document                                             |
+| `build`   | the document of a walked and verified lineage                              |
+| `render`  | its text tree and HTML page                                                |
+
+``nbops audit`` calls :func:`audit_command`; library callers :func:`audit_model` and
+:func:`audit_run`.
 
 Where to look: ``pipeline_file`` (default: ``$NBOPS_PIPELINE_FILE``, else ``pipeline.yaml`` in
 the working directory or a parent). Its directory gives the embedded MLflow store and the
@@ -21,19 +27,22 @@ or nowhere to look; ``InfraError`` (exit 3) when a store cannot be read. A repor
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from nbops.api import PIPELINE_FILE, find_pipeline_file
+from nbops.audit.build import build_report
 from nbops.audit.refs import parse_ref
-from nbops.audit.report import AuditReport, build_report
+from nbops.audit.report import AuditReport
 from nbops.audit.verify import verify
 from nbops.audit.walk import Walker
 from nbops.errors import InputError
 from nbops.storage import Store, layout, open_store
+from nbops.storage.atomic import write_atomic
 from nbops.tracking.store import ENV_TRACKING_URI, open_client, redact_uri, sqlite_path, tracking_uri
 
-__all__ = ["AuditReport", "audit_model", "audit_run"]
+__all__ = ["AuditReport", "audit_command", "audit_model", "audit_run"]
 
 
 def audit_model(ref: str, *, pipeline_file: Path | None = None) -> AuditReport:
@@ -68,6 +77,49 @@ def audit_run(run_id: str, *, pipeline_file: Path | None = None) -> AuditReport:
         lineage = walker.from_run(run_id.strip(), prefer_pipeline=place.pipeline)
         checks = verify(lineage, place.store)
     return build_report(lineage, checks)
+
+
+def audit_command(
+    targets: Sequence[str],
+    *,
+    run_id: str | None = None,
+    pipeline_file: Path | None = None,
+    html_file: Path | None = None,
+) -> AuditReport:
+    """``nbops audit [MODEL] [PIPELINE_FILE]`` or ``nbops audit --run RUN_ID [PIPELINE_FILE]``:
+    audit the model ``targets`` names (or, with ``run_id``, that pipeline run), the pipeline
+    file given either as the last of ``targets`` or as ``pipeline_file``; with ``html_file``,
+    also write the HTML page there. The report's ``exit_code`` is the command's.
+
+    Raises:
+        InputError: not exactly one of a model and ``run_id``, two pipeline files; see
+            :func:`audit_model`, :func:`audit_run`.
+        InfraError: a store cannot be read, or ``html_file`` cannot be written.
+    """
+    model, pipeline_file = _targets(targets, run_id, pipeline_file)
+    report = (
+        audit_model(model, pipeline_file=pipeline_file)
+        if model
+        else audit_run(str(run_id), pipeline_file=pipeline_file)
+    )
+    if html_file is not None:
+        write_atomic(html_file, report.to_html().encode("utf-8"))
+    return report
+
+
+def _targets(
+    targets: Sequence[str], run_id: str | None, pipeline_option: Path | None
+) -> tuple[str | None, Path | None]:
+    """The model (None with ``run_id``) and the pipeline file named on the command line."""
+    wanted = 1 if run_id is None else 0
+    extra = list(targets[wanted:])
+    if len(targets) < wanted or len(extra) > 1 or (extra and pipeline_option is not None):
+        raise InputError(
+            "nbops audit: give exactly one of MODEL (e.g. diagnosis-classifier@champion) and --run RUN_ID, "
+            "and at most one pipeline file (positional or --pipeline)."
+        )
+    model = targets[0] if wanted else None
+    return model, Path(extra[0]) if extra else pipeline_option
 
 
 @dataclass(frozen=True)

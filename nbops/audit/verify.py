@@ -26,7 +26,7 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nbops.audit.walk import AttemptRecord, Copy, Lineage, RunRecord, dataset_profile
+from nbops.audit.lineage import AttemptRecord, Copy, Lineage, RunRecord, dataset_profile
 from nbops.provenance import SOURCES_ARTIFACT
 from nbops.storage import Store
 from nbops.tracking import record, tags

@@ -2,272 +2,36 @@
 
 The walk goes model version -> its stage run -> the pipeline (parent) run -> the attempt's
 manifest in the artifact store -> every upstream attempt named in ``Manifest.inputs``,
-recursively. It reads and records; it judges nothing (:mod:`nbops.audit.verify` does). What
-cannot be found is recorded as a :class:`Gap` or as a missing value, never raised: the audit
-reports it. Only an unreachable store or tracking server raises (InfraError).
+recursively. It reads (through :class:`~nbops.audit.reader.TrackingReader`) and records (in a
+:class:`~nbops.audit.lineage.Lineage`); it judges nothing (:mod:`nbops.audit.verify` does).
+What cannot be found is recorded as a :class:`Gap` or as a missing value, never raised: the
+audit reports it. Only an unreachable store or tracking server raises (InfraError).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import tempfile
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
+from nbops.audit.lineage import AttemptRecord, Consumer, Copy, Gap, Lineage, ModelInfo, Role, RunRecord
+from nbops.audit.reader import INTERACTIVE_KIND, PIPELINE_KIND, STAGE_KIND, TrackingReader, parse_int
 from nbops.audit.refs import ModelRef
-from nbops.errors import InfraError, InputError
+from nbops.errors import InputError
 from nbops.lock import lock_rel, notebook_rel
 from nbops.provenance import SOURCES_ARTIFACT, Sources, spec_rel
-from nbops.status import StageStatus
+from nbops.status import RunStatus, StageStatus
 from nbops.storage import Store, layout
 from nbops.storage.manifest import Manifest, ManifestInput, ReusedAttempt, parse_manifest
-from nbops.tracking import record, tags
-from nbops.tracking.store import redact_uri
+from nbops.tracking import tags
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
-    from mlflow.entities import Run
-    from mlflow.entities.model_registry import ModelVersion
-
-T = TypeVar("T")
 
 MANIFEST_ARTIFACT = "manifest.json"
 """The stage run's copy of its attempt's manifest."""
-"""Value of the ``DATASET_CONTEXT`` input tag on datasets standing for upstream attempts."""
-STAGE_KIND = "stage"
-PIPELINE_KIND = "pipeline"
-INTERACTIVE_KIND = "interactive"
-_NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
-_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-_SEARCH_PAGE = 1000
-_EXPERIMENT_CHUNK = 50
-
-Role = Literal["model", "stage", "upstream", "reused"]
-"""``reused``: the completed attempt a ``cached`` attempt stands for (incremental runs)."""
-
-
-@dataclass(frozen=True)
-class DatasetRecord:
-    """One dataset input of an MLflow run."""
-
-    name: str
-    digest: str
-    profile: str
-    source: str
-    context: str
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """What an MLflow run says."""
-
-    run_id: str
-    experiment_id: str
-    status: str
-    start_time: int | None
-    end_time: int | None
-    tags: Mapping[str, str]
-    params: Mapping[str, str]
-    metrics: Mapping[str, float]
-    datasets: tuple[DatasetRecord, ...]
-
-    def tag(self, name: str) -> str:
-        """A tag's value, ``""`` when unset."""
-        return self.tags.get(name, "")
-
-
-@dataclass(frozen=True)
-class Copy:
-    """A content-addressed source copy in the store."""
-
-    rel: str
-    location: str
-    raw: bytes | None
-    recorded_sha256: str
-    """The sha256 the records give the file (the sources index, else a tag or the name)."""
-    indexed: bool
-    """Whether ``pipeline/sources.json`` named this copy (else its place was derived from a hash)."""
-
-
-@dataclass(frozen=True)
-class Consumer:
-    """A downstream attempt that recorded this attempt's manifest hash."""
-
-    key: str
-    manifest_sha256: str
-    location: str
-
-
-@dataclass
-class AttemptRecord:
-    """One stage attempt: its MLflow stage run and its files in the store."""
-
-    stage: str
-    attempt: int | None
-    role: Role
-    rel: str = ""
-    location: str = ""
-    manifest_location: str = ""
-    run: RunRecord | None = None
-    run_note: str = ""
-    """Why ``run`` is None, when it should exist."""
-    stored_manifest: bytes | None = None
-    manifest: Manifest | None = None
-    manifest_error: str = ""
-    recorded_manifest: bytes | None = None
-    """The stage run's ``manifest.json`` artifact."""
-    consumers: list[Consumer] = field(default_factory=list)
-    expects_manifest: bool = True
-    """False for a stage shown without a successful attempt (failed, running, not run)."""
-    run_key: str = ""
-    """The pipeline run the attempt belongs to, when it is not the audited one (a reused attempt)."""
-
-    @property
-    def key(self) -> str:
-        """``stage#attempt`` (``stage#attempt@run`` in another run), or the stage alone when it never ran."""
-        if self.attempt is None:
-            return self.stage
-        return f"{self.stage}#{self.attempt}" + (f"@{self.run_key}" if self.run_key else "")
-
-    @property
-    def status(self) -> str:
-        """A :class:`StageStatus` value, ``not run``, or what MLflow says."""
-        if self.run is not None and self.run.tag(tags.STATUS):
-            return self.run.tag(tags.STATUS)
-        if self.manifest is not None:
-            return self.manifest.status
-        if self.run is not None:
-            return {"FINISHED": StageStatus.SUCCEEDED.value, "RUNNING": "running"}.get(
-                self.run.status, self.run.status.lower()
-            )
-        return "not run" if self.attempt is None else "unknown"
-
-
-class ModelInfo(BaseModel):
-    """A registered model version, as the registry records it (the report's ``subject.model``)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str
-    version: str
-    aliases: tuple[str, ...]
-    registered_at: str | None
-    source: str
-    source_run: str
-    """The version's MLflow run id."""
-    tags: dict[str, str]
-
-
-@dataclass(frozen=True)
-class Gap:
-    """A record the walk needed and did not find: reported as a failed check."""
-
-    subject: str
-    detail: str
-    location: str = ""
-
-
-@dataclass
-class Lineage:
-    """Everything the walk found."""
-
-    subject: Literal["model", "run"]
-    ref: str
-    store_url: str
-    tracking_uri: str
-    model: ModelInfo | None = None
-    pipeline: str = ""
-    run_id: str = ""
-    parent: RunRecord | None = None
-    sources: Sources | None = None
-    sources_note: str = ""
-    spec: Copy | None = None
-    spec_data: dict[str, Any] = field(default_factory=dict)
-    lock: Copy | None = None
-    notebooks: dict[str, Copy] = field(default_factory=dict)
-    attempts: list[AttemptRecord] = field(default_factory=list)
-    """Upstream first: every attempt comes after the attempts it consumed."""
-    gaps: list[Gap] = field(default_factory=list)
-
-    def stage_spec(self, stage: str) -> Mapping[str, Any]:
-        """The spec copy's ``stages.<stage>`` mapping (empty when unknown)."""
-        stages = self.spec_data.get("stages")
-        entry = stages.get(stage) if isinstance(stages, dict) else None
-        return entry if isinstance(entry, dict) else {}
-
-
-# -- MLflow access ---------------------------------------------------------------------------
-
-
-def _call(fn: Callable[..., T], *args: Any, what: str, **kwargs: Any) -> T:
-    return record.call(fn, *args, what=what, **kwargs)
-
-
-def _pages(fn: Callable[..., Any], *args: Any, what: str, **kwargs: Any) -> Iterator[Any]:
-    """Every item of a paged MLflow search, page after page."""
-    token: str | None = None
-    while True:
-        page = _call(fn, *args, max_results=_SEARCH_PAGE, page_token=token, what=what, **kwargs)
-        yield from page
-        token = page.token
-        if not token:
-            return
-
-
-def _lookup(fn: Callable[..., T], *args: Any, what: str) -> T | None:
-    """The result, or None when MLflow says the thing does not exist."""
-    try:
-        return record.call(fn, *args, what=what)
-    except InfraError as exc:
-        if getattr(exc.__cause__, "error_code", "") in _NOT_FOUND:
-            return None
-        raise
-
-
-def _run_record(run: Run) -> RunRecord:
-    inputs = run.inputs.dataset_inputs if run.inputs is not None else []
-    datasets = tuple(
-        DatasetRecord(
-            name=str(item.dataset.name),
-            digest=str(item.dataset.digest),
-            profile=str(item.dataset.profile or ""),
-            source=str(item.dataset.source or ""),
-            context=next((str(t.value) for t in item.tags if t.key == tags.DATASET_CONTEXT), ""),
-        )
-        for item in inputs
-    )
-    return RunRecord(
-        run_id=str(run.info.run_id),
-        experiment_id=str(run.info.experiment_id),
-        status=str(run.info.status),
-        start_time=run.info.start_time,
-        end_time=run.info.end_time,
-        tags=dict(run.data.tags),
-        params=dict(run.data.params),
-        metrics={k: float(v) for k, v in run.data.metrics.items()},
-        datasets=datasets,
-    )
-
-
-@contextmanager
-def _quiet_downloads() -> Iterator[None]:
-    """No progress bars on the terminal while artifacts are read (unless the user asked for them)."""
-    if _PROGRESS_BAR in os.environ:
-        yield
-        return
-    os.environ[_PROGRESS_BAR] = "false"
-    try:
-        yield
-    finally:
-        os.environ.pop(_PROGRESS_BAR, None)
 
 
 class Walker:
@@ -277,18 +41,14 @@ class Walker:
     def __init__(self, client: MlflowClient, store: Store) -> None:
         self.client = client
         self.store = store
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._runs: dict[str, RunRecord | None] = {}
-        self._uri = redact_uri(str(client.tracking_uri))
+        self.tracking = TrackingReader(client)
 
     def __enter__(self) -> Walker:
-        self._tmp = tempfile.TemporaryDirectory(prefix="nbops-audit-")
+        self.tracking.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+        self.tracking.__exit__(*exc)
 
     # -- the two walks ---------------------------------------------------------------------------
 
@@ -298,27 +58,26 @@ class Walker:
         Raises:
             InputError: no such model, version or alias (the message lists what exists).
         """
-        if ref.version is not None:
-            found = _lookup(self.client.get_model_version, ref.name, ref.version, what=f"read model version {ref}")
-        else:
-            found = _lookup(
-                self.client.get_model_version_by_alias, ref.name, ref.alias, what=f"read model version {ref}"
-            )
+        found = self.tracking.model_version(ref)
         if found is None:
-            raise InputError(self._unknown_model(ref))
-        return _model_info(found)
+            raise InputError(self.tracking.unknown_model(ref))
+        return found
 
     def from_model(self, ref: ModelRef, model: ModelInfo, given: str = "") -> Lineage:
         """The lineage of a registered model version; ``given`` is the reference as the user wrote it."""
         lineage = Lineage(
-            subject="model", ref=given or str(ref), store_url=self.store.url, tracking_uri=self._uri, model=model
+            subject="model",
+            ref=given or str(ref),
+            store_url=self.store.url,
+            tracking_uri=self.tracking.uri,
+            model=model,
         )
         run = self._model_run(lineage, model)
         if run is None:
             return lineage
         lineage.pipeline = run.tag(tags.PIPELINE) or model.tags.get(tags.PIPELINE, "")
         lineage.run_id = run.tag(tags.RUN_ID) or model.tags.get(tags.RUN_ID, "")
-        parent = self._parent_of(run)
+        parent = self.tracking.parent_of(run)
         if parent is None:
             lineage.gaps.append(
                 Gap(
@@ -328,7 +87,7 @@ class Walker:
                 )
             )
         self._pipeline(lineage, parent)
-        index = self._stage_runs(parent) if parent is not None else {}
+        index = self.tracking.stage_runs(parent) if parent is not None else {}
         root = self._attempt(lineage, run, role="model")
         self._follow(lineage, root, index)
         return lineage
@@ -339,11 +98,13 @@ class Walker:
         Raises:
             InputError: no pipeline run has that id, or several pipelines do.
         """
-        parent = self._find_pipeline_run(run_id, prefer_pipeline)
-        lineage = Lineage(subject="run", ref=run_id, store_url=self.store.url, tracking_uri=self._uri, run_id=run_id)
+        parent = self.tracking.find_pipeline_run(run_id, prefer_pipeline)
+        lineage = Lineage(
+            subject="run", ref=run_id, store_url=self.store.url, tracking_uri=self.tracking.uri, run_id=run_id
+        )
         lineage.pipeline = parent.tag(tags.PIPELINE)
         self._pipeline(lineage, parent)
-        index = self._stage_runs(parent)
+        index = self.tracking.stage_runs(parent)
         stages = list(self._spec_stages(lineage))
         stages += sorted({stage for stage, _ in index} - set(stages))
         chosen = [self._stage_attempt(lineage, stage, index) for stage in _upstream_first(stages, lineage)]
@@ -358,7 +119,7 @@ class Walker:
         """The stage run that registered ``model``; None, with a gap recorded, when there is none."""
         what = f"model version {model.name}/{model.version}"
         stage_run_id = model.tags.get(tags.STAGE_RUN) or model.source_run
-        run = self._run(stage_run_id) if stage_run_id else None
+        run = self.tracking.run(stage_run_id) if stage_run_id else None
         kind = run.tag(tags.KIND) if run is not None else ""
         if not stage_run_id:
             gap = Gap(
@@ -385,112 +146,10 @@ class Walker:
         attempts = sorted(((n, r) for (s, n), r in index.items() if s == stage), key=lambda item: item[0])
         done = [(n, r) for n, r in attempts if _succeeded(r)]
         if done:
-            return self._attempt(lineage, self._full(done[-1][1]), role="stage")
+            return self._attempt(lineage, self.tracking.full(done[-1][1]), role="stage")
         if attempts:
-            return self._attempt(lineage, self._full(attempts[-1][1]), role="stage", expects_manifest=False)
+            return self._attempt(lineage, self.tracking.full(attempts[-1][1]), role="stage", expects_manifest=False)
         return AttemptRecord(stage=stage, attempt=None, role="stage", expects_manifest=False)
-
-    # -- model registry --------------------------------------------------------------------------
-
-    def _unknown_model(self, ref: ModelRef) -> str:
-        registered = _lookup(self.client.get_registered_model, ref.name, what=f"read registered model '{ref.name}'")
-        where = f"the MLflow tracking store {self._uri}"
-        if registered is None:
-            return f"model {ref}: there is no registered model '{ref.name}' in {where}."
-        if ref.alias is not None:
-            aliases = dict(registered.aliases or {})
-            known = ", ".join(f"{a} -> version {v}" for a, v in sorted(aliases.items())) or "it has none"
-            return f"model {ref}: registered model '{ref.name}' has no alias '{ref.alias}' (aliases: {known})."
-        versions = sorted(
-            int(v.version)
-            for v in _call(
-                self.client.search_model_versions,
-                f"name = '{ref.name}'" if "'" not in ref.name else "",
-                what=f"list the versions of '{ref.name}'",
-            )
-            if v.name == ref.name
-        )
-        known = ", ".join(map(str, versions)) or "none"
-        return f"model {ref}: registered model '{ref.name}' has no version {ref.version} (versions: {known})."
-
-    # -- runs ------------------------------------------------------------------------------------
-
-    def _run(self, run_id: str) -> RunRecord | None:
-        if run_id not in self._runs:
-            run = _lookup(self.client.get_run, run_id, what=f"read MLflow run {run_id}")
-            self._runs[run_id] = _run_record(run) if run is not None else None
-        return self._runs[run_id]
-
-    def _full(self, run: RunRecord) -> RunRecord:
-        """The run as ``get_run`` returns it (search results may leave out dataset inputs)."""
-        return self._run(run.run_id) or run
-
-    def _parent_of(self, run: RunRecord) -> RunRecord | None:
-        parent_id = run.tag(tags.PARENT_RUN)
-        if parent_id:
-            return self._run(parent_id)
-        if not run.tag(tags.RUN_ID):
-            return None
-        found = self._search(
-            [run.experiment_id],
-            f"tags.`{tags.RUN_ID}` = '{_unquoted(run.tag(tags.RUN_ID))}' and tags.`{tags.KIND}` = '{PIPELINE_KIND}'",
-            what="search for the pipeline run",
-        )
-        return _oldest(found)
-
-    def _find_pipeline_run(self, run_id: str, prefer_pipeline: str | None) -> RunRecord:
-        if not run_id.strip() or "'" in run_id or "\\" in run_id:
-            raise InputError(f"'{run_id}' is not an nbops run id (e.g. 20261123T101500Z-3f9a1c or manual__...).")
-        experiments = self._experiments()
-        where = f"the MLflow tracking store {self._uri}"
-        found = self._search(
-            experiments,
-            f"tags.`{tags.RUN_ID}` = '{run_id}' and tags.`{tags.KIND}` = '{PIPELINE_KIND}'",
-            what=f"search for pipeline run {run_id}",
-        )
-        if not found:
-            raise InputError(
-                f"run {run_id}: no pipeline run with this nbops run id in {where}. Give the nbops run id "
-                "(as `nbops run` prints it or the Airflow DAG run id), not an MLflow run id."
-            )
-        by_pipeline: dict[str, list[RunRecord]] = {}
-        for run in found:
-            by_pipeline.setdefault(run.tag(tags.PIPELINE), []).append(run)
-        if len(by_pipeline) > 1:
-            if prefer_pipeline in by_pipeline:
-                return _oldest(by_pipeline[prefer_pipeline]) or found[0]
-            names = ", ".join(sorted(by_pipeline))
-            raise InputError(
-                f"run {run_id}: pipelines {names} all have a run with this id in {where}; run the audit "
-                "from the directory of the pipeline meant (or pass its pipeline file)."
-            )
-        return _oldest(found) or found[0]
-
-    def _experiments(self) -> list[str]:
-        return [str(e.experiment_id) for e in _pages(self.client.search_experiments, what="list experiments")]
-
-    def _search(self, experiment_ids: list[str], filter_string: str, *, what: str) -> list[RunRecord]:
-        found: list[RunRecord] = []
-        for start in range(0, len(experiment_ids), _EXPERIMENT_CHUNK):
-            chunk = experiment_ids[start : start + _EXPERIMENT_CHUNK]
-            found.extend(
-                _run_record(r) for r in _pages(self.client.search_runs, chunk, filter_string=filter_string, what=what)
-            )
-        return found
-
-    def _stage_runs(self, parent: RunRecord) -> dict[tuple[str, int], RunRecord]:
-        """The pipeline run's stage runs by (stage, attempt); of duplicates, the newest wins."""
-        runs = self._search(
-            [parent.experiment_id],
-            f"tags.`{tags.PARENT_RUN}` = '{parent.run_id}'",
-            what="list the stage runs",
-        )
-        index: dict[tuple[str, int], RunRecord] = {}
-        for run in sorted(runs, key=lambda r: (r.start_time or 0, r.run_id)):
-            stage, attempt = run.tag(tags.STAGE), _int(run.tag(tags.ATTEMPT))
-            if run.tag(tags.KIND) == STAGE_KIND and stage and attempt is not None:
-                index[(stage, attempt)] = run
-        return index
 
     # -- the pipeline run ------------------------------------------------------------------------
 
@@ -500,7 +159,7 @@ class Walker:
         if parent is None:
             return
         lineage.pipeline = lineage.pipeline or parent.tag(tags.PIPELINE)
-        raw = self._artifact(parent.run_id, SOURCES_ARTIFACT)
+        raw = self.tracking.artifact(parent.run_id, SOURCES_ARTIFACT)
         if raw is None:
             lineage.sources_note = (
                 f"pipeline run {parent.run_id} (nbops run {lineage.run_id}) has no {SOURCES_ARTIFACT} artifact"
@@ -539,7 +198,7 @@ class Walker:
     # -- attempts --------------------------------------------------------------------------------
 
     def _attempt(self, lineage: Lineage, run: RunRecord, *, role: Role, expects_manifest: bool = True) -> AttemptRecord:
-        stage, number = run.tag(tags.STAGE), _int(run.tag(tags.ATTEMPT))
+        stage, number = run.tag(tags.STAGE), parse_int(run.tag(tags.ATTEMPT))
         node = AttemptRecord(stage=stage, attempt=number, role=role, run=run, expects_manifest=expects_manifest)
         rel = run.tag(tags.ATTEMPT_PATH)
         if not rel and number is not None and stage:
@@ -551,7 +210,7 @@ class Walker:
         self._load(lineage, node, rel)
         self._notebook(lineage, node)
         if expects_manifest:
-            node.recorded_manifest = self._artifact(run.run_id, MANIFEST_ARTIFACT)
+            node.recorded_manifest = self.tracking.artifact(run.run_id, MANIFEST_ARTIFACT)
         return node
 
     def _load(self, lineage: Lineage, node: AttemptRecord, rel: str) -> None:
@@ -626,31 +285,17 @@ class Walker:
         run_of = other_run or consumer.run_id
         self._load(lineage, node, layout.attempt_rel(consumer.pipeline, run_of, stage, attempt))
         run_id = node.manifest.mlflow_run_id if node.manifest is not None else ""
-        run = self._run(run_id) if run_id else None
+        run = self.tracking.run(run_id) if run_id else None
         if run is None and not other_run and (stage, attempt) in index:
-            run = self._full(index[(stage, attempt)])
+            run = self.tracking.full(index[(stage, attempt)])
         node.run = run
         if run is None:
             named = f"MLflow run {run_id}, named by its manifest," if run_id else "its MLflow stage run"
             node.run_note = f"{named} is not in the tracking store"
         else:
-            node.recorded_manifest = self._artifact(run.run_id, MANIFEST_ARTIFACT)
+            node.recorded_manifest = self.tracking.artifact(run.run_id, MANIFEST_ARTIFACT)
         self._notebook(lineage, node)
         return node
-
-    # -- artifacts -------------------------------------------------------------------------------
-
-    def _artifact(self, run_id: str, path: str) -> bytes | None:
-        """An artifact's bytes, or None when the run has no such artifact."""
-        folder = path.rpartition("/")[0] or None
-        listed = _call(self.client.list_artifacts, run_id, folder, what=f"list the artifacts of run {run_id}")
-        if not any(info.path == path and not info.is_dir for info in listed):
-            return None
-        assert self._tmp is not None, "Walker used outside its context"  # noqa: S101 - programming error
-        target = tempfile.mkdtemp(dir=self._tmp.name)
-        with _quiet_downloads():
-            local = _call(self.client.download_artifacts, run_id, path, target, what=f"download {path} of run {run_id}")
-        return Path(local).read_bytes()
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -671,53 +316,18 @@ def _other_run(location: str, lineage: Lineage) -> str:
     return found.group(1)
 
 
-def _model_info(version: ModelVersion) -> ModelInfo:
-    return ModelInfo(
-        name=str(version.name),
-        version=str(version.version),
-        aliases=tuple(sorted(str(a) for a in (version.aliases or []))),
-        registered_at=iso(version.creation_timestamp),
-        source=str(version.source or ""),
-        source_run=str(version.run_id or ""),
-        tags=dict(version.tags or {}),
-    )
-
-
-def iso(ms: int | None) -> str | None:
-    """Milliseconds since the epoch (as MLflow records times) as ISO 8601 (UTC), None when unset."""
-    if not ms:
-        return None
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
-
-
 def _succeeded(run: RunRecord) -> bool:
     value = run.tag(tags.STATUS)
     if not value:
-        return run.status == "FINISHED"
+        return run.status == RunStatus.FINISHED
     try:
         return StageStatus(value).succeeded
     except ValueError:
         return False
 
 
-def _oldest(runs: list[RunRecord]) -> RunRecord | None:
-    """Of duplicate parent runs every reader picks the oldest (as ``pipeline_run.find`` does)."""
-    return min(runs, key=lambda r: (r.start_time or 0, r.run_id), default=None)
-
-
-def _int(text: str) -> int | None:
-    try:
-        return int(text)
-    except ValueError:
-        return None
-
-
 def _is_sha(text: str) -> bool:
     return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
-
-
-def _unquoted(text: str) -> str:
-    return text.replace("'", "")
 
 
 def _upstream_first(stages: list[str], lineage: Lineage) -> list[str]:
@@ -748,25 +358,4 @@ def _yaml_mapping(raw: bytes) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def dataset_profile(dataset: DatasetRecord) -> dict[str, Any]:
-    """A dataset input's profile as a mapping (empty when it is not a JSON object)."""
-    try:
-        data = json.loads(dataset.profile)
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-__all__ = [
-    "AttemptRecord",
-    "Consumer",
-    "Copy",
-    "DatasetRecord",
-    "Gap",
-    "Lineage",
-    "ModelInfo",
-    "RunRecord",
-    "Walker",
-    "dataset_profile",
-    "iso",
-]
+__all__ = ["MANIFEST_ARTIFACT", "Walker"]

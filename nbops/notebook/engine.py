@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -141,6 +142,7 @@ class NbopsClient(PapermillNotebookClient):  # type: ignore[misc]
                 return
             self.nb_man.cell_exception(self.nb.cells[index], cell_index=index, exception=exc)
             self._record(StageStatus.FAILED, index, exc.ename, str(exc.evalue))
+            outcome.traceback = plain_lines(exc.traceback)
         elif isinstance(exc, CellTimeoutError):
             timeout = self._get_timeout(self.nb.cells[index])
             self._mark(index, "CellTimeoutError", f"{name} ran longer than the {timeout} s cell timeout")
@@ -218,6 +220,14 @@ class NbopsClient(PapermillNotebookClient):  # type: ignore[misc]
             return {str(k): float(v) for k, v in decoded.items()}
         except (ValueError, TypeError, SyntaxError):
             return {}
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def plain_lines(traceback: str) -> tuple[str, ...]:
+    """A cell's traceback as nbclient joins it, as lines without terminal colours."""
+    return tuple(ANSI.sub("", traceback or "").splitlines())
 
 
 def _cell_name(source: int | None) -> str:

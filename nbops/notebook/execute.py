@@ -20,7 +20,7 @@ from nbops.notebook.tags import INJECTED, METRICS, cell_tags
 from nbops.status import StageStatus
 
 if TYPE_CHECKING:
-    from nbops.notebook.engine import EarlyKernel
+    from nbops.notebook.engine import EarlyKernel, Hooks
     from nbops.notebook.outcome import Outcome
 
 SOURCE_INDEX = "nbops_source_index"
@@ -115,25 +115,49 @@ def execute(
     down) raises. ``early_kernel`` (started in ``cwd``) is used instead of starting one, and
     shut down at the end like one.
     """
-    from papermill.execute import prepare_notebook_metadata, remove_error_markers
-    from papermill.utils import chdir
-
-    from nbops.notebook.engine import Hooks, NbopsEngine
-    from nbops.notebook.outcome import Terminated
-
     redactor = Redactor.from_env()
     archive = NotebookArchive(output_path, redactor)
+    nb = _prepared(nb, input_path, output_path)
+    hooks = _hooks(nb, kernel_env, archive)
+    _run_engine(
+        nb,
+        hooks,
+        redactor,
+        input_path=input_path,
+        cwd=cwd,
+        cell_timeout=cell_timeout,
+        start_timeout=start_timeout,
+        early_kernel=early_kernel,
+    )
+    nb.metadata["nbops"] = _status_metadata(hooks.outcome)
+    archive.save(nb)
+    return archive.masked(), hooks.outcome
+
+
+def _prepared(nb: NotebookNode, input_path: Path, output_path: Path) -> NotebookNode:
+    """A copy of ``nb`` with its cells stamped with their source index (unless :func:`parameterize`
+    did) and Papermill's execution metadata, without error markers of an earlier run."""
+    from papermill.execute import prepare_notebook_metadata, remove_error_markers
+
     nb = copy.deepcopy(nb)
     if not any(SOURCE_INDEX in cell.metadata for cell in nb.cells):  # not from parameterize(): nb is the source
         for index, cell in enumerate(nb.cells):
             cell.metadata[SOURCE_INDEX] = index
-    nb = remove_error_markers(prepare_notebook_metadata(nb, str(input_path), str(output_path)))
+    result: NotebookNode = remove_error_markers(prepare_notebook_metadata(nb, str(input_path), str(output_path)))
+    return result
+
+
+def _hooks(nb: NotebookNode, kernel_env: Callable[[], dict[str, str]], archive: NotebookArchive) -> Hooks:
+    """The engine's inputs for ``nb``: the kernel's environment (:data:`KERNEL_ENV` under the
+    stage's), the metrics cells, and each cell's source index, taken off the cells here."""
+    from nbops.notebook.engine import Hooks
+
     fixed = {k: v for k, v in KERNEL_ENV.items() if k not in os.environ}
 
     def environment() -> dict[str, str]:
         return {**fixed, **kernel_env()}
 
-    hooks = Hooks(
+    return Hooks(
         kernel_env=environment,
         metrics_cells={
             i: metrics_names(c.source)
@@ -143,7 +167,26 @@ def execute(
         source_index=[cell.metadata.pop(SOURCE_INDEX, None) for cell in nb.cells],
         save=archive.save,
     )
-    outcome = hooks.outcome
+
+
+def _run_engine(
+    nb: NotebookNode,
+    hooks: Hooks,
+    redactor: Redactor,
+    *,
+    input_path: Path,
+    cwd: Path,
+    cell_timeout: int | None,
+    start_timeout: int,
+    early_kernel: EarlyKernel | None,
+) -> None:
+    """Execute ``nb`` in place in ``cwd``; the outcome lands in ``hooks.outcome``, a
+    ``Terminated`` that reaches this far included."""
+    from papermill.utils import chdir
+
+    from nbops.notebook.engine import NbopsEngine
+    from nbops.notebook.outcome import Terminated
+
     try:
         with chdir(str(cwd)):
             NbopsEngine.execute_notebook(
@@ -161,8 +204,12 @@ def execute(
                 stderr_file=RedactingStream(sys.stderr, redactor),
             )
     except Terminated as exc:  # before the kernel was asked for, or while Papermill wrapped up
-        outcome.stopped_by(exc)
-    nb.metadata["nbops"] = {
+        hooks.outcome.stopped_by(exc)
+
+
+def _status_metadata(outcome: Outcome) -> dict[str, Any]:
+    """``metadata.nbops`` of the archived notebook: how the stage ended."""
+    return {
         "status": outcome.status.value,
         "failed_cell": outcome.cell_index if outcome.status is not StageStatus.SUCCEEDED else None,
         "failed_execution_count": outcome.execution_count,
@@ -170,5 +217,3 @@ def execute(
         "limit": outcome.limit,
         "skipped_cells": outcome.skipped_cells,
     }
-    archive.save(nb)
-    return archive.masked(), outcome

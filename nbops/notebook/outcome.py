@@ -79,6 +79,16 @@ class Outcome:
     limit: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     skipped_cells: list[int] = field(default_factory=list)
+    traceback: tuple[str, ...] = ()
+    """The failing cell's traceback as plain text lines (colours removed), when it raised."""
+
+    def where(self, last: int = 4) -> list[str]:
+        """Where a failed cell failed, for logs: the source line it stopped at (IPython marks it
+        ``---->``) and the last ``last`` lines of its traceback."""
+        lines = [line.rstrip() for line in self.traceback if line.strip()]
+        marked = [line.strip() for line in lines if line.lstrip().startswith("---->")]
+        head = [f"at {marked[-1]}"] if marked else []
+        return head + lines[-last:]
 
     @property
     def cell(self) -> str:
@@ -96,6 +106,7 @@ class Outcome:
     def fail(self, status: StageStatus, ename: str, evalue: str) -> None:
         """Record a failure outside any cell (the kernel would not start, a store refused)."""
         self.status, self.ename, self.evalue, self.cell_index, self.execution_count = status, ename, evalue, None, None
+        self.traceback = ()
 
     def stopped_by(self, exc: Terminated, index: int | None = None, execution_count: int | None = None) -> None:
         """Record a signal or the stage timeout, unless the notebook had already failed."""

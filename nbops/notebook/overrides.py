@@ -10,14 +10,31 @@ from __future__ import annotations
 import ast
 import json
 import keyword
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from nbops.errors import InputError, did_you_mean, format_problems
 from nbops.notebook.parameters import Param, ParameterSchema, conform
 
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
+TRUE_WORDS = ("true", "yes", "on", "1")
+"""What ``-p STAGE.NAME=VALUE`` reads as True for a ``bool`` parameter (any case, spaces around ignored)."""
+FALSE_WORDS = ("false", "no", "off", "0")
+"""What it reads as False."""
+NONE_WORDS = ("none", "null")
+"""What it reads as None for a parameter that allows it (``| None``)."""
+
+
+def parse_bool(text: str) -> bool:
+    """Read a command-line bool; ValueError listing every accepted spelling otherwise."""
+    low = text.strip().lower()
+    if low in TRUE_WORDS:
+        return True
+    if low in FALSE_WORDS:
+        return False
+    raise ValueError(
+        f"expects bool, got '{text}'; write {'/'.join(TRUE_WORDS)} for True or {'/'.join(FALSE_WORDS)} "
+        "for False (any case)"
+    )
 
 
 def safe_name_problem(name: object) -> str | None:
@@ -36,30 +53,44 @@ def validate_overrides(schema: ParameterSchema, overrides: Mapping[str, Any], wh
     if not overrides:
         return {}
     if schema.cell_index is None:
-        names = ", ".join(sorted(map(str, overrides)))
-        raise InputError(
-            f"{where}: the notebook has no cell tagged 'parameters', so it takes no parameters "
-            f"(overrides given: {names}). Tag the cell holding the defaults with 'parameters'."
-        )
-    problems: list[str] = []
+        raise InputError(f"{where}: {no_parameters_cell(overrides)}")
+    clean, found = override_problems(schema, overrides)
+    if found:
+        problems = [problem for _, problem in found]
+        raise InputError(format_problems(f"{where}: {len(problems)} parameter problem(s):", problems))
+    return clean
+
+
+def override_problems(
+    schema: ParameterSchema, overrides: Mapping[Any, Any]
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The overrides conformed to the schema, and the problem of each one that is refused, by name."""
+    problems: list[tuple[str, str]] = []
     clean: dict[str, Any] = {}
     for name, value in overrides.items():
         bad = safe_name_problem(name)
         if bad:
-            problems.append(bad)
+            problems.append((str(name), bad))
             continue
         param = schema.get(name)
         if param is None:
-            problems.append(unknown_parameter(schema, name))
+            problems.append((name, unknown_parameter(schema, name)))
             continue
         conformed, problem = conform(param, value)
         if problem:
-            problems.append(f"parameter '{name}' {problem}")
+            problems.append((name, f"parameter '{name}' {problem}"))
         else:
             clean[name] = conformed
-    if problems:
-        raise InputError(format_problems(f"{where}: {len(problems)} parameter problem(s):", problems))
-    return clean
+    return clean, problems
+
+
+def no_parameters_cell(overrides: Iterable[Any]) -> str:
+    """Why overrides are refused by a notebook that has no parameters cell."""
+    names = ", ".join(sorted(map(str, overrides)))
+    return (
+        "the notebook has no cell tagged 'parameters', so it takes no parameters "
+        f"(overrides given: {names}). Tag the cell holding the defaults with 'parameters'."
+    )
 
 
 def unknown_parameter(schema: ParameterSchema, name: str) -> str:
@@ -75,18 +106,13 @@ def coerce_text(param: Param, text: str) -> Any:
     Raises:
         ValueError: the text cannot be read as that type (message says what was expected).
     """
-    if param.nullable and text.strip().lower() in ("none", "null"):
+    if param.nullable and text.strip().lower() in NONE_WORDS:
         return None
     kind = param.kind
     if kind == "str":
         return text
     if kind == "bool":
-        low = text.strip().lower()
-        if low in _TRUE:
-            return True
-        if low in _FALSE:
-            return False
-        raise ValueError(f"expects bool (true/false), got '{text}'")
+        return parse_bool(text)
     if kind == "int":
         try:
             return int(text)

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
+import shlex
+import shutil
 import sys
 import time
 from collections.abc import Iterable
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from nbops.status import PipelineOutcome, StageState
 
-class _Stage(Protocol):
-    name: str
-    status: str
-    duration: float
-    tries: int
-    attempt: int | None
-    mlflow_run_id: str | None
-    message: str
-    exit_code: int | None
-    log_path: Any
+if TYPE_CHECKING:
+    from nbops.runner.plan import RunOptions
+    from nbops.runner.state import RunSummary, StageRun
 
 
 def say(text: str) -> None:
@@ -48,15 +45,15 @@ class Progress:
         """A stage command was launched (``tries`` counts launches in this run)."""
         self._say("start", stage, "running" if tries == 1 else f"running (try {tries})")
 
-    def succeeded(self, st: _Stage) -> None:
+    def succeeded(self, st: StageRun) -> None:
         """A stage finished with exit 0."""
         self._say("ok", st.name, f"{st.duration:.1f}s  attempt {st.attempt}  mlflow {st.mlflow_run_id}")
 
-    def cached(self, st: _Stage) -> None:
+    def cached(self, st: StageRun) -> None:
         """A stage reused a completed attempt instead of running its notebook."""
         self._say("cache", st.name, f"{st.message}; no notebook ran  attempt {st.attempt}  mlflow {st.mlflow_run_id}")
 
-    def retrying(self, st: _Stage, delay: float, retries: int) -> None:
+    def retrying(self, st: StageRun, delay: float, retries: int) -> None:
         """A retryable failure: the stage runs again after ``delay`` seconds."""
         self._say(
             "retry",
@@ -65,32 +62,71 @@ class Progress:
             f"retry {st.tries} of {retries} in {delay:g}s",
         )
 
-    def failed(self, st: _Stage) -> None:
+    def failed(self, st: StageRun) -> None:
         """A stage failed or was stopped; show why and where its log is."""
-        mark = "KILL" if st.status == "killed" else "FAIL"
+        mark = "KILL" if st.state is StageState.KILLED else "FAIL"
         self._say(mark, st.name, f"exit {st.exit_code} after {st.duration:.1f}s: {st.message}")
+        for line in st.detail:  # where it failed: source line, traceback's last lines, executed notebook
+            say(f"        | {line}")
         if st.log_path is not None:
             say(f"        log: {st.log_path}")
-            try:
-                tail = st.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-12:]
-            except OSError:
-                tail = []
-            for line in tail:
-                say(f"        | {line}")
+            if not st.detail:  # no result said where: the end of the stage command's own log
+                try:
+                    tail = st.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-12:]
+                except OSError:
+                    tail = []
+                for line in tail:
+                    say(f"        | {line}")
 
     def skipped(self, stage: str, cause: str) -> None:
         """A stage will not run because an upstream stage failed."""
         self._say("skip", stage, f"not run: upstream '{cause}' failed")
 
 
-def summary_table(stages: Iterable[_Stage]) -> str:
+def summary_table(stages: Iterable[StageRun]) -> str:
     """A plain-text table: stage, status, attempt, tries, duration, MLflow run id."""
     rows = [("stage", "status", "attempt", "tries", "duration", "mlflow run")]
     for st in stages:
         duration = f"{st.duration:.1f}s" if st.tries else "-"
         tries = str(st.tries) if st.tries else "-"
-        rows.append((st.name, st.status, str(st.attempt or "-"), tries, duration, st.mlflow_run_id or "-"))
+        rows.append((st.name, st.state.value, str(st.attempt or "-"), tries, duration, st.mlflow_run_id or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n" + "\n".join(lines)
+
+
+def nbops_command() -> str:
+    """How to call nbops from the user's shell: ``nbops`` when that is on PATH and is this nbops,
+    else the path of the executable running now (``.venv/bin/nbops`` after ``make example``)."""
+    here = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    found = shutil.which("nbops")
+    if here is None or here.name != "nbops" or (found and Path(found).resolve() == here.resolve()):
+        return "nbops"
+    try:
+        return shlex.quote(str(here.resolve().relative_to(Path.cwd())))
+    except ValueError:
+        return shlex.quote(str(here))
+
+
+def finish_report(summary: RunSummary, options: RunOptions, slot_lines: list[str]) -> str:
+    """The end of ``nbops run``'s output: the stage table, what the run slots report, how it ended."""
+    from nbops.runner.plan import DRIFT_TRIGGER, resume_command
+
+    stages = list(summary.stages.values())
+    if not any(s.tries for s in stages) and summary.interrupted:
+        return f"\nnbops run: {summary.interrupted} before any stage started; nothing ran."
+    lines = [summary_table(stages), *slot_lines]
+    if options.trigger == DRIFT_TRIGGER:
+        lines.append(f"\nDrift-triggered run: {len(summary.ran)} of {len(stages)} stage(s) re-ran (none reused).")
+    if summary.outcome is PipelineOutcome.SUCCEEDED:
+        ui = f" See it with: {nbops_command()} ui {shlex.quote(str(options.pipeline_file))}" if options.hints else ""
+        return "\n".join([*lines, f"\nRun {summary.run_id} succeeded.{ui}"])
+    failed = [s for s in stages if s.state.failed]
+    first = failed[0].name if failed else next(s.name for s in stages if not s.state.done)
+    why = f"was stopped ({summary.interrupted})" if summary.interrupted else "did not finish"
+    if not options.hints:
+        return "\n".join([*lines, f"\nRun {summary.run_id} {why}."])
+    which = "stopped" if summary.interrupted else "failed"
+    resume = resume_command(options, summary.run_id, first).replace("nbops", nbops_command(), 1)
+    return "\n".join([*lines, f"\nRun {summary.run_id} {why}. Resume from the {which} stage with:", f"  {resume}"])

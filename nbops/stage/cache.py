@@ -17,46 +17,19 @@ import hashlib
 import json
 import platform
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from nbops import __version__, environment
 from nbops.errors import InputError
 from nbops.spec import Pipeline
+from nbops.stage.slots import CacheHit
 from nbops.status import StageStatus
 from nbops.storage import Store, layout
-from nbops.storage.manifest import Manifest, ManifestInput, ReusedAttempt, file_sha256, read_manifest
+from nbops.storage.manifest import Manifest, ManifestInput, file_sha256, read_manifest
 
 INDEX_DIR = "cache"
 KEY_VERSION = 1
 """Changes whenever what goes into a key changes, so that older entries are never matched."""
-
-
-@dataclass(frozen=True)
-class CacheHit:
-    """A completed attempt whose key matches: what a ``cached`` attempt stands for."""
-
-    key: str
-    run_id: str
-    attempt_dir: Path
-    manifest: Manifest
-    manifest_sha256: str
-    location: str
-
-    def reused(self) -> ReusedAttempt:
-        """The reference a ``cached`` attempt's manifest keeps."""
-        return ReusedAttempt(
-            run_id=self.run_id,
-            attempt=self.manifest.attempt,
-            manifest_sha256=self.manifest_sha256,
-            location=self.location,
-            mlflow_run_id=self.manifest.mlflow_run_id,
-        )
-
-    def describe(self) -> str:
-        """``attempt 1 of run 20261123T...``."""
-        return f"attempt {self.manifest.attempt} of run {self.run_id}"
 
 
 def stage_key(

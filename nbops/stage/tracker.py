@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbops.errors import InfraError
 from nbops.retry import TRACKING_RECORD
+from nbops.status import RunStatus
 from nbops.tracking import pipeline_run, record, tags
 from nbops.tracking.store import open_client
 
@@ -149,6 +150,6 @@ class StageTracker:
             client, run = self._client(), self.run_id()
             message = str(exc)[: tags.ERROR_MESSAGE_LIMIT]
             record.set_tags(client, run, {tags.STATUS: reason, tags.ERROR_MESSAGE: message})
-            record.finish_run(client, run, "FAILED")
+            record.finish_run(client, run, RunStatus.FAILED)
         except Exception:  # noqa: S110 - the InfraError being raised says what went wrong
             pass

@@ -11,7 +11,8 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from nbops.tracking import record, tags
+from nbops.status import PipelineOutcome
+from nbops.tracking import query, record, tags
 from nbops.tracking.store import SQLITE_BUSY_TIMEOUT_S, sqlite_path
 
 if TYPE_CHECKING:
@@ -28,14 +29,7 @@ def find(client: MlflowClient, experiment_id: str, run_id: str) -> str | None:
     If concurrent creators left several, every reader picks the same one: the oldest, ties
     broken by run id (runs created in the same millisecond are common on a busy machine).
     """
-    runs = record.call(
-        client.search_runs,
-        [experiment_id],
-        filter_string=f"tags.`{tags.RUN_ID}` = '{run_id}' and tags.`{tags.KIND}` = '{KIND}'",
-        order_by=["attributes.start_time ASC"],
-        max_results=50,
-        what="search for the pipeline run",
-    )
+    runs = query.pipeline_runs(client, experiment_id, run_id, KIND)
     if not runs:
         return None
     return str(min(runs, key=lambda r: (r.info.start_time, r.info.run_id)).info.run_id)
@@ -85,7 +79,7 @@ def _get_or_create(
     return winner
 
 
-def close(client: MlflowClient, parent_id: str, outcome: str, mlflow_status: str) -> None:
-    """Tag the run's outcome (``succeeded``, ``failed``, ``killed``) and end it with ``mlflow_status``."""
-    record.set_tags(client, parent_id, {tags.STATUS: outcome})
-    record.finish_run(client, parent_id, mlflow_status)
+def close(client: MlflowClient, parent_id: str, outcome: PipelineOutcome) -> None:
+    """Tag the run's outcome and end it with the matching MLflow status; both backends close here."""
+    record.set_tags(client, parent_id, {tags.STATUS: outcome.value})
+    record.finish_run(client, parent_id, outcome.mlflow_status)

@@ -181,7 +181,9 @@ def tag_model_versions(client: MlflowClient, run_id: str, version_tags: Mapping[
     returns the versions as ``name/version``."""
     if not version_tags:
         return []
-    versions = call(client.search_model_versions, f"run_id = '{run_id}'", what="find the registered versions")
+    from nbops.tracking import query
+
+    versions = query.run_versions(client, run_id)
     done = []
     for version in versions:
         for key, value in version_tags.items():

@@ -41,10 +41,12 @@ def render(
     run_id: str = SCHEDULED_RUN_ID,
     try_number: int = 1,
     xcom: dict[str, Any] | None = None,
+    run_type: str = "scheduled",
 ) -> Any:
     """Render a task's templates as a worker would for a DAG run, then build its pod (dry run).
 
-    ``xcom``: the results of upstream tasks by task id, as ``ti.xcom_pull(task_ids=...)`` returns them.
+    ``xcom``: the results of upstream tasks by task id, as ``ti.xcom_pull(task_ids=...)`` returns them;
+    ``run_type``: what started the DAG run (``asset_triggered``: the drift asset).
     """
     dag = task.dag
     merged = copy.deepcopy(dag.params)
@@ -67,7 +69,12 @@ def render(
         "run_id": run_id,
         "params": params,
         "dag_run": SimpleNamespace(
-            run_id=run_id, conf=conf or {}, dag_id=dag.dag_id, logical_date=LOGICAL_DATE, run_after=LOGICAL_DATE
+            run_id=run_id,
+            conf=conf or {},
+            dag_id=dag.dag_id,
+            logical_date=LOGICAL_DATE,
+            run_after=LOGICAL_DATE,
+            run_type=run_type,
         ),
         "ds": "2026-11-21",
         "ts": "2026-11-21T02:00:00+00:00",

@@ -1,6 +1,7 @@
 """``airflow dags test`` of the retraining loop with the local backend: the training DAG's gate
 and approved promotion move the champion; the monitor DAG emits the drift asset only when its
-trigger holds; every run's date is its logical date."""
+trigger holds, and is skipped (no failure, no alert) before there is a champion; every run's
+date is its logical date."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import re
 import sqlite3
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import pytest
 from tests.airflow.loop import MODEL, loop_project
 from tests.airflow.test_dags_test import airflow
 from tests.conftest import Project
+from tests.hookserver import HookServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -23,12 +26,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 class Loop:
     """The promoted loop and the output of each ``airflow dags test`` run, by name."""
 
-    def __init__(self, project: Project) -> None:
+    def __init__(self, project: Project, hook: HookServer) -> None:
         self.project = project
+        self.hook = hook
         self.runs: dict[str, subprocess.CompletedProcess[str]] = {}
+        self.alerts: dict[str, list[dict[str, Any]]] = {}
 
     def test(self, name: str, dag_id: str, logical_date: str, *args: str) -> None:
+        before = len(self.hook.messages())
         self.runs[name] = airflow(self.project, "dags", "test", dag_id, logical_date, *args)
+        self.alerts[name] = self.hook.messages()[before:]
 
     def output(self, name: str) -> str:
         return self.runs[name].stdout + self.runs[name].stderr
@@ -60,15 +67,28 @@ class Loop:
 
 
 @pytest.fixture(scope="module")
-def loop(tmp_path_factory: pytest.TempPathFactory) -> Loop:
-    """Promoted once; a training run (its approval given), then a monitor run on a drifting day
-    and one on a quiet day."""
-    project = loop_project(tmp_path_factory.mktemp("loop-dags-test"))
+def hook() -> Iterator[HookServer]:
+    """Where the DAGs' failure alerts go."""
+    server = HookServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory: pytest.TempPathFactory, hook: HookServer) -> Loop:
+    """Promoted once, failure alerts on; a monitor run before any champion, a training run (its
+    approval given), then a monitor run on a drifting day and one on a quiet day."""
+    alerts = {"urls": [hook.url()], "on": ["failure"]}
+    project = loop_project(tmp_path_factory.mktemp("loop-dags-test"), alerts=alerts)
     promoted = project.nbops("promote", "pipeline.yaml")
     assert promoted.returncode == 0, promoted.stderr
     migrated = airflow(project, "db", "migrate")
     assert migrated.returncode == 0, migrated.stderr[-3000:]
-    loop = Loop(project)
+    loop = Loop(project, hook)
+    # A fresh deployment: the monitor DAG, unpaused, runs before the first champion exists; and,
+    # to show that `dags test` sends the DAGs' failure alert, a run that fails (a misspelled conf key).
+    loop.test("fresh", "loop_monitor", "2026-11-20")
+    loop.test("misspelled", "loop_monitor", "2026-11-19", "-c", json.dumps({"monitor.drfit": 0.9}))
     # `dags test` cannot answer a human-in-the-loop task: the approval is marked given.
     loop.test("train", "loop", "2026-11-21", "--mark-success-pattern", "approve_champion")
     loop.test("drift", "loop_monitor", "2026-11-22", "-c", json.dumps({"monitor.drift": 0.9}))
@@ -76,6 +96,27 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Loop:
     # The same day again, nothing changed: every stage reuses the first run's attempts.
     loop.test("again", "loop", "2026-11-21T12:00:00+00:00", "--mark-success-pattern", "approve_champion")
     return loop
+
+
+def test_a_monitor_run_before_any_champion_is_skipped_and_sends_no_alert(loop: Loop) -> None:
+    """As ``nbops monitor`` returns 0 then: the monitor's stage command exits 99, the monitor and
+    the drift check are skipped, the DAG run succeeds and no failure alert goes out."""
+    assert loop.runs["fresh"].returncode == 0, loop.output("fresh")[-5000:]
+    output = loop.output("fresh")
+    assert re.search(r"DagRun Finished: dag_id=loop_monitor, .* state=success,", output), output[-5000:]
+    assert loop.states("fresh", "loop_monitor") == {
+        "check_conf": "success",
+        "monitor": "skipped",
+        "drift_trigger": "skipped",
+        "close_run": "success",
+        "stages_succeeded": "success",
+    }
+    assert "has no champion yet" in output
+    assert loop.alerts["fresh"] == []
+    [failed] = loop.alerts["misspelled"]  # what the fresh run would have sent, had it failed
+    assert failed["title"].startswith("nbops: loop_monitor failed") and failed["type"] == "failure"
+    fresh = loop.airflow_run_id("fresh", "loop_monitor")
+    assert loop.db("select count(*) from asset_event where source_run_id = ?", fresh) == [(0,)]
 
 
 def test_the_gate_and_the_approved_promotion_make_the_first_champion(loop: Loop) -> None:

@@ -70,6 +70,16 @@ def test_notifier_sends_the_failed_run(hook: HookServer, capsys: pytest.CaptureF
     assert "nbops: alert 'failure' sent to 1 of 1 URL(s)" in capsys.readouterr().err
 
 
+def test_a_serialized_dag_in_the_context_does_not_stop_the_alert(hook: HookServer) -> None:
+    """``airflow dags test`` runs the callback with a SerializedDAG, which has no template
+    environment (apache/airflow#64649): the alert is still sent."""
+    notifier = failure_notifier(lock(urls=[hook.url()]))
+    assert notifier is not None
+    notifier({**failure_context(), "dag": SimpleNamespace(dag_id="churn")})  # no get_template_env
+    [payload] = hook.messages()
+    assert payload["title"] == "nbops: churn failed (task train)"
+
+
 def test_minimal_context_and_a_task_exception(hook: HookServer) -> None:
     notifier = failure_notifier(lock(urls=[hook.url()]))
     assert notifier is not None

@@ -1,9 +1,12 @@
 """The stage operator: exit codes decide skip, retry or fail on both backends, still-running pods
-are deleted, and only the command line and environment are templates."""
+are deleted, only the command line and environment are templates, and a run the drift asset
+started forces its stages."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
@@ -125,12 +128,13 @@ def test_the_kubernetes_backend_says_how_to_run_here_instead(project: Project, m
         operator.execute(context={})
 
 
-@pytest.mark.parametrize(("skip_on", "outcome"), [(99, "skipped"), (None, "retried")])
+@pytest.mark.parametrize(("skip_on", "outcome"), [(99, "skipped"), (None, "failed")])
 def test_local_backend_skips_on_the_skip_exit_code_as_the_pod_operator_does(
     monkeypatch: pytest.MonkeyPatch, skip_on: int | None, outcome: str
 ) -> None:
     """``nbops drift-check`` exits 99 when the trigger does not hold: the task is skipped, so its
-    asset event is not emitted; without skip_on_exit_code, 99 is an unknown exit (retried)."""
+    asset event is not emitted. A task that does not skip on it fails, not retried: 99 is
+    ``ExitCode.SKIP``, not an infrastructure failure (the pod operator's cleanup says the same)."""
     import sys
 
     from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
@@ -143,7 +147,7 @@ def test_local_backend_skips_on_the_skip_exit_code_as_the_pod_operator_does(
     with pytest.raises(AirflowException) as caught:
         operator.execute(context={})
     assert isinstance(caught.value, AirflowSkipException) is (outcome == "skipped")
-    assert not isinstance(caught.value, AirflowFailException)
+    assert isinstance(caught.value, AirflowFailException) is (outcome == "failed")
 
 
 def test_kubernetes_cleanup_keeps_a_skip_a_skip(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -161,3 +165,64 @@ def test_kubernetes_cleanup_keeps_a_skip_a_skip(monkeypatch: pytest.MonkeyPatch)
     remote = _pod("Failed", 99)
     with pytest.raises(AirflowSkipException):
         operator.cleanup(remote, remote)
+
+
+@pytest.mark.parametrize(("code", "outcome"), [(99, "skipped"), (2, "failed")])
+def test_the_local_monitor_stage_without_a_champion_is_skipped(
+    loop_manual: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, code: int, outcome: str
+) -> None:
+    """The monitor DAG's stage task on the local backend: its stage command exits 99 while the model
+    has no champion, and the task is skipped as the pod operator skips it; other exits still fail."""
+    import sys
+
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    from tests.airflow.conftest import dagbag, render
+
+    monkeypatch.setenv("NBOPS_BACKEND", "local")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("NBOPS_ARTIFACT_ROOT", str(tmp_path / "no-store-here"))  # nothing to reuse from
+    task = dagbag(loop_manual.root / "dags")["loop_monitor"].get_task("monitor")
+    render(task)
+    ran: list[list[str]] = []
+
+    def exits(self: Any) -> list[str]:
+        ran.append(list(self.arguments))
+        return [sys.executable, "-c", f"raise SystemExit({code})"]
+
+    monkeypatch.setattr(type(task), "command_line", exits)
+    expected = AirflowSkipException if outcome == "skipped" else AirflowFailException
+    with pytest.raises(expected):
+        task.execute(context={})
+    assert ran and ran[0][:1] == ["exec-stage"] and "--stage" in ran[0]
+
+
+def _dag_run_context(run_type: str) -> dict[str, Any]:
+    run = SimpleNamespace(run_id="r1", run_type=run_type, conf={}, logical_date=None, run_after=None)
+    return {"dag_run": run, "run_id": "r1", "params": {}}
+
+
+@pytest.mark.parametrize("run_type", ["asset_triggered", "scheduled", "manual"])
+def test_an_asset_triggered_run_forces_the_stage_and_skips_the_worker_s_reuse_check(
+    project: Project, monkeypatch: pytest.MonkeyPatch, run_type: str
+) -> None:
+    """A DAG run the drift asset started runs every notebook again: the rendered command line gets
+    --force (so the stage command reuses nothing) and the worker does not look for an attempt to
+    reuse. Any other run looks, and the unchanged stage is reused."""
+    import nbops.stage.command
+    from nbops.stage.result import StageRequest
+
+    _operator(project, "params.ipynb", monkeypatch).execute(context={})  # attempt 1 runs the notebook
+    probed: list[StageRequest] = []
+    monkeypatch.setattr(nbops.stage.command, "probe_reuse", lambda request, *_: probed.append(request))
+    operator = _operator(project, "params.ipynb", monkeypatch)
+    operator.render_template_fields(_dag_run_context(run_type))
+    forced = run_type == "asset_triggered"
+    assert (operator.arguments[-1] == "--force") is forced
+    assert StageRequest.from_argv(operator.arguments) == StageRequest(
+        project.pipeline, "only", "r1", promoted=None, force=forced
+    )
+    operator.execute(context=_dag_run_context(run_type))
+    assert len(probed) == (0 if forced else 1)
+    second = json.loads((project.attempts("ops", "only")[1] / "manifest.json").read_text())
+    assert (second.get("reused") is None) is forced  # forced: the notebook ran; else the stage command reused

@@ -1,6 +1,7 @@
 """Every stage pod of the example and of a spec using every Kubernetes field, and the pods of the
 gate, the approved promotion and the monitor DAG, built from the real generated DAGs, rendered
-for a DAG run and validated strictly against Kubernetes' schema; the run date they carry."""
+for a DAG run and validated strictly against Kubernetes' schema; the run date they carry, and
+the --force and trigger of a run the drift asset started."""
 
 from __future__ import annotations
 
@@ -363,7 +364,13 @@ def test_nobody_named_when_the_approval_has_no_answer(loop_manual: Project) -> N
 
 
 def _rendered_run_date(task: Any, logical_date: datetime | None, run_after: datetime) -> dict[str, str]:
-    """Render ``task`` through a real task instance of a DAG run, as a worker does."""
+    """Render ``task`` through a real task instance of a DAG run, as a worker does: its environment."""
+    return _rendered(task, logical_date, run_after)[1]
+
+
+def _rendered(task: Any, logical_date: datetime | None, run_after: datetime) -> tuple[list[str], dict[str, str]]:
+    """Render ``task`` through a real task instance of a DAG run, as a worker does: its command
+    line and environment. No logical date: the run the drift asset started."""
     from uuid import uuid4
 
     from airflow.sdk.api.datamodels._generated import DagRun, DagRunState, DagRunType, TIRunContext
@@ -399,7 +406,7 @@ def _rendered_run_date(task: Any, logical_date: datetime | None, run_after: date
     )
     context = ti.get_template_context()
     task.render_template_fields(context)
-    return {e.name: e.value for e in task.env_vars}
+    return list(task.arguments), {e.name: e.value for e in task.env_vars}
 
 
 @pytest.mark.parametrize(
@@ -429,3 +436,54 @@ def test_the_run_date_is_the_logical_date_else_the_run_after_date(
     ]:
         env = _rendered_run_date(dags[dag_id].get_task(task_id), logical_date, run_after)
         assert env["NBOPS_RUN_DATE"] == expected, (dag_id, task_id)
+
+
+TRAINING_STAGES = ("prepare", "fit", "report")
+
+
+@pytest.mark.parametrize("run_type", ["asset_triggered", "scheduled", "manual"])
+def test_a_run_the_drift_asset_started_forces_every_stage_and_is_recorded_as_drift(
+    loop_manual: Project, run_type: str
+) -> None:
+    """The asset-triggered training run: every stage command gets --force (no attempt is reused:
+    the world drifted, which no key sees) and ``nbops.trigger`` says ``drift``. Any other run's
+    pods are the scheduled run's, unchanged."""
+    forced = run_type == "asset_triggered"
+    training = dagbag(loop_manual.root / "dags")["loop"]  # fresh DAGs: rendering changes a task in place
+    scheduled = dagbag(loop_manual.root / "dags")["loop"]
+    for task_id in [*TRAINING_STAGES, "retrain_gate", "promote_champion", "close_run"]:
+        pod = serialize(render(training.get_task(task_id), run_type=run_type))
+        kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+        usual = serialize(render(scheduled.get_task(task_id)))
+        args, usual_args = pod["spec"]["containers"][0].pop("args"), usual["spec"]["containers"][0].pop("args")
+        env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0].pop("env")}
+        usual_env = {e["name"]: e.get("value") for e in usual["spec"]["containers"][0].pop("env")}
+        assert env == {**usual_env, "NBOPS_TRIGGER": "drift" if forced else "airflow"}, task_id
+        assert usual_env["NBOPS_TRIGGER"] == "airflow"
+        if task_id in TRAINING_STAGES and forced:
+            assert args[-1] == "--force" and len(args) == len(usual_args) + 1, task_id
+            assert args[:8] == usual_args[:8] and json.loads(args[8]) == json.loads(usual_args[8]), task_id
+        else:
+            assert args == usual_args, task_id
+        for built in (pod, usual):
+            built["metadata"].pop("name")  # a random suffix
+        assert pod == usual, task_id
+
+
+def test_a_worker_renders_an_asset_triggered_run_s_stages_forced(
+    loop_manual: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through a real task instance of each kind of DAG run (Airflow's own ``run_type``)."""
+    from nbops.stage.result import StageRequest
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", loop_manual.tracking_uri)
+    monkeypatch.setenv("NBOPS_ARTIFACT_ROOT", str(loop_manual.root / ".nbops" / "artifacts"))
+    drifted = datetime(2026, 12, 3, 7, tzinfo=UTC)
+    for logical_date, forced in [(None, True), (datetime(2026, 12, 3, tzinfo=UTC), False)]:
+        dags = dagbag(loop_manual.root / "dags")
+        for stage in TRAINING_STAGES:
+            args, env = _rendered(dags["loop"].get_task(stage), logical_date, drifted)
+            assert StageRequest.from_argv(args).force is forced, stage
+            assert env["NBOPS_TRIGGER"] == ("drift" if forced else "airflow"), stage
+        args, env = _rendered(dags["loop"].get_task("retrain_gate"), logical_date, drifted)
+        assert "--force" not in args and env["NBOPS_TRIGGER"] == ("drift" if forced else "airflow")

@@ -62,7 +62,7 @@ def test_missing_kernelspec_runs_on_the_python_kernel(project: Project) -> None:
         (b"\x00\x01\x02\xff\xfe junk", "not valid YAML"),
         (b"name: x\nstages:\n  a: {notebook: nb/a.ipynb\n", "line"),
         (b"- just\n- a list\n", "expected a mapping"),
-        (b"name: Bad Name\nstages: {}\n", "line 1"),
+        (b"name: Bad Name\nstages: {}\n", "pipeline.yaml:1:"),  # FILE:LINE: field: message
     ],
 )
 def test_corrupt_spec_exits_2_naming_the_file(project: Project, content: bytes, fragment: str) -> None:

@@ -1,18 +1,35 @@
-"""nbops as a dependency of another repository: the built wheel with its ``runner`` and
-``airflow`` extras in a fresh venv, a project scaffolded by ``nbops init``, run, promoted,
-and its DAG parsed by that venv's Airflow. Nothing comes from this repository's venv."""
+"""nbops as a dependency of another repository, installed by the README's own lines: ``make
+dist`` in a copy of this repository, then the wheel into a fresh venv under the constraints
+exported from uv.lock; a project scaffolded by ``nbops init``, run, promoted, and its DAG
+parsed by that venv's Airflow. Nothing comes from this repository's venv."""
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
-from tests.images.test_runner_install import clean_env, find_uv, run
+from tests.images.test_runner_install import clean_env, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+README = ROOT / "README.md"
+SECTION = "## In your own repository"
+WORK = "/path/to/your/work"
+"""The README's placeholder for the directory where a team's notebooks live."""
+INSTALL_TIMEOUT = 900
+AFTER_INSTALL = [
+    "nbops init my-project",
+    "cd my-project",
+    "nbops run",
+    "nbops promote",
+    "docker build -t my-project-runner:0.1 .",
+]
+"""What the README does with the venv; the test below does the same (but ``docker build``: no engine here)."""
 
 PARSE = """
 import json, sys
@@ -23,34 +40,67 @@ print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()},
 """
 
 
+def readme_steps() -> tuple[list[str], list[str]]:
+    """The shell lines of the README's block for another repository, comments off: those up to
+    the install (``uv pip install``), and those after it."""
+    section = README.read_text().split(SECTION, 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    lines = [re.sub(r"\s+# .*$", "", line).strip() for line in block.splitlines() if line.strip()]
+    (pip,) = [i for i, line in enumerate(lines) if "pip install" in line]
+    return lines[: pip + 1], lines[pip + 1 :]
+
+
+def copy_of_the_repository(target: Path) -> Path:
+    """The repository without its venvs, stores and build output; the pinned uv of ``make
+    bootstrap`` is shared when there is one (else ``make dist`` installs it in the copy)."""
+    junk = (".git", ".venv", ".venv-tools", ".nbops", "dist", "__pycache__", ".mypy_cache", ".ruff_cache")
+    shutil.copytree(ROOT, target, ignore=shutil.ignore_patterns(*junk, ".pytest_cache", "*.egg-info"))
+    if (ROOT / ".venv-tools" / "bin" / "uv").is_file():
+        (target / ".venv-tools").symlink_to(ROOT / ".venv-tools")
+    return target
+
+
+def constraints(path: Path) -> dict[str, str]:
+    """``name: version`` of every unconditional pin of a constraints file."""
+    pins = (line.split("==") for line in path.read_text().splitlines() if "==" in line and ";" not in line)
+    return {normalized(name): version.strip() for name, version in pins}
+
+
+def normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower().strip()
+
+
+def test_the_readme_block_is_install_then_what_this_module_tests() -> None:
+    install, after = readme_steps()
+    assert install[0] == "make dist" and any(".venv/bin/activate" in line for line in install)
+    assert "-c " in install[-1] and "constraints.txt" in install[-1]  # the versions of uv.lock, not pip's choice
+    assert after == AFTER_INSTALL
+
+
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``pip install nbops[runner,airflow]`` as a team would, from the locked versions (with hashes)."""
-    work = tmp_path_factory.mktemp("own-repo")
-    uv, env = str(find_uv()), clean_env()
-    steps = [
-        [uv, "export", "--project", ROOT, "--frozen", "--no-dev", "--extra", "runner", "--extra", "airflow",
-         "--no-emit-project", "--no-header", "--format", "requirements-txt", "-o", work / "req.txt", "--quiet"],
-        [uv, "build", "--wheel", "--out-dir", work / "dist", "--quiet", ROOT],
-        [uv, "venv", "--no-project", "--python", "python3.11", "--quiet", work / "venv"],
-        [uv, "pip", "install", "--python", work / "venv" / "bin" / "python", "--require-hashes", "--no-deps",
-         "--quiet", "-r", work / "req.txt"],
-    ]  # fmt: skip
-    for step in steps:
-        proc = run(step, env=env, cwd=work, timeout=600)
-        assert proc.returncode == 0, f"{step[1]} failed:\n{proc.stdout}\n{proc.stderr}"
-    (wheel,) = (work / "dist").glob("nbops-*.whl")
-    python = work / "venv" / "bin" / "python"
-    for step in (
-        [uv, "pip", "install", "--python", python, "--no-deps", "--quiet", wheel],
-        [uv, "pip", "check", "--python", python],  # the extras' requirements are all there, and coherent
-    ):
-        proc = run(step, env=env, cwd=work, timeout=600)
-        assert proc.returncode == 0, f"{step[1:3]} failed:\n{proc.stdout}\n{proc.stderr}"
-    return work / "venv"
+    """The README's lines up to the install, as written, in bash; the README's placeholder for
+    the team's directory is the only thing replaced. Then the versions are uv.lock's."""
+    base = tmp_path_factory.mktemp("own-repo")
+    repository = copy_of_the_repository(base / "nbops")
+    work = base / "work"
+    work.mkdir()
+    install, _ = readme_steps()
+    script = "\n".join(["set -e", *(line.replace(WORK, str(work)) for line in install), "pip check"])
+    proc = run(["bash", "-c", script], env=clean_env(), cwd=repository, timeout=INSTALL_TIMEOUT)
+    assert proc.returncode == 0, f"the README's install failed:\n{proc.stdout[-5000:]}\n{proc.stderr[-5000:]}"
+
+    venv = work / ".venv"
+    frozen = run([venv / "bin" / "python", "-m", "pip", "freeze"], env=clean_env(venv), cwd=work)
+    installed = dict(line.split("==", 1) for line in frozen.stdout.splitlines() if "==" in line)
+    locked = constraints(repository / "dist" / "constraints.txt")
+    differ = {n: (v, locked[normalized(n)]) for n, v in installed.items() if locked.get(normalized(n), v) != v}
+    assert differ == {}, "installed versions differ from uv.lock's"
+    assert {"apache-airflow", "mlflow", "papermill"} <= {normalized(n) for n in installed}
+    return venv
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(INSTALL_TIMEOUT + 900)
 def test_init_run_promote_and_parse_from_the_wheel(venv: Path, tmp_path: Path) -> None:
     env = clean_env(venv)
     nbops = venv / "bin" / "nbops"

@@ -4,15 +4,19 @@ import pytest
 
 from nbops.errors import InputError
 from nbops.notebook.overrides import (
+    FALSE_WORDS,
+    NONE_WORDS,
+    TRUE_WORDS,
     check_injected_source,
     coerce_text,
+    override_problems,
     parse_assignments,
     safe_name_problem,
     unknown_parameter,
     validate_overrides,
 )
 from nbops.notebook.parameters import ParameterSchema, parse_parameters
-from tests.conftest import notebook
+from tests.conftest import ROOT, notebook
 
 pytestmark = pytest.mark.unit
 
@@ -92,3 +96,34 @@ def test_papermill_injection_roundtrip_of_hostile_strings() -> None:
 def test_unknown_parameter_names_the_nearest_or_every_declared_one(schema: ParameterSchema) -> None:
     assert unknown_parameter(schema, "rtae") == "unknown parameter 'rtae'; did you mean 'rate'?"
     assert unknown_parameter(schema, "zzz") == "unknown parameter 'zzz' (declared: n, rate, name, ok, limit, xs)"
+
+
+def test_a_bad_bool_lists_every_accepted_spelling(schema: ParameterSchema) -> None:
+    ok = schema.get("ok")
+    assert ok is not None
+    for word in TRUE_WORDS:
+        assert coerce_text(ok, word) is True and coerce_text(ok, f" {word.upper()} ") is True
+    for word in FALSE_WORDS:
+        assert coerce_text(ok, word) is False and coerce_text(ok, word.capitalize()) is False
+    with pytest.raises(ValueError, match="expects bool, got 'maybe'") as info:
+        coerce_text(ok, "maybe")
+    assert "write true/yes/on/1 for True or false/no/off/0 for False (any case)" in str(info.value)
+    assert set(TRUE_WORDS) == {"true", "yes", "on", "1"} and set(FALSE_WORDS) == {"false", "no", "off", "0"}
+
+
+def test_the_readme_lists_the_accepted_spellings() -> None:
+    lines = (ROOT / "README.md").read_text().splitlines()
+    bool_row = next(row for row in lines if row.startswith("| `bool` |"))
+    none_row = next(row for row in lines if row.startswith("| any type with `\\| None` |"))
+    assert all(f"`{word}`" in bool_row for word in (*TRUE_WORDS, *FALSE_WORDS))
+    assert all(f"`{word}`" in none_row for word in NONE_WORDS)
+
+
+def test_override_problems_are_told_by_name(schema: ParameterSchema) -> None:
+    clean, problems = override_problems(schema, {"n": 2, "rtae": 1.0, "rate": "x", "class": 1})
+    assert clean == {"n": 2}
+    assert problems == [
+        ("rtae", "unknown parameter 'rtae'; did you mean 'rate'?"),
+        ("rate", "parameter 'rate' expects float, got str \"x\""),
+        ("class", "'class' is a Python keyword"),
+    ]

@@ -11,7 +11,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from nbops.runner.local import RunOptions, run_pipeline
+from nbops.runner.local import run_pipeline
+from nbops.runner.plan import RunOptions
+from nbops.stage.slots import RunHooks
 from tests.conftest import Project
 
 pytestmark = pytest.mark.integration
@@ -114,5 +116,5 @@ def test_run_pipeline_reports_a_signal_during_loading(monkeypatch: pytest.Monkey
         raise interrupt.RunInterrupted("SIGINT")
 
     monkeypatch.setattr("nbops.runner.local.load_pipeline", load)
-    summary = run_pipeline(RunOptions(pipeline_file=project.pipeline))
+    summary = run_pipeline(RunOptions(pipeline_file=project.pipeline), RunHooks())
     assert (summary.exit_code, summary.interrupted, summary.stages) == (3, "SIGINT", {})

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from nbops.errors import InputError
-from nbops.runner.local import select_stages
+from nbops.runner.plan import select_stages
 from nbops.spec import load_pipeline
 from tests.conftest import Project, read_json
 
@@ -177,7 +177,7 @@ def test_stage_commands_under_the_runner_never_import_mlflow(project: Project) -
 
 @pytest.mark.unit
 def test_unknown_stages_and_parameters_suggest_the_nearest(project: Project) -> None:
-    from nbops.runner.local import _checked_params
+    from nbops.runner.plan import checked_params as _checked_params
 
     project.add_notebook("prepare", [("rows = 1", ["parameters"])])
     project.add_notebook("train", [("C: float = 1.0", ["parameters"])])

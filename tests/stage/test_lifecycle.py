@@ -7,7 +7,7 @@ import time
 import pytest
 
 from nbops.notebook.outcome import describe_cell
-from nbops.stage.lifecycle import airflow_tags, image
+from nbops.stage.attempt_record import airflow_tags, image
 from tests.conftest import Project, read_json
 
 SLEEPS = [("print('before')", []), ("import time\ntime.sleep(300)", []), ("print('never')", [])]
