@@ -19,6 +19,8 @@ ENV_INPUTS = "NBOPS_INPUTS"
 ENV_TRIGGER = "NBOPS_TRIGGER"
 ENV_IMAGE = "NBOPS_IMAGE"
 """Set in stage pods to the stage's image, so the record names what the stage ran in."""
+ENV_APPROVER = "NBOPS_APPROVER"
+"""Who approves, as recorded (default: the login name; the DAG sets the Airflow user who answered)."""
 # Set by the Airflow DAG on every stage command so the MLflow record names the DAG run.
 ENV_AIRFLOW = {
     "dag_id": "NBOPS_AIRFLOW_DAG_ID",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nbops import alerts
+from nbops.context import ENV_APPROVER
 from nbops.errors import InputError
 from nbops.lock import fetch_lock
 from nbops.spec import Pipeline, RetrainSpec, load_pipeline
@@ -26,9 +27,6 @@ from nbops.tracking.store import open_client, tracking_uri
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
-
-ENV_APPROVER = "NBOPS_APPROVER"
-"""Who approves, as recorded (default: the login name; the DAG sets the Airflow user when it knows it)."""
 
 
 @dataclass(frozen=True)

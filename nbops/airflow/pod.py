@@ -15,7 +15,7 @@ from kubernetes.client import models as k8s
 
 from nbops.airflow.params import locked_stage, params_argument
 from nbops.airflow.settings import POD_ARTIFACT_ROOT
-from nbops.context import ENV_AIRFLOW, ENV_IMAGE, ENV_TRIGGER
+from nbops.context import ENV_AIRFLOW, ENV_APPROVER, ENV_IMAGE, ENV_TRIGGER
 from nbops.graph import APPROVE_TASK, CLOSE_TASK, DRIFT_TASK, GATE_TASK, MONITOR_STAGE, PROMOTE_TASK
 from nbops.rundate import ENV_RUN_DATE
 from nbops.stage.result import stage_argv
@@ -52,7 +52,6 @@ ASSET_TRIGGERED = "asset_triggered"
 TRIGGER = f"{{{{ 'drift' if dag_run.run_type == '{ASSET_TRIGGERED}' else 'airflow' }}}}"
 """``NBOPS_TRIGGER`` (the pipeline run's ``nbops.trigger`` tag): ``drift`` for a run the drift
 asset started, else ``airflow``."""
-ENV_APPROVER = "NBOPS_APPROVER"
 APPROVER = (
     f"{{{{ ((ti.xcom_pull(task_ids='{APPROVE_TASK}') or {{}}).get('responded_by_user') or {{}}).get('name') or '' }}}}"
 )
