@@ -38,7 +38,7 @@ from nbops.runner.state import RunSummary, StageRun
 from nbops.spec import Pipeline, load_pipeline
 from nbops.stage.command import complete_reuse, probe_reuse
 from nbops.stage.process import STOP_GRACE_S, stop
-from nbops.stage.result import StageRequest
+from nbops.stage.result import StageRequest, StageResult
 from nbops.stage.slots import RunEnd, RunHooks, RunInfo
 from nbops.status import ExitCode, PipelineOutcome, StageState, StageStatus
 from nbops.storage import layout, open_store
@@ -200,7 +200,10 @@ class _LocalRun:
             return False
         found, st.reusable = st.reusable, None
         st.started, st.tries = time.monotonic(), 1
-        result = complete_reuse(found, self.hooks.attempt)
+        try:
+            result = complete_reuse(found, self.hooks.attempt)
+        except NbopsError as exc:  # the store refused the record: the stage runs instead
+            result = StageResult(st.name, self.summary.run_id, StageStatus.INFRA_FAILED, message=str(exc))
         st.read(result, time.monotonic() - st.started)
         if result.status is not StageStatus.CACHED:  # recording it failed: run it instead
             say(f"nbops run: stage '{st.name}': could not be recorded as reused ({result.message}); running it")

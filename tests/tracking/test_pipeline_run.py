@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from nbops.status import PipelineOutcome
 from nbops.tracking import pipeline_run, record, tags
 from nbops.tracking.store import default_tracking_uri, open_client
 
@@ -23,7 +24,7 @@ def test_concurrent_creators_converge_on_one_parent_and_close_it(tmp_path: Path)
     assert len(set(ids)) == 1
     assert pipeline_run.find(client, exp, "r1") == ids[0]
     assert pipeline_run.find(client, exp, "r2") is None
-    pipeline_run.close(client, ids[0], "killed", "KILLED")
+    pipeline_run.close(client, ids[0], PipelineOutcome.KILLED)
     run = client.get_run(ids[0])
     assert run.info.status == "KILLED"
     assert run.data.tags[tags.STATUS] == "killed"
