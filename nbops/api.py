@@ -16,7 +16,7 @@ from nbops.context import ENV_PIPELINE_FILE, StageContext
 from nbops.errors import InputError
 from nbops.spec import Pipeline, load_pipeline
 from nbops.storage import Store, layout, open_store
-from nbops.storage.manifest import read_manifest
+from nbops.storage.lineage import attempt_that_ran
 
 PIPELINE_FILE = "pipeline.yaml"
 _FLAVORS = {"sklearn": "sklearn", "xgboost": "xgboost", "lightgbm": "lightgbm", "torch": "pytorch"}
@@ -49,22 +49,9 @@ def input_dir(stage: str) -> Path:
 
 
 def _ran(store: Store, pipeline: str, stage: str, done: Path) -> Path:
-    """The attempt that ran: ``done`` itself, or for a ``cached`` attempt (whose ``outputs/`` is empty)
-    the attempt it reused, as a pipeline stage reads it.
-
-    Raises:
-        InputError: the reused attempt is gone from the store.
-    """
-    reused = read_manifest(done).reused
-    if reused is None:
-        return done
-    original = store.attempt_dir(pipeline, reused.run_id, stage, reused.attempt)
-    if original is None:
-        raise InputError(
-            f"input_dir('{stage}'): {done} reused attempt {reused.attempt} of run {reused.run_id}, which has no "
-            f"manifest in the store any more ({reused.location}); re-run it with: nbops run --force {stage}"
-        )
-    return original
+    """The attempt that ran: ``done`` itself, or for a ``cached`` attempt the attempt it reused, as a
+    pipeline stage reads it (:func:`nbops.storage.lineage.attempt_that_ran`)."""
+    return attempt_that_ran(store, pipeline, stage, done)[0]
 
 
 def output_dir() -> Path:

@@ -13,7 +13,8 @@ from nbops.graph import ancestors
 from nbops.spec import Pipeline
 from nbops.stage.slots import Upstream
 from nbops.storage import Store, layout
-from nbops.storage.manifest import ManifestInput, file_sha256, read_manifest
+from nbops.storage.lineage import attempt_that_ran
+from nbops.storage.manifest import ManifestInput, file_sha256
 
 
 def upstream_attempts(store: Store, pipeline: Pipeline, run_id: str, stage: str) -> Upstream:
@@ -45,15 +46,9 @@ def resolved(store: Store, pipeline: str, run_id: str, stage: str, done: Path) -
     Raises:
         InputError: the reused attempt is gone from the store or unreadable.
     """
-    reused = read_manifest(done).reused
+    original, reused = attempt_that_ran(store, pipeline, stage, done)
     if reused is None:
         return done / "outputs", _consumed(store, pipeline, run_id, stage, done)
-    original = store.attempt_dir(pipeline, reused.run_id, stage, reused.attempt)
-    if original is None:
-        raise InputError(
-            f"{done}: stage '{stage}' reused attempt {reused.attempt} of run {reused.run_id}, which has no manifest "
-            f"in the store any more ({reused.location}); re-run it with nbops run --force {stage}."
-        )
     consumed = ManifestInput(
         stage=stage, attempt=reused.attempt, manifest_sha256=reused.manifest_sha256, location=reused.location
     )
