@@ -22,6 +22,7 @@ from typing import Any
 
 from nbops.plugins.champion import ChampionInputs
 from nbops.plugins.reuse import Reuse
+from nbops.stage import command
 from nbops.stage.command import Reusable, StageRequest, StageResult
 from nbops.stage.slots import AttemptHooks, HookSet, RunHooks, RunHookSet
 
@@ -41,9 +42,7 @@ def run_hooks(alerts: bool = True) -> RunHooks:
 
 def exec_stage(request: StageRequest) -> StageResult:
     """``nbops exec-stage``: one stage attempt with nbops's slots."""
-    from nbops.stage.command import exec_stage as run_attempt
-
-    return run_attempt(request, attempt_hooks())
+    return command.exec_stage(request, attempt_hooks())
 
 
 def stage_command(
@@ -60,7 +59,6 @@ def stage_command(
     outcome (and, for a failure, where it failed and where its executed notebook is). Whatever
     happens is a result; its ``exit_code`` is the command's."""
     from nbops.errors import InputError, NbopsError
-    from nbops.stage.command import log, result_of_error
     from nbops.status import StageStatus
 
     started = time.monotonic()
@@ -73,34 +71,32 @@ def stage_command(
             raise InputError(f"--params-json: expected a JSON object, got {type(params).__name__}.")
         result = exec_stage(replace(request, params=params, force=force))
     except json.JSONDecodeError as exc:
-        result = result_of_error(request, InputError(f"--params-json: not valid JSON ({exc.msg})."), started)
+        result = command.result_of_error(request, InputError(f"--params-json: not valid JSON ({exc.msg})."), started)
     except NbopsError as exc:
-        result = result_of_error(request, exc, started)
+        result = command.result_of_error(request, exc, started)
     except KeyboardInterrupt:  # a signal outside the attempt's own handling
-        result = replace(result_of_error(request, NbopsError("interrupted"), started), status=StageStatus.KILLED)
+        result = replace(
+            command.result_of_error(request, NbopsError("interrupted"), started), status=StageStatus.KILLED
+        )
     if result_file is not None:
         from nbops.storage.atomic import write_atomic
 
         write_atomic(result_file, result.to_json().encode("utf-8"))
     level = "done" if result.exit_code == 0 else ("skipped" if result.status is StageStatus.SKIPPED else "error")
-    log(f"{level}: stage '{result.stage}' {result.message} (exit {result.exit_code})")
+    command.log(f"{level}: stage '{result.stage}' {result.message} (exit {result.exit_code})")
     for line in result.detail:
-        log(f"  {line}")
+        command.log(f"  {line}")
     return result
 
 
 def probe_reuse(request: StageRequest) -> Reusable | None:
     """The completed attempt ``request`` would reuse, found in this process (no stage command)."""
-    from nbops.stage.command import probe_reuse as probe
-
-    return probe(request, attempt_hooks())
+    return command.probe_reuse(request, attempt_hooks())
 
 
 def complete_reuse(found: Reusable) -> StageResult:
     """Record and seal in this process the ``cached`` attempt :func:`probe_reuse` found."""
-    from nbops.stage.command import complete_reuse as complete
-
-    return complete(found, attempt_hooks())
+    return command.complete_reuse(found, attempt_hooks())
 
 
 __all__ = ["attempt_hooks", "complete_reuse", "exec_stage", "probe_reuse", "run_hooks", "stage_command"]

@@ -152,8 +152,9 @@ def reused_attempts(store: Store, pipeline: Pipeline, run_id: str, selected: lis
     return found
 
 
-def resume_command(options: RunOptions, run_id: str, stage: str) -> str:
-    """The command that re-runs ``run_id`` from ``stage``, with the same overrides."""
-    parts = ["nbops", "run", str(options.pipeline_file), "--run-id", run_id, "--from", stage]
+def resume_command(options: RunOptions, run_id: str, stage: str, program: str = "nbops") -> str:
+    """The command that re-runs ``run_id`` from ``stage``, with the same overrides (``program``: how
+    the shell calls nbops)."""
+    parts = [program, "run", str(options.pipeline_file), "--run-id", run_id, "--from", stage]
     parts += [a for p in options.params for a in ("-p", p)]
     return shlex.join(parts)

@@ -128,5 +128,5 @@ def finish_report(summary: RunSummary, options: RunOptions, slot_lines: list[str
     if not options.hints:
         return "\n".join([*lines, f"\nRun {summary.run_id} {why}."])
     which = "stopped" if summary.interrupted else "failed"
-    resume = resume_command(options, summary.run_id, first).replace("nbops", nbops_command(), 1)
+    resume = resume_command(options, summary.run_id, first, nbops_command())
     return "\n".join([*lines, f"\nRun {summary.run_id} {why}. Resume from the {which} stage with:", f"  {resume}"])

@@ -124,21 +124,3 @@ def test_the_runner_environment_leaves_no_warnings_in_the_notebook(run_notebook:
     outputs = [o for c in done.archived["cells"] for o in c["outputs"]]
     assert not [o for o in outputs if o.get("name") == "stderr"], outputs
     assert outputs[-1]["text"] == ["false given\n"]
-
-
-@pytest.mark.unit
-def test_every_function_of_the_module_reads_in_one_screen() -> None:
-    """``execute`` is a sequence of named steps; none of the module's functions grows past 60 lines."""
-    import ast
-    import inspect
-
-    from nbops.notebook import execute as module
-
-    tree = ast.parse(inspect.getsource(module))
-    sizes = {
-        node.name: (node.end_lineno or node.lineno) - node.lineno + 1
-        for node in ast.walk(tree)
-        if isinstance(node, ast.FunctionDef)
-    }
-    assert {"execute", "_prepared", "_hooks", "_run_engine", "_status_metadata"} <= set(sizes)
-    assert {name: n for name, n in sizes.items() if n > 60} == {}
