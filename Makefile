@@ -12,9 +12,12 @@ BIN := $(VENV)/bin
 example: bootstrap ## Run the example pipeline end to end on the embedded defaults.
 	$(BIN)/nbops run pipeline.yaml
 
+# pytest runs two workers (pytest-xdist), each test file on one worker so that a file's module
+# fixtures (a pipeline run, a server) are built once: the tests mostly wait on kernels, servers
+# and subprocesses. The 25 slowest tests are listed at the end.
 test: bootstrap lint ## Run the whole test suite: the example's notebooks first (nbops test), then pytest.
 	$(BIN)/nbops test pipeline.yaml
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile --durations=25
 
 lint: bootstrap
 	$(BIN)/ruff check nbops tests benchmarks

@@ -26,13 +26,17 @@ Slots: "attempt:" and "run:" name where a concern plugs in (declared once, stage
     stage/command.py            one stage attempt: the driver that chains the phases
     stage/lifecycle.py          the phases, a record in and a record out (records: stage/phases.py)
     stage/attempt_record.py     what an attempt writes about itself: tags, manifest
+    stage/carried.py            the helper files it ran with, stored by content (load.py: the
+                                pipeline from the work tree or the promoted lock)
+    modelseal.py                registered model versions sealed: files hashed, signed (OpenSSF
+                                model-signing), checked again by audit/ and serve.py
     stage/result.py             the stage command line (StageRequest.to_argv / from_argv), results
     notebook/execute.py         executing a notebook: Papermill, kernel (engine.py), outcome
     context.py                  the kernel's environment variables (StageContext.to_env; set in
                                 stage/lifecycle.py:claim)
     notebook/parameters.py      the parameters contract; overrides.py: -p values; tags.py: cell tags
     tracking/                   MLflow: reads (query.py), writes (record.py), tag names (tags.py),
-                                the parent run (pipeline_run.py)
+                                the parent run (pipeline_run.py), who ran it (who.py)
     storage/                    the artifact store, attempts, manifests
     spec/                       the pipeline spec and its messages
     status.py                   outcomes: exit codes, stage status, runner state, pipeline outcome

@@ -3,8 +3,10 @@ the notebook API (``import nbops`` inside a notebook)."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
+import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,15 @@ ENV_IMAGE = "NBOPS_IMAGE"
 """Set in stage pods to the stage's image, so the record names what the stage ran in."""
 ENV_APPROVER = "NBOPS_APPROVER"
 """Who approves, as recorded (default: the login name; the DAG sets the Airflow user who answered)."""
+ENV_TRIGGERED_BY = "NBOPS_TRIGGERED_BY"
+"""Who started the run, when someone other than the OS user did (the DAG sets the Airflow user
+who triggered the DAG run)."""
+ENV_SIGNING_KEY = "NBOPS_SIGNING_KEY"
+"""Path of the PEM elliptic-curve private key that signs registered models (never the key itself)."""
+ENV_VERIFY_KEY = "NBOPS_VERIFY_KEY"
+"""Path of the PEM public key that ``nbops audit`` and ``nbops serve`` verify model signatures with."""
+WITHHELD = (ENV_SIGNING_KEY,)
+"""What the stage command knows and the notebook's kernel is not given."""
 # Set by the Airflow DAG on every stage command so the MLflow record names the DAG run.
 ENV_AIRFLOW = {
     "dag_id": "NBOPS_AIRFLOW_DAG_ID",
@@ -112,3 +123,28 @@ def _git(directory: Path, *args: str) -> str:
     return subprocess.run(
         ["git", *args], cwd=directory, capture_output=True, text=True, timeout=5, check=True
     ).stdout.strip()
+
+
+@dataclass(frozen=True)
+class Who:
+    """Who ran a process and where: what a run's record names as its author."""
+
+    user: str
+    """The OS user the process runs as (``uid <n>`` when the name cannot be read)."""
+    host: str
+    triggered_by: str
+    """Who started the run when someone other than the OS user did (``$NBOPS_TRIGGERED_BY``), else empty."""
+
+    @property
+    def author(self) -> str:
+        """The person the run is credited to: whoever triggered it, else the OS user."""
+        return self.triggered_by or self.user
+
+
+def who() -> Who:
+    """The current process's user and host, and who triggered the run (``$NBOPS_TRIGGERED_BY``)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name, no passwd entry (a container run under a bare uid)
+        user = f"uid {os.getuid()}"
+    return Who(user=user, host=socket.gethostname(), triggered_by=os.environ.get(ENV_TRIGGERED_BY, "").strip())

@@ -65,6 +65,13 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f"; did you mean '{folded[close[0]]}'?" if close else ""
 
 
+class EvidenceError(NbopsError):
+    """Evidence does not match its record (exit 4, as a failed audit): e.g. a model version's files
+    differ from what its stage sealed, so it is not served."""
+
+    exit_code = ExitCode.AUDIT
+
+
 class NothingToDo(NbopsError):
     """Nothing to do, and not a failure (exit 99; Airflow marks the task skipped): e.g. the monitor
     before the first champion exists."""

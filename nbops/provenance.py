@@ -30,12 +30,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nbops.errors import InputError
 from nbops.graph import GATE_TASK, MONITOR_STAGE
-from nbops.lock import fetch_lock, lock_rel, notebook_rel
+from nbops.lock import fetch_lock, file_rel, lock_rel, notebook_rel
 from nbops.spec import Pipeline
 from nbops.status import PipelineOutcome, RunStatus, StageStatus
 from nbops.storage import Store
 from nbops.tracking import pipeline_run, query, record, tags
 from nbops.tracking.tags import flag
+from nbops.tracking.who import who_tags
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -72,6 +73,9 @@ class Sources(BaseModel):
     spec: SourceFile = Field(description="The pipeline spec.")
     lock: SourceFile | None = Field(None, description="The promoted lock (runs from a DAG only).")
     notebooks: dict[str, SourceFile] = Field(description="Each stage's notebook, by stage.")
+    files: dict[str, tuple[SourceFile, ...]] = Field(
+        default_factory=dict, description="The helper files each stage carries (its `files:`, the *.py beside it)."
+    )
 
     def to_text(self) -> str:
         """Canonical JSON text."""
@@ -99,7 +103,12 @@ def publish_sources(
         }  # fmt: skip
         lock = SourceFile(path=f"{spec.name}.lock.json", sha256=lock_sha256, store_path=lock_rel(lock_sha256))
         spec_file = SourceFile(path="pipeline.yaml", sha256=pipeline.sha256, store_path=spec_rel(pipeline.sha256))
-        return Sources(pipeline=spec.name, spec=spec_file, lock=lock, notebooks=notebooks)
+        files = {
+            name: tuple(SourceFile(path=f.path, sha256=f.sha256, store_path=file_rel(f.sha256)) for f in frozen.files)
+            for name in entries
+            if (frozen := pipeline.frozen.get(name)) is not None and frozen.files
+        }
+        return Sources(pipeline=spec.name, spec=spec_file, lock=lock, notebooks=notebooks, files=files)
     raw_spec = _read(pipeline.path)
     store.publish(spec_rel(pipeline.sha256), raw_spec)
     notebooks = {}
@@ -109,7 +118,22 @@ def publish_sources(
         store.publish(notebook_rel(sha), raw)
         notebooks[name] = SourceFile(path=stage.notebook, sha256=sha, store_path=notebook_rel(sha))
     spec_file = SourceFile(path=pipeline.path.name, sha256=pipeline.sha256, store_path=spec_rel(pipeline.sha256))
-    return Sources(pipeline=spec.name, spec=spec_file, notebooks=notebooks)
+    return Sources(pipeline=spec.name, spec=spec_file, notebooks=notebooks, files=_carried(store, pipeline, entries))
+
+
+def _carried(store: Store, pipeline: Pipeline, stages: Mapping[str, Any]) -> dict[str, tuple[SourceFile, ...]]:
+    """Each stage's helper files as the work tree has them, stored by content as promote stores them."""
+    files: dict[str, tuple[SourceFile, ...]] = {}
+    for name in stages:
+        listed = []
+        for rel in pipeline.stage_files(name):
+            raw = _read(pipeline.root / rel)
+            sha = _sha256(raw)
+            store.publish(file_rel(sha), raw)
+            listed.append(SourceFile(path=rel, sha256=sha, store_path=file_rel(sha)))
+        if listed:
+            files[name] = tuple(listed)
+    return files
 
 
 def archive(client: MlflowClient, parent_id: str, store: Store, sources: Sources) -> None:
@@ -237,7 +261,7 @@ def close_promoted_run(store: Store, uri: str, lock_sha256: str, run_id: str, ai
         experiment,
         pipeline.name,
         run_id,
-        {tags.SPEC_SHA256: pipeline.sha256, tags.LOCK_SHA256: lock_sha256, tags.TRIGGER: "airflow"},
+        {tags.SPEC_SHA256: pipeline.sha256, tags.LOCK_SHA256: lock_sha256, tags.TRIGGER: "airflow", **who_tags()},
     )
     archive(client, parent, store, publish_sources(store, pipeline, lock_sha256, stages))
     overrides: dict[str, dict[str, Any]] = {}

@@ -14,21 +14,24 @@ The server is ``mlflow models serve --env-manager local`` (uvicorn running
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import sysconfig
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nbops import modelseal
 from nbops.api import PIPELINE_FILE, resolve_pipeline_file
 from nbops.audit.refs import FORMS, ModelRef, parse_ref
-from nbops.errors import InputError, did_you_mean
+from nbops.errors import InfraError, InputError, did_you_mean
 from nbops.server import HOST, STARTUP_TIMEOUT_S, ServerKind, check_port, run_server, say
 from nbops.spec import Pipeline, load_pipeline
 from nbops.storage.layout import state_dir
 from nbops.tracking import query
 from nbops.tracking.gate import CHAMPION
-from nbops.tracking.store import ENV_TRACKING_URI, open_client, redact_uri, sqlite_path, tracking_uri
+from nbops.tracking.store import ENV_PROGRESS_BAR, ENV_TRACKING_URI, open_client, redact_uri, sqlite_path, tracking_uri
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -77,20 +80,66 @@ def serve_model(
     kind = _kind(ref, model)
     check_port(port, kind)
     uri = tracking_uri(state_dir(pipeline.root))
-    version = _version(pipeline, uri, ref, default=model is None)
+    origin = f" (no MODEL given: the champion of retrain.model in {pipeline.path})" if model is None else ""
+    version = _version(uri, ref, origin)
     served = f"{ref.name} version {version}" + (f" (alias {ref.alias})" if ref.alias is not None else "")
-    say(
-        kind,
-        f"serving {served} from {redact_uri(uri)} with MLflow's scoring server on {HOST}:{port}; "
-        "its address follows once the model is loaded",
-    )
-    address = f"http://{HOST}:{port}/invocations"
+    with tempfile.TemporaryDirectory(prefix="nbops-serve-") as tmp:
+        directory, checked = _vouched(uri, ref.name, version, Path(tmp))
+        say(
+            kind,
+            f"serving {served} from {redact_uri(uri)} ({checked}) with MLflow's scoring server on {HOST}:{port}; "
+            "its address follows once the model is loaded",
+        )
+        address = f"http://{HOST}:{port}/invocations"
 
-    def announce() -> None:
-        print(f"{COMMAND}: {served} at {address} (Ctrl-C stops it)", flush=True)  # noqa: T201 - the address
+        def announce() -> None:
+            print(f"{COMMAND}: {served} at {address} (Ctrl-C stops it)", flush=True)  # noqa: T201 - the address
 
-    cmd = _scoring_server(ref.name, version, port)
-    return run_server(cmd, port, announce, kind, env=_server_env(uri), startup_timeout=startup_timeout)
+        cmd = _scoring_server(directory, port)
+        return run_server(cmd, port, announce, kind, env=_server_env(uri), startup_timeout=startup_timeout)
+
+
+def verify_model(model: str, to: Path | None = None, pipeline_file: Path | None = None) -> str:
+    """``nbops verify-model MODEL [PIPELINE_FILE] [--to DIR]``: check a registered model version's
+    files (and, with ``$NBOPS_VERIFY_KEY``, its signature) against what its stage sealed; with
+    ``to``, copy the checked files there (a directory that does not exist yet or is empty), so that
+    a server started from it serves exactly what was checked. The tracking store is the pipeline
+    file's (``$MLFLOW_TRACKING_URI`` when set, which is all a pod needs). Returns the line to print.
+
+    Raises:
+        InputError: a bad reference, no such model, alias or version; ``to`` is not empty.
+        EvidenceError: the files or the signature differ from the seal (exit 4, naming the file).
+        InfraError: a store cannot be read or ``to`` cannot be written.
+    """
+    ref = parse_ref(model)
+    if to is not None and to.exists() and (not to.is_dir() or any(to.iterdir())):
+        raise InputError(f"{to}: --to must name a directory that does not exist yet or is empty; nothing was copied.")
+    if pipeline_file is None and os.environ.get(ENV_TRACKING_URI, "").strip():
+        uri = tracking_uri(Path.cwd())
+    else:
+        uri = tracking_uri(state_dir(load_pipeline(resolve_pipeline_file(pipeline_file or Path(PIPELINE_FILE))).root))
+    version = _version(uri, ref, "")
+    named = f"{ref.name} version {version}" + (f" (alias {ref.alias})" if ref.alias is not None else "")
+    with tempfile.TemporaryDirectory(prefix="nbops-verify-") as tmp:
+        directory, checked = _vouched(uri, ref.name, version, Path(tmp))
+        if to is not None:
+            try:
+                shutil.copytree(directory, to, dirs_exist_ok=True)
+            except OSError as exc:
+                raise InfraError(f"{to}: cannot copy the checked model there ({exc}).") from exc
+    return f"nbops verify-model: {named}: {checked}" + (f"; copied to {to}" if to is not None else "")
+
+
+def _vouched(uri: str, name: str, version: str, into: Path) -> tuple[Path, str]:
+    """Download ``name/version`` below ``into`` and check it against its seal: its directory, and what was checked.
+
+    Raises:
+        EvidenceError: it differs (nothing is served or copied).
+    """
+    key = modelseal.verify_key()
+    directory = modelseal.vouch(open_client(uri), name, version, key, into)
+    signed = f", signature verified with {key}" if key is not None else ""
+    return directory, f"files as sealed{signed}"
 
 
 def serve_command(targets: Sequence[str], port: int) -> int:
@@ -122,11 +171,12 @@ def _kind(ref: ModelRef, model: str | None) -> ServerKind:
     )
 
 
-def _scoring_server(name: str, version: str, port: int) -> list[str]:
-    """The command line of MLflow's scoring server for one model version, in this environment."""
+def _scoring_server(model_dir: Path, port: int) -> list[str]:
+    """The command line of MLflow's scoring server for the model files in ``model_dir`` (checked
+    against their seal: what is served is what was checked), in this environment."""
     return [
         sys.executable, "-m", "mlflow", "models", "serve",
-        "-m", f"models:/{name}/{version}",
+        "-m", str(model_dir),
         "--env-manager", "local",
         "-h", HOST, "-p", str(port),
     ]  # fmt: skip
@@ -148,15 +198,14 @@ def _model_ref(pipeline: Pipeline, model: str | None) -> ModelRef:
     return ModelRef(name=pipeline.spec.retrain.model, alias=CHAMPION)
 
 
-def _version(pipeline: Pipeline, uri: str, ref: ModelRef, *, default: bool) -> str:
-    """The version number ``ref`` names in the registry at ``uri``.
+def _version(uri: str, ref: ModelRef, origin: str) -> str:
+    """The version number ``ref`` (chosen as ``origin`` says, when not given) names in the registry at ``uri``.
 
     Raises:
         InputError: no store there yet, or no such model, alias or version (listing what exists).
         InfraError: the store cannot be read.
     """
     where = f"the MLflow tracking store {redact_uri(uri)}"
-    origin = f" (no MODEL given: the champion of retrain.model in {pipeline.path})" if default else ""
     db = sqlite_path(uri)
     if db is not None and not db.is_file():
         raise InputError(
@@ -226,8 +275,8 @@ def _server_env(uri: str) -> dict[str, str]:
     env = dict(os.environ)
     env[ENV_TRACKING_URI] = uri
     env["PATH"] = os.pathsep.join(p for p in (sysconfig.get_path("scripts"), env.get("PATH", "")) if p)
-    env.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # its redraws would fill the quoted tail
+    env.setdefault(ENV_PROGRESS_BAR, "false")  # its redraws would fill the quoted tail
     return env
 
 
-__all__ = ["serve_command", "serve_model"]
+__all__ = ["serve_command", "serve_model", "verify_model"]

@@ -337,6 +337,21 @@ def test_servers_pass_their_options_and_exit_with_the_code_they_return(
     assert refused.exit_code == 2 and "nbops: error: port 5001 is in use" in refused.output
 
 
+def test_verify_model_passes_its_arguments_prints_the_verdict_and_maps_a_mismatch_to_4(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from nbops.errors import EvidenceError
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr("nbops.serve.verify_model", recording(seen, "nbops verify-model: m version 3: files as sealed"))
+    result = invoke("verify-model", "m@champion", "p.yaml", "--to", "out")
+    assert result.exit_code == 0 and result.output == "nbops verify-model: m version 3: files as sealed\n"
+    assert seen["args"] == ("m@champion", Path("out"), Path("p.yaml"))
+    monkeypatch.setattr("nbops.serve.verify_model", recording(seen, EvidenceError("model.pkl was altered")))
+    refused = invoke("verify-model", "m/3")
+    assert refused.exit_code == 4 and "model.pkl was altered" in refused.output
+
+
 # -- the process -------------------------------------------------------------------------------
 
 
@@ -390,6 +405,7 @@ def test_every_command_is_registered() -> None:
         "serve",
         "test",
         "ui",
+        "verify-model",
     ]
 
 

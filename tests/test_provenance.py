@@ -54,6 +54,20 @@ def test_sources_of_a_working_tree_are_stored_once_by_content(tmp_path: Path) ->
     assert Sources.model_validate_json(sources.to_text()) == sources
 
 
+@pytest.mark.unit
+def test_the_index_lists_each_stage_s_helper_files_stored_by_content(tmp_path: Path) -> None:
+    project = two_stages(tmp_path)
+    (tmp_path / "nb" / "helpers.py").write_text("def rows():\n    return 3\n")
+    store = LocalStore(tmp_path / "store")
+    sources = provenance.publish_sources(store, load_pipeline(project.pipeline))
+    sha = hashlib.sha256((tmp_path / "nb" / "helpers.py").read_bytes()).hexdigest()
+    assert {stage: [(f.path, f.sha256, f.store_path) for f in files] for stage, files in sources.files.items()} == {
+        stage: [("nb/helpers.py", sha, f"files/{sha}")] for stage in ("a", "b")
+    }
+    assert (store.root / "files" / sha).read_bytes() == (tmp_path / "nb" / "helpers.py").read_bytes()
+    assert Sources.model_validate_json(sources.to_text()) == sources
+
+
 def test_archive_logs_the_index_and_the_spec_on_the_parent(client: Any, tmp_path: Path) -> None:
     project = two_stages(tmp_path)
     store = LocalStore(tmp_path / "store")

@@ -2,7 +2,8 @@
 
 One pipeline store, built once for the module, holds registered model ``m`` with two versions
 trained on opposite labels (champion: version 1) and ``broken``, a version whose files are
-gone. The server is the real ``mlflow models serve`` run by the real command in a subprocess.
+gone, each sealed as a stage run seals what it registers. The server is the real ``mlflow
+models serve`` run by the real command in a subprocess.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -84,15 +86,27 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
         if version == "1":
             client.create_registered_model("m")
         client.create_model_version("m", f"{run.info.artifact_uri}/model", run.info.run_id)
+        _seal(client, run.info.run_id)
     assert found.predictions["1"] != found.predictions["2"]
     client.set_registered_model_alias("m", "champion", "1")
-    # A version whose files were removed after it was registered: the server cannot load it.
+    # A version whose files were removed after it was registered and sealed.
     client.create_registered_model("broken")
     run = client.create_run(experiment)
     client.log_artifacts(run.info.run_id, str(project.root / "model-1"), "model")
     client.create_model_version("broken", f"{run.info.artifact_uri}/model", run.info.run_id)
+    _seal(client, run.info.run_id)
     shutil.rmtree(Path(run.info.artifact_uri.removeprefix("file://")) / "model")
     return found
+
+
+def _seal(client: Any, run_id: str) -> None:
+    """What a stage run does for the versions it registered: seal them, keep the seal in its manifest."""
+    from nbops.modelseal import seal_versions
+    from nbops.storage.manifest import Manifest
+    from tests.storage.factory import fields
+
+    manifest = Manifest(**fields(mlflow_run_id=run_id), files=(), models=seal_versions(client, run_id, None))
+    client.log_text(run_id, manifest.to_bytes().decode(), "manifest.json")
 
 
 def _env() -> dict[str, str]:
@@ -177,7 +191,11 @@ def test_the_champion_answers_once_announced_and_sigterm_stops_every_process(sto
     # At the moment the address is printed, the model answers on it.
     assert running.predict(store) == store.predictions["1"]
     commands = [" ".join(_cmdline(p)) for p in running.collect()]
-    assert any("mlflow models serve -m models:/m/1 --env-manager local" in c for c in commands), commands
+    # It serves the copy of the files it checked against their seal, not the registry's files.
+    served = [m for c in commands if (m := re.search(r"mlflow models serve -m (\S+) --env-manager local", c))]
+    assert served, commands
+    checked = Path(served[0][1])
+    assert (checked / "MLmodel").is_file() and checked.is_relative_to(tempfile.gettempdir()), checked
     assert any("uvicorn" in c for c in commands), commands
 
     sent = time.monotonic()
@@ -190,6 +208,8 @@ def test_the_champion_answers_once_announced_and_sigterm_stops_every_process(sto
     left = alive(running.collect())
     assert not left, f"left running: {[(p.pid, _cmdline(p)) for p in left]}"
     assert "nbops serve: serving m version 1 (alias champion) from sqlite:///" in said, said
+    assert "(files as sealed)" in said, said
+    assert not checked.exists(), "the checked copy outlived the server"
     assert "SIGTERM received; stopping the MLflow scoring server" in said, said
 
 
@@ -306,16 +326,52 @@ def test_a_pipeline_that_never_ran_has_nothing_to_serve_exit_2(tmp_path: Path) -
     assert not db.exists()
 
 
-def test_a_model_the_server_cannot_load_fails_with_exit_3_and_its_output(store: Store) -> None:
+def test_a_model_whose_files_are_gone_is_refused_with_exit_4_naming_the_file(store: Store) -> None:
     port = free_port()
     result = _serve(store.root, "broken/1", "--port", str(port), timeout=STARTUP_S)
-    assert result.returncode == 3, result.stderr
-    assert "nbops serve: the MLflow scoring server exited with code 1 before it answered" in result.stderr, (
-        result.stderr
-    )
-    assert "Its last output:" in result.stderr and "No such artifact: 'MLmodel'" in result.stderr, result.stderr
+    assert result.returncode == 4, result.stderr
+    assert "model version broken/1: its files are gone from file://" in result.stderr, result.stderr
     assert not result.stdout
     assert not listens(port)
+
+
+def test_a_changed_model_file_is_refused_naming_the_version_and_the_file(store: Store) -> None:
+    version = store.client().get_model_version("m", "2")
+    model_dir = Path(version.source.removeprefix("file://"))
+    pickled = next(p for p in model_dir.iterdir() if p.name.startswith("model.") and p.suffix != ".sig")
+    original = pickled.read_bytes()
+    pickled.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    try:
+        port = free_port()
+        result = _serve(store.root, "m/2", "--port", str(port), timeout=STARTUP_S)
+        assert result.returncode == 4, result.stderr
+        assert f"model version m/2 cannot be vouched for: {pickled.name} has sha256" in result.stderr, result.stderr
+        assert not listens(port)
+    finally:
+        pickled.write_bytes(original)
+
+
+def test_with_a_verification_key_an_unsigned_model_is_refused(store: Store, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    public = tmp_path / "verify.pem"
+    public.write_bytes(
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "nbops", "verify-model", "m@champion"],
+        cwd=store.root,
+        env={**_env(), "NBOPS_VERIFY_KEY": str(public)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 4, result.stderr
+    assert "m/1 was not signed, and NBOPS_VERIFY_KEY asks for a verified signature" in result.stderr
 
 
 def _pump(proc: subprocess.Popen[str], lines: queue.Queue[str]) -> None:

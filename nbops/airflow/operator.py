@@ -4,6 +4,11 @@ The backend is read when the task runs (``NBOPS_BACKEND`` or the Variable ``nbop
 so one DAG file serves a cluster and ``airflow dags test`` on a laptop. Locally the
 operator runs the pod's own command line (``nbops`` + its rendered arguments, with the
 pod's rendered environment) in a subprocess, so both backends execute the same thing.
+
+After a pod, the operator says which image the kubelet ran (its ``repo@sha256:...`` image id)
+in the task log and as the XCom ``image_digest``: a tag names an image, a digest names its
+bytes. The worker does not write it into MLflow: the Airflow image carries no MLflow and the
+worker holds no MLflow credentials.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from nbops.storage.layout import ENV_ARTIFACT_ROOT
 from nbops.tracking.store import ENV_TRACKING_URI
 
 POD_ONLY_ENV = ("HOME", ENV_IMAGE)
+XCOM_IMAGE_DIGEST = "image_digest"
+"""The XCom key of the image id a task's pod ran (``repo@sha256:...``, as the kubelet reports it)."""
 RUN_HERE = (
     "To run the stages on this machine instead (`airflow dags test`, a laptop), set NBOPS_BACKEND=local "
     "in the Airflow environment or the Airflow Variable nbops_backend=local."
@@ -172,15 +179,17 @@ class NbopsStageOperator(KubernetesPodOperator):
         if self._backend != "local":
             super().on_kill()
 
-    def cleanup(self, pod: Any, remote_pod: Any, *args: Any, **kwargs: Any) -> None:
-        """Delete a pod that is still running (the task timed out or failed around it), and fail
-        without retries when the pod's command exited 1 or 2 (DESIGN §6); a skip stays a skip."""
+    def cleanup(self, pod: Any, remote_pod: Any, xcom_result: Any = None, context: Any = None) -> None:
+        """Say which image the pod ran (:meth:`note_image_digest`), delete a pod that is still
+        running (the task timed out or failed around it), and fail without retries when the pod's
+        command exited 1 or 2 (DESIGN §6); a skip stays a skip."""
+        self.note_image_digest(remote_pod, context)
         phase = getattr(getattr(remote_pod, "status", None), "phase", None)
         if remote_pod is not None and phase in ("Running", "Pending"):
             self.log.warning("pod %s is still %s: deleting it", remote_pod.metadata.name, phase)
             self.pod_manager.delete_pod(remote_pod)
         try:
-            super().cleanup(pod, remote_pod, *args, **kwargs)
+            super().cleanup(pod, remote_pod, xcom_result=xcom_result, context=context)
         except AirflowSkipException:
             raise
         except AirflowException as exc:
@@ -188,6 +197,23 @@ class NbopsStageOperator(KubernetesPodOperator):
             if code is not None and not ExitCode.of(code).retryable:
                 raise AirflowFailException(f"{exc} (stage command exited {code}; not retried)") from exc
             raise
+
+    def note_image_digest(self, remote_pod: Any, context: Any) -> str | None:
+        """Log the image id the kubelet reports for the pod's container and push it as the XCom
+        ``image_digest``; None (nothing said) while the container has not started. Whatever
+        happens here leaves the task's outcome to the pod."""
+        digest = image_digest(remote_pod, self.base_container_name)
+        if digest is None:
+            return None
+        name = getattr(getattr(remote_pod, "metadata", None), "name", None)
+        self.log.info("pod %s ran image %s", name, digest)
+        ti = context.get("ti") if hasattr(context, "get") else None
+        if ti is not None:
+            try:
+                ti.xcom_push(key=XCOM_IMAGE_DIGEST, value=digest)
+            except Exception as exc:  # the digest is in the log line above all the same
+                self.log.warning("image digest not pushed to XCom: %s: %s", type(exc).__name__, exc)
+        return digest
 
     def _require_settings(self) -> None:
         env = self.rendered_env()
@@ -219,6 +245,17 @@ def _nbops_executable() -> str:
     if found is None:
         raise AirflowFailException("the `nbops` command is not installed beside this Python or on PATH.")
     return found
+
+
+def image_digest(remote_pod: Any, container: str) -> str | None:
+    """The image id of ``container`` in the pod's status (``repo@sha256:...``), or None before
+    the kubelet reports one."""
+    statuses = getattr(getattr(remote_pod, "status", None), "container_statuses", None) or []
+    for status in statuses:
+        image_id = getattr(status, "image_id", None)
+        if getattr(status, "name", None) == container and image_id:
+            return str(image_id)
+    return None
 
 
 def _exit_code(remote_pod: Any, container: str) -> int | None:

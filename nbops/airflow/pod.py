@@ -15,7 +15,7 @@ from kubernetes.client import models as k8s
 
 from nbops.airflow.params import locked_stage, params_argument
 from nbops.airflow.settings import POD_ARTIFACT_ROOT
-from nbops.context import ENV_AIRFLOW, ENV_APPROVER, ENV_IMAGE, ENV_TRIGGER
+from nbops.context import ENV_AIRFLOW, ENV_APPROVER, ENV_IMAGE, ENV_TRIGGER, ENV_TRIGGERED_BY
 from nbops.graph import APPROVE_TASK, CLOSE_TASK, DRIFT_TASK, GATE_TASK, MONITOR_STAGE, PROMOTE_TASK
 from nbops.rundate import ENV_RUN_DATE
 from nbops.stage.result import stage_argv
@@ -56,6 +56,15 @@ APPROVER = (
     f"{{{{ ((ti.xcom_pull(task_ids='{APPROVE_TASK}') or {{}}).get('responded_by_user') or {{}}).get('name') or '' }}}}"
 )
 """Who answered ``approve_champion`` (its result), as ``nbops approve`` records the approver."""
+TRIGGERING_USER = "{{ dag_run.triggering_user_name | default('', true) }}"
+"""``NBOPS_TRIGGERED_BY``: the Airflow user who triggered the DAG run (the UI, the REST API,
+``airflow dags trigger``; ``dag_test`` under ``airflow dags test``); empty for a run the scheduler
+or an asset event started, which has none."""
+MLFLOW_CREDENTIALS_SECRET = "nbops-mlflow-credentials"  # noqa: S105 - a Secret's name, not its content
+"""The Secret, in the pods' namespace, whose keys ``MLFLOW_TRACKING_USERNAME`` and
+``MLFLOW_TRACKING_PASSWORD`` MLflow's client reads: the pipeline's account on a tracking server
+with authentication (deploy/k8s/mlflow.yaml). Every pod of a generated DAG takes it, optionally:
+without the Secret (a server without authentication) the pods start all the same."""
 
 
 def label_value(text: str) -> str:
@@ -122,9 +131,20 @@ def volumes(claim: str | None) -> tuple[list[k8s.V1Volume], list[k8s.V1VolumeMou
     return vols, mounts
 
 
+def env_from(secrets: list[str]) -> list[k8s.V1EnvFromSource]:
+    """The MLflow credentials (optional), then the secrets the spec names (required; the later
+    source wins on a key both hold, so a stage's own secret may carry other credentials)."""
+    named = [k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=s)) for s in secrets]
+    if MLFLOW_CREDENTIALS_SECRET in secrets:
+        return named
+    credentials = k8s.V1SecretEnvSource(name=MLFLOW_CREDENTIALS_SECRET, optional=True)
+    return [k8s.V1EnvFromSource(secret_ref=credentials), *named]
+
+
 def env_vars(image: str) -> dict[str, str]:
-    """Where to record, which DAG run and try this is and its run date (templates, rendered per
-    task) and, so the record can name it, the image (a literal: Jinja in the spec is never rendered)."""
+    """Where to record, which DAG run and try this is, its run date and who triggered it
+    (templates, rendered per task) and, so the record can name it, the image (a literal: Jinja
+    in the spec is never rendered)."""
     env = {
         ENV_TRACKING_URI: f"{{{{ nbops_setting('{ENV_TRACKING_URI}') }}}}",
         ENV_ARTIFACT_ROOT: f"{{{{ nbops_setting('{ENV_ARTIFACT_ROOT}') }}}}",
@@ -133,6 +153,7 @@ def env_vars(image: str) -> dict[str, str]:
         ENV_AIRFLOW["run_id"]: "{{ run_id }}",
         ENV_AIRFLOW["try_number"]: "{{ ti.try_number }}",
         ENV_RUN_DATE: RUN_DATE,
+        ENV_TRIGGERED_BY: TRIGGERING_USER,
         "HOME": HOME,
     }
     if SAFE_IMAGE.match(image):
@@ -245,7 +266,7 @@ def _pod(
         "cmds": ["nbops"],
         "arguments": arguments,
         "env_vars": env_vars(stage["image"]),
-        "env_from": [k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=s)) for s in stage["secrets"]],
+        "env_from": env_from(list(stage["secrets"])),
         "container_resources": resources(stage),
         "node_selector": dict(stage["node_selector"]) or None,
         "tolerations": tolerations(stage),

@@ -7,6 +7,7 @@
 | `reader`  | read the tracking store: runs, searches, model versions, artifacts         |
 | `walk`    | follow the records and store files from a version or run                   |
 | `verify`  | the checks: recorded hashes against the bytes in the artifact store        |
+| `trust`   | the checks beyond: model files and signature, MLflow's copies, aliases     |
 | `report`  | the ``nbops.audit/1`` document                                             |
 | `build`   | the document of a walked and verified lineage                              |
 | `render`  | its text tree and HTML page                                                |
@@ -31,11 +32,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nbops import modelseal
 from nbops.api import PIPELINE_FILE, find_pipeline_file
 from nbops.audit.build import build_report
+from nbops.audit.lineage import Lineage
 from nbops.audit.refs import parse_ref
 from nbops.audit.report import AuditReport
-from nbops.audit.verify import verify
+from nbops.audit.trust import trust_checks
+from nbops.audit.verify import Check, verify
 from nbops.audit.walk import Walker
 from nbops.errors import InputError
 from nbops.storage import Store, layout, open_store
@@ -59,7 +63,7 @@ def audit_model(ref: str, *, pipeline_file: Path | None = None) -> AuditReport:
     with Walker(client, place.store) as walker:
         model = walker.resolve(parsed)
         lineage = walker.from_model(parsed, model, given=ref.strip())
-        checks = verify(lineage, place.store)
+        checks = _checks(lineage, place.store)
     return build_report(lineage, checks)
 
 
@@ -75,8 +79,14 @@ def audit_run(run_id: str, *, pipeline_file: Path | None = None) -> AuditReport:
     client = open_client(place.uri)
     with Walker(client, place.store) as walker:
         lineage = walker.from_run(run_id.strip(), prefer_pipeline=place.pipeline)
-        checks = verify(lineage, place.store)
+        checks = _checks(lineage, place.store)
     return build_report(lineage, checks)
+
+
+def _checks(lineage: Lineage, store: Store) -> list[Check]:
+    """Every check: the store's records (:mod:`~nbops.audit.verify`), then what auditors trust
+    beyond them (:mod:`~nbops.audit.trust`: models, signatures, the MLflow UI's copies)."""
+    return [*verify(lineage, store), *trust_checks(lineage, modelseal.verify_key())]
 
 
 def audit_command(

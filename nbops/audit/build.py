@@ -8,10 +8,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from nbops import rundate
 from nbops.audit.lineage import AttemptRecord, Copy, Lineage, RunRecord, iso
 from nbops.audit.report import (
     AirflowInfo,
     AuditReport,
+    CarriedInfo,
     FailureInfo,
     InputInfo,
     NotebookInfo,
@@ -19,9 +21,11 @@ from nbops.audit.report import (
     OutputInfo,
     ParameterInfo,
     PipelineRunInfo,
+    SealedModelInfo,
     SourceInfo,
     StageNode,
     Subject,
+    WhoInfo,
 )
 from nbops.audit.verify import Check
 from nbops.errors import InputError
@@ -68,6 +72,18 @@ def _pipeline_run(lineage: Lineage) -> PipelineRunInfo | None:
         airflow=_airflow(parent),
         overrides=dict(parent.params),
         reused=tuple(parent.tag(tags.REUSED).split()),
+        who=_who(parent),
+    )
+
+
+def _who(run: RunRecord) -> WhoInfo:
+    """Who ran ``run`` and where, as its tags record it."""
+    return WhoInfo(
+        user=run.tag(tags.USER),
+        host=run.tag(tags.HOST),
+        triggered_by=run.tag(tags.TRIGGERED_BY),
+        approved_by=run.tag(tags.GATE_APPROVED_BY),
+        image_digest=run.tag(tags.IMAGE_DIGEST),
     )
 
 
@@ -115,12 +131,7 @@ def _node(lineage: Lineage, node: AttemptRecord, checks: list[Check]) -> StageNo
     run, manifest = node.run, node.manifest
     dirty = manifest.git_dirty if manifest is not None else None
     parameters, notes = _parameters(lineage, node)
-    if not node.expects_manifest:
-        notes.append(
-            "the stage has no attempt in this run"
-            if node.attempt is None
-            else "no successful attempt in this run: shown as its last attempt ended, not verified"
-        )
+    notes.extend(_notes(node))
     return StageNode(
         key=node.key,
         stage=node.stage,
@@ -154,7 +165,49 @@ def _node(lineage: Lineage, node: AttemptRecord, checks: list[Check]) -> StageNo
         finished_at=manifest.finished_at if manifest is not None else None,
         failure=_failure(run),
         notes=tuple(notes),
+        who=_who(run) if run is not None else None,
+        models=_models(node),
+        carried=_carried(node),
     )
+
+
+def _notes(node: AttemptRecord) -> list[str]:
+    """Remarks on the attempt that are not checks."""
+    notes, manifest = [], node.manifest
+    if node.role == "model" and manifest is not None and manifest.schema_version < 4:
+        notes.append(
+            f"recorded before nbops sealed registered models (manifest schema {manifest.schema_version}): "
+            "the model's own files are not verified"
+        )
+    if not node.expects_manifest:
+        notes.append(
+            "the stage has no attempt in this run"
+            if node.attempt is None
+            else "no successful attempt in this run: shown as its last attempt ended, not verified"
+        )
+    return notes
+
+
+def _models(node: AttemptRecord) -> tuple[SealedModelInfo, ...]:
+    """The model versions the manifest seals."""
+    return tuple(
+        SealedModelInfo(
+            name=m.name,
+            version=m.version,
+            source=m.source,
+            files=len(m.files),
+            sha256=m.sha256,
+            signed=m.signature_sha256 is not None,
+        )
+        for m in (node.manifest.models if node.manifest is not None else ())
+    )
+
+
+def _carried(node: AttemptRecord) -> tuple[CarriedInfo, ...]:
+    """The helper files the manifest lists, with where the walk found their copies."""
+    listed = node.manifest.carried if node.manifest is not None else ()
+    where = {copy.recorded_sha256: copy.location for copy in node.carried}
+    return tuple(CarriedInfo(path=c.path, sha256=c.sha256, location=where.get(c.sha256, "")) for c in listed)
 
 
 def _notebook(lineage: Lineage, node: AttemptRecord) -> NotebookInfo | None:
@@ -205,11 +258,12 @@ def _parameters(lineage: Lineage, node: AttemptRecord) -> tuple[tuple[ParameterI
     parent = lineage.parent
     overrides = {k.removeprefix(prefix) for k in (parent.params if parent else {}) if k.startswith(prefix)}
     values = effective | {name: value for name, value in defaults.items() if name not in effective}
+    run_date = node.run.tag(tags.RUN_DATE) if node.run is not None else ""
     found = tuple(
         ParameterInfo(
             name=name,
             value=value,
-            source="override" if name in overrides else _origin(name, value, spec, defaults),
+            source="override" if name in overrides else _origin(name, value, spec, defaults, run_date),
             default=defaults.get(name),
             spec=spec.get(name),
         )
@@ -218,10 +272,13 @@ def _parameters(lineage: Lineage, node: AttemptRecord) -> tuple[tuple[ParameterI
     return found, notes
 
 
-def _origin(name: str, value: Any, spec: Mapping[str, Any], defaults: Mapping[str, Any]) -> Origin:
+def _origin(name: str, value: Any, spec: Mapping[str, Any], defaults: Mapping[str, Any], run_date: str) -> Origin:
     """``spec`` (else ``default``) when the value is the one the spec (else the notebook) sets;
-    ``override`` when it differs from that one, or when neither sets the parameter."""
+    ``run date`` when the spec's value names the run date (``${run_date}``) and the value is it,
+    substituted; ``override`` when it differs, or when neither sets the parameter."""
     if name in spec:
+        if run_date and isinstance(spec[name], str) and rundate.PLACEHOLDER in spec[name]:
+            return "run date" if _same(value, spec[name].replace(rundate.PLACEHOLDER, run_date)) else "override"
         return "spec" if _same(value, spec[name]) else "override"
     if name in defaults:
         return "default" if _same(value, defaults[name]) else "override"

@@ -8,13 +8,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from nbops.provenance import Sources
 from nbops.status import RunStatus, StageStatus
-from nbops.storage.manifest import Manifest
+from nbops.storage.manifest import Manifest, SealedModel
 from nbops.tracking import tags
 
 Role = Literal["model", "stage", "upstream", "reused"]
@@ -65,6 +66,18 @@ class Copy:
 
 
 @dataclass(frozen=True)
+class ModelEvidence:
+    """A sealed model version and its files as downloaded now from MLflow's artifact store."""
+
+    sealed: SealedModel
+    directory: Path | None
+    """Where its files were downloaded (inside the walk's temporary directory); None: unreadable."""
+    tags: Mapping[str, str]
+    error: str = ""
+    """Why the files could not be read."""
+
+
+@dataclass(frozen=True)
 class Consumer:
     """A downstream attempt that recorded this attempt's manifest hash."""
 
@@ -96,6 +109,12 @@ class AttemptRecord:
     """False for a stage shown without a successful attempt (failed, running, not run)."""
     run_key: str = ""
     """The pipeline run the attempt belongs to, when it is not the audited one (a reused attempt)."""
+    recorded_files: dict[str, bytes | None] = field(default_factory=dict)
+    """The stage run's copies of the attempt's files the MLflow UI shows (``output.html``, ...)."""
+    carried: list[Copy] = field(default_factory=list)
+    """The store's copies of the helper files the manifest lists."""
+    models: list[ModelEvidence] = field(default_factory=list)
+    """The model versions the manifest seals, as the registry has them now."""
 
     @property
     def key(self) -> str:
@@ -193,6 +212,7 @@ __all__ = [
     "DatasetRecord",
     "Gap",
     "Lineage",
+    "ModelEvidence",
     "ModelInfo",
     "Role",
     "RunRecord",

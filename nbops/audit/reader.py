@@ -5,18 +5,16 @@ an InputError; an unreachable store is an InfraError."""
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from nbops.audit.lineage import DatasetRecord, ModelInfo, RunRecord, iso
 from nbops.audit.refs import ModelRef
-from nbops.errors import InfraError, InputError
+from nbops.errors import InfraError, InputError, NbopsError
 from nbops.tracking import record, tags
-from nbops.tracking.store import redact_uri
+from nbops.tracking.store import quiet_downloads, redact_uri
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -29,7 +27,6 @@ STAGE_KIND = "stage"
 PIPELINE_KIND = "pipeline"
 INTERACTIVE_KIND = "interactive"
 _NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
-_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 _SEARCH_PAGE = 1000
 _EXPERIMENT_CHUNK = 50
 
@@ -176,9 +173,24 @@ class TrackingReader:
             return None
         assert self._tmp is not None, "TrackingReader used outside its context"  # noqa: S101 - programming error
         target = tempfile.mkdtemp(dir=self._tmp.name)
-        with _quiet_downloads():
+        with quiet_downloads():
             local = _call(self.client.download_artifacts, run_id, path, target, what=f"download {path} of run {run_id}")
         return Path(local).read_bytes()
+
+    def model_files(self, name: str, version: str) -> tuple[Path | None, dict[str, str], str]:
+        """Model version ``name/version`` as the registry has it now: the directory its files were
+        downloaded to, its tags, and ``""`` (else why it could not be read, and no directory)."""
+        from nbops import modelseal
+
+        found = _lookup(self.client.get_model_version, name, version, what=f"read model version {name}/{version}")
+        if found is None:
+            return None, {}, f"the registry has no model version {name}/{version}"
+        assert self._tmp is not None, "TrackingReader used outside its context"  # noqa: S101 - programming error
+        try:
+            directory = modelseal.download(self.client, name, version, Path(tempfile.mkdtemp(dir=self._tmp.name)))
+        except NbopsError as exc:  # gone (EvidenceError) or unreadable (InfraError): the check fails either way
+            return None, dict(found.tags), exc.message
+        return directory, dict(found.tags), ""
 
 
 def _call(fn: Callable[..., T], *args: Any, what: str, **kwargs: Any) -> T:
@@ -229,19 +241,6 @@ def _run_record(run: Run) -> RunRecord:
         metrics={k: float(v) for k, v in run.data.metrics.items()},
         datasets=datasets,
     )
-
-
-@contextmanager
-def _quiet_downloads() -> Iterator[None]:
-    """No progress bars on the terminal while artifacts are read (unless the user asked for them)."""
-    if _PROGRESS_BAR in os.environ:
-        yield
-        return
-    os.environ[_PROGRESS_BAR] = "false"
-    try:
-        yield
-    finally:
-        os.environ.pop(_PROGRESS_BAR, None)
 
 
 def _model_info(version: ModelVersion) -> ModelInfo:

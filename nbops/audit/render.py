@@ -15,7 +15,15 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from nbops.audit.report import AirflowInfo, AuditReport, ModelInfo, ParameterInfo, PipelineRunInfo, StageNode
+    from nbops.audit.report import (
+        AirflowInfo,
+        AuditReport,
+        ModelInfo,
+        ParameterInfo,
+        PipelineRunInfo,
+        StageNode,
+        WhoInfo,
+    )
     from nbops.audit.verify import Check
 
 SHORT = 12
@@ -136,7 +144,29 @@ def _run_fields(run: PipelineRunInfo, cut: Callable[[str], str] = short) -> list
         rows.append(("conf", conf))
     rows.append(("overrides", "\n".join(f"{k} = {v}" for k, v in sorted(run.overrides.items()))))
     rows.append(("reused", " ".join(run.reused)))
+    rows.append(("ran by", who_text(run.who)))
     return rows
+
+
+def who_text(who: WhoInfo | None) -> str:
+    """``alice (Airflow) as airflow@worker-1, approved by bob``; ``""`` when nothing was recorded."""
+    if who is None:
+        return ""
+    where = f"{who.user or '?'}@{who.host or '?'}" if who.user or who.host else ""
+    parts = [f"{who.triggered_by} (Airflow)" if who.triggered_by else "", f"as {where}" if where else ""]
+    text = " ".join(p for p in parts if p).removeprefix("as ")
+    if who.approved_by:
+        text += f", approved by {who.approved_by}"
+    return text.strip(", ")
+
+
+def model_lines(node: StageNode) -> list[str]:
+    """One line per sealed model version: files, digest, signature."""
+    return [
+        f"{m.name}/{m.version}  {m.files} files  sha256 {short(m.sha256)}  "
+        + ("signed" if m.signed else "not signed (no signing key was configured)")
+        for m in node.models
+    ]
 
 
 def _node(branch: str, pipe: str, node: StageNode, report: AuditReport) -> Iterator[str]:
@@ -163,6 +193,11 @@ def _node(branch: str, pipe: str, node: StageNode, report: AuditReport) -> Itera
         ("consumed by", ", ".join(node.consumed_by)),
     ]
     rows.append(("outputs", "\n".join(_output_lines(node, checks))))
+    rows.append(("models", "\n".join(model_lines(node))))
+    rows.append(("carried", "\n".join(f"{c.path}  sha256 {short(c.sha256)}" for c in node.carried)))
+    rows.append(("ran by", who_text(node.who)))
+    if node.who is not None and node.who.image_digest:
+        rows.append(("image digest", node.who.image_digest))
     where = node.image or node.environment
     if node.packages_sha256:
         where += f"  packages sha256 {short(node.packages_sha256)}"
@@ -298,6 +333,17 @@ def _stage_section(node: StageNode, report: AuditReport) -> str:
             "\n",
         ),
         _titled_table("Outputs", [_row(o.path, f"{o.size} B", _code(o.sha256)) for o in node.outputs], "\n"),
+        _titled_table(
+            "Models",
+            [
+                _row(
+                    f"{m.name}/{m.version}", f"{m.files} files", _code(m.sha256), "signed" if m.signed else "not signed"
+                )
+                for m in node.models
+            ],
+            "\n",
+        ),
+        _titled_table("Carried files", [_row(c.path, _code(c.sha256), _code(c.location)) for c in node.carried], "\n"),
     ]
     return "\n".join(
         [
@@ -328,6 +374,8 @@ def _stage_fields(node: StageNode) -> list[tuple[str, str]]:
         ("packages sha256", node.packages_sha256),
         ("commit", node.git_commit + (" (dirty)" if node.git_dirty else "")),
         ("lock sha256", node.lock_sha256),
+        ("ran by", who_text(node.who)),
+        ("image digest", node.who.image_digest if node.who is not None else ""),
     ]
     if node.airflow is not None:
         rows.append(("airflow", airflow_text(node.airflow)))

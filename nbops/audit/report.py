@@ -32,6 +32,9 @@ null; hashes are full lowercase sha256 hex; ``""`` means "not recorded".
     (the DAG run conf: parsed JSON, or the recorded text when it is not JSON), ``try_number``.
   * ``overrides``: ``{"stage.name": "value"}`` given with ``nbops run -p`` or the DAG conf.
   * ``reused``: ``["stage#attempt", ...]`` taken over from an earlier invocation.
+  * ``who``: ``user`` and ``host`` (the OS user and host the run was started as and on),
+    ``triggered_by`` (the Airflow user who triggered the DAG run), ``approved_by`` (who
+    approved the gate's decision), ``image_digest`` (``""`` here).
 
 * ``stages``: stage nodes, upstream first (every node after the attempts it consumed).
 
@@ -46,7 +49,8 @@ null; hashes are full lowercase sha256 hex; ``""`` means "not recorded".
   * ``notebook``: ``path``, ``sha256``, ``location`` of the content-addressed copy (or null).
   * ``parameters``: ``[{"name", "value", "source", "default", "spec"}]``; ``source`` is
     ``default`` (the notebook's own default), ``spec`` (``stages.<stage>.parameters``) or
-    ``override`` (``-p``/conf, or a value differing from both); ``default`` and ``spec`` are
+    ``run date`` (the spec's value names ``${run_date}``, substituted), ``override``
+    (``-p``/conf, or a value differing from all of these); ``default`` and ``spec`` are
     those values or null.
   * ``metrics``: ``{"name": float}``.
   * ``inputs``: ``[{"stage", "attempt", "manifest_sha256", "location"}]`` consumed;
@@ -60,6 +64,13 @@ null; hashes are full lowercase sha256 hex; ``""`` means "not recorded".
   * ``failure`` (null unless it failed): ``cell`` (0-based index in the source notebook),
     ``execution_count``, ``error`` (exception name), ``message``.
   * ``notes``: remarks that are not checks (e.g. why notebook defaults are unknown).
+  * ``who`` (null when the stage has no run): as the pipeline run's, for this attempt; in a pod
+    ``image_digest`` is the image the kubelet ran (``repo@sha256:...``) when it was read.
+  * ``models``: ``[{"name", "version", "source", "files", "sha256", "signed"}]``, the model
+    versions the attempt registered and sealed: the number of files, the digest of their list,
+    whether a signature is stored beside them.
+  * ``carried``: ``[{"path", "sha256", "location"}]``, the helper files the stage ran with and
+    where their copies are.
 
 * ``checks``: ``[{"subject", "ok", "detail", "scope", "location", "expected", "actual"}]``;
   ``scope`` is a node ``key``, ``"pipeline"`` or ``"model"``; a failure's ``detail`` names
@@ -80,7 +91,7 @@ from nbops.status import ExitCode
 
 SCHEMA = "nbops.audit/1"
 
-Origin = Literal["default", "spec", "override"]
+Origin = Literal["default", "spec", "run date", "override"]
 """Where a parameter's value came from: the notebook's default, the spec, or an override."""
 
 __all__ = [
@@ -89,6 +100,7 @@ __all__ = [
     "SCHEMA",
     "AirflowInfo",
     "AuditReport",
+    "CarriedInfo",
     "Check",
     "FailureInfo",
     "InputInfo",
@@ -97,9 +109,11 @@ __all__ = [
     "OutputInfo",
     "ParameterInfo",
     "PipelineRunInfo",
+    "SealedModelInfo",
     "SourceInfo",
     "StageNode",
     "Subject",
+    "WhoInfo",
 ]
 
 
@@ -158,6 +172,36 @@ class PipelineRunInfo(_Doc):
     airflow: AirflowInfo | None
     overrides: dict[str, str]
     reused: tuple[str, ...]
+    who: WhoInfo | None = None
+
+
+class WhoInfo(_Doc):
+    """Who ran a run and where (``""``: not recorded)."""
+
+    user: str = Field(description="The OS user the run's process ran as.")
+    host: str = Field(description="The host it ran on.")
+    triggered_by: str = Field(description="Who started it when that is not the OS user (the Airflow user).")
+    approved_by: str = Field("", description="Who approved the gate's decision (pipeline runs with manual approval).")
+    image_digest: str = Field("", description="The stage pod's image as the kubelet reported it (stages in pods).")
+
+
+class SealedModelInfo(_Doc):
+    """A model version the attempt registered and sealed."""
+
+    name: str
+    version: str
+    source: str
+    files: int
+    sha256: str
+    signed: bool
+
+
+class CarriedInfo(_Doc):
+    """A helper file the stage carried, stored by content."""
+
+    path: str
+    sha256: str
+    location: str
 
 
 class NotebookInfo(_Doc):
@@ -234,6 +278,9 @@ class StageNode(_Doc):
     finished_at: str | None
     failure: FailureInfo | None
     notes: tuple[str, ...]
+    who: WhoInfo | None = None
+    models: tuple[SealedModelInfo, ...] = ()
+    carried: tuple[CarriedInfo, ...] = ()
 
 
 class AuditReport(_Doc):

@@ -93,7 +93,7 @@ def verify(lineage: Lineage, store: Store) -> list[Check]:
     return checks
 
 
-def _copy_hash(subject: str, copy: Copy, *, scope: str, what: str) -> Check:
+def copy_hash(subject: str, copy: Copy, *, scope: str, what: str) -> Check:
     """A content-addressed copy (``what``, in a failure's detail) hashes to the sha256 recorded for it."""
     expected = copy.recorded_sha256
     if copy.raw is None:
@@ -185,7 +185,7 @@ def _source_copy(subject: str, copy: Copy | None, parent: RunRecord, tag: str) -
             location=f"runs:/{parent.run_id}",
             expected=recorded_tag,
         )
-    check = _copy_hash(subject, copy, scope=PIPELINE_SCOPE, what="the copy")
+    check = copy_hash(subject, copy, scope=PIPELINE_SCOPE, what="the copy")
     if check.ok and recorded_tag and recorded_tag != copy.recorded_sha256:
         return Check.failed(
             subject,
@@ -293,7 +293,7 @@ def _notebook(lineage: Lineage, node: AttemptRecord, copied: set[str]) -> Iterat
         return
     if copy.rel not in copied:
         copied.add(copy.rel)
-        yield _copy_hash(f"{key} notebook copy", copy, scope=key, what="the source notebook copy")
+        yield copy_hash(f"{key} notebook copy", copy, scope=key, what="the source notebook copy")
     values = {
         "the sources index": copy.recorded_sha256 if copy.indexed else "",
         "the stage run": node.run.tag(tags.NOTEBOOK_SHA256) if node.run is not None else "",
@@ -357,4 +357,4 @@ def _listed(attempts: set[tuple[str, int, str]]) -> str:
     return json.dumps(sorted(f"{s}#{a}:{h}" for s, a, h in attempts))
 
 
-__all__ = ["Check", "sha256", "verify"]
+__all__ = ["Check", "copy_hash", "sha256", "verify"]

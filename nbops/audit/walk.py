@@ -16,11 +16,21 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from nbops.audit.lineage import AttemptRecord, Consumer, Copy, Gap, Lineage, ModelInfo, Role, RunRecord
+from nbops.audit.lineage import (
+    AttemptRecord,
+    Consumer,
+    Copy,
+    Gap,
+    Lineage,
+    ModelEvidence,
+    ModelInfo,
+    Role,
+    RunRecord,
+)
 from nbops.audit.reader import INTERACTIVE_KIND, PIPELINE_KIND, STAGE_KIND, TrackingReader, parse_int
 from nbops.audit.refs import ModelRef
 from nbops.errors import InputError
-from nbops.lock import lock_rel, notebook_rel
+from nbops.lock import file_rel, lock_rel, notebook_rel
 from nbops.provenance import SOURCES_ARTIFACT, Sources, spec_rel
 from nbops.status import RunStatus, StageStatus
 from nbops.storage import Store, layout
@@ -32,6 +42,8 @@ if TYPE_CHECKING:
 
 MANIFEST_ARTIFACT = "manifest.json"
 """The stage run's copy of its attempt's manifest."""
+RECORDED_FILES = ("output.ipynb", "output.html")
+"""The attempt's files its stage run also holds, which auditors open in the MLflow UI."""
 
 
 class Walker:
@@ -90,6 +102,7 @@ class Walker:
         index = self.tracking.stage_runs(parent) if parent is not None else {}
         root = self._attempt(lineage, run, role="model")
         self._follow(lineage, root, index)
+        self._evidence(lineage)
         return lineage
 
     def from_run(self, run_id: str, prefer_pipeline: str | None = None) -> Lineage:
@@ -113,6 +126,7 @@ class Walker:
                 self._follow(lineage, attempt, index)
             elif attempt not in lineage.attempts:
                 lineage.attempts.append(attempt)
+        self._evidence(lineage)
         return lineage
 
     def _model_run(self, lineage: Lineage, model: ModelInfo) -> RunRecord | None:
@@ -150,6 +164,23 @@ class Walker:
         if attempts:
             return self._attempt(lineage, self.tracking.full(attempts[-1][1]), role="stage", expects_manifest=False)
         return AttemptRecord(stage=stage, attempt=None, role="stage", expects_manifest=False)
+
+    def _evidence(self, lineage: Lineage) -> None:
+        """What each sealed attempt's manifest lists beyond its own files: the stage run's copies of
+        them, the carried helper files' copies, the sealed models' files as the registry has them."""
+        for node in lineage.attempts:
+            manifest = node.manifest
+            if manifest is None or not node.expects_manifest:
+                continue
+            listed = {f.path for f in manifest.files}
+            if node.run is not None:
+                node.recorded_files = {
+                    name: self.tracking.artifact(node.run.run_id, name) for name in RECORDED_FILES if name in listed
+                }
+            node.carried = [self._copy(file_rel(c.sha256), c.sha256, indexed=False) for c in manifest.carried]
+            for sealed in manifest.models:
+                directory, version_tags, error = self.tracking.model_files(sealed.name, sealed.version)
+                node.models.append(ModelEvidence(sealed, directory, version_tags, error))
 
     # -- the pipeline run ------------------------------------------------------------------------
 
@@ -358,4 +389,4 @@ def _yaml_mapping(raw: bytes) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-__all__ = ["MANIFEST_ARTIFACT", "Walker"]
+__all__ = ["MANIFEST_ARTIFACT", "RECORDED_FILES", "Walker"]

@@ -42,6 +42,25 @@ def audit_cmd(
     sys.exit(report.exit_code)
 
 
+@click.command("verify-model")
+@maps_errors
+@click.argument("model")
+@click.argument("pipeline_file", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--to", "to", type=click.Path(path_type=Path), help="Copy the checked files into this new or empty directory."
+)
+def verify_model_cmd(model: str, pipeline_file: Path | None, to: Path | None) -> None:
+    """Check a registered model version's files against what its stage sealed, and its signature
+    when NBOPS_VERIFY_KEY names the public key; with --to, copy the checked files there (a model
+    server's init container serves exactly them). The tracking store is $MLFLOW_TRACKING_URI, else
+    the pipeline file's. Exit 0 when they match, 4 naming the version and the file when they do
+    not, 2 for an unknown model or a non-empty --to, 3 when a store cannot be read.
+    """
+    from nbops.serve import verify_model
+
+    click.echo(verify_model(model, to, pipeline_file))
+
+
 @click.command("serve")
 @maps_errors
 @click.argument("targets", nargs=-1, metavar="[MODEL] [PIPELINE_FILE]")
@@ -82,4 +101,4 @@ def ui_cmd(pipeline_file: Path, port: int) -> None:
         sys.exit(0)
 
 
-COMMANDS = (audit_cmd, serve_cmd, ui_cmd)
+COMMANDS = (audit_cmd, verify_model_cmd, serve_cmd, ui_cmd)

@@ -31,6 +31,7 @@ from papermill.engines import NBClientEngine, NotebookExecutionManager, papermil
 from traitlets import Any as AnyTrait
 from traitlets.config import Config
 
+from nbops.context import WITHHELD
 from nbops.notebook.outcome import Outcome, StageTimedOut, Terminated
 from nbops.notebook.tags import is_skipped
 from nbops.status import StageStatus
@@ -336,7 +337,9 @@ class EarlyKernel:
         km = AsyncKernelManager(kernel_name=kernel_name, config=_kernel_config(sockets))
         kernel = cls(km, sockets, kernel_name)
         try:
-            run_sync(km.start_kernel)(extra_arguments=["--HistoryManager.hist_file=:memory:"], cwd=cwd)
+            run_sync(km.start_kernel)(
+                extra_arguments=["--HistoryManager.hist_file=:memory:"], cwd=cwd, env=_kernel_environ()
+            )
         except Exception:
             kernel.shutdown()
             return None
@@ -369,3 +372,8 @@ def nb_man_logger() -> Any:
 
 
 papermill_engines.register(ENGINE_NAME, NbopsEngine)
+
+
+def _kernel_environ() -> dict[str, str]:
+    """This process's environment without what the notebook's code must not see (the model signing key's path)."""
+    return {k: v for k, v in os.environ.items() if k not in WITHHELD}

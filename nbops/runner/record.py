@@ -18,6 +18,7 @@ from nbops.status import PipelineOutcome
 from nbops.storage import Store
 from nbops.tracking import pipeline_run, record, tags
 from nbops.tracking.store import experiment_location, open_client
+from nbops.tracking.who import who_tags
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -69,6 +70,7 @@ def open_record(
             tags.GIT_DIRTY: tags.flag(git.dirty),
             tags.TRIGGER: info.trigger,
             tags.RUN_DATE: info.run_date,
+            **who_tags(),
         },
     )
     sources = provenance.publish_sources(store, pipeline, stages=[MONITOR_STAGE] if monitor else None)

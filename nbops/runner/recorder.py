@@ -139,6 +139,8 @@ class Recorder:
         if tracker is None:
             raise InfraError(f"recorder: '{op}' before the stage run was set up")
         with self._store:
+            if op == "seal_models":
+                return tracker.seal_models(*args), tracker
             if op == "finish":
                 tracker.finish(*args)
             elif op == "close":

@@ -1,4 +1,5 @@
-"""What a stage attempt writes about itself: its MLflow tags and its manifest (DESIGN §8).
+"""What a stage attempt writes about itself: its MLflow tags, its manifest (DESIGN §8) and the
+description of the model versions it registered.
 
 Pure functions of the phase records (:mod:`nbops.stage.phases`), so the lifecycle reads as
 its phases and the vocabulary of the record stays beside :mod:`nbops.tracking.tags`.
@@ -7,19 +8,23 @@ its phases and the vocabulary of the record stays beside :mod:`nbops.tracking.ta
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nbops import __version__, environment
 from nbops.context import ENV_AIRFLOW, ENV_IMAGE, ENV_TRIGGER
 from nbops.status import StageStatus
 from nbops.storage import layout
-from nbops.storage.manifest import Manifest, NotebookRef, build_manifest
-from nbops.tracking import tags
+from nbops.storage.manifest import CarriedFile, Manifest, NotebookRef, SealedModel, build_manifest
+from nbops.tracking import record, tags
+from nbops.tracking.who import who_tags
 
 if TYPE_CHECKING:
     from nbops.notebook.outcome import Outcome
     from nbops.stage.phases import Claimed, Prepared
+    from nbops.storage.manifest import ManifestInput
 
 
 def image() -> str | None:
@@ -47,6 +52,7 @@ def parent_tags(prepared: Prepared) -> dict[str, str]:
         tags.TRIGGER: os.environ.get(ENV_TRIGGER, "exec-stage"),
         **_code(prepared),
         **airflow_tags(),
+        **who_tags(),
     }
 
 
@@ -66,6 +72,7 @@ def stage_tags(prepared: Prepared, attempt: int) -> dict[str, str]:
         tags.VERSION: __version__,
         **_code(prepared),
         **airflow_tags(),
+        **who_tags(),
     }
 
 
@@ -110,8 +117,112 @@ def version_tags(claimed: Claimed, mlflow_run_id: str) -> dict[str, str]:
     return {k: v for k, v in values.items() if v}
 
 
-def manifest(claimed: Claimed, outcome: Outcome, mlflow_run_id: str) -> Manifest:
-    """The manifest of a successful attempt: its files with sha256, what it ran with and consumed."""
+# -- the description of a model version the attempt registered -------------------------------
+
+PARAMETER_SHOWN = 120
+"""Longest parameter value a description shows whole; the stage run has every value."""
+_ESCAPED = str.maketrans({**{c: "\\" + c for c in "\\`*_[]<>|"}, "\n": " ", "\r": " "})
+
+
+@dataclass(frozen=True)
+class RunLinks:
+    """Where an attempt's record is in the MLflow UI, as relative hash routes (``#/...``) that work
+    behind whatever host serves the UI."""
+
+    experiment_id: str
+    parent_run_id: str
+    stage_run_id: str
+
+    def run(self, run_id: str) -> str:
+        """The page of a run of the experiment."""
+        return f"#/experiments/{self.experiment_id}/runs/{run_id}"
+
+    def artifact(self, path: str) -> str:
+        """An artifact of the stage run, open in the run's artifact view."""
+        return f"{self.run(self.stage_run_id)}/artifacts/{path}"
+
+
+def version_description(
+    run_tags: Mapping[str, str], parameters: Mapping[str, Any], consumed: Sequence[ManifestInput], links: RunLinks
+) -> str:
+    """The Markdown description of a model version the attempt registered: its lineage, so that the
+    executed notebook is one click from the version (the MLflow UI renders the Markdown).
+
+    ``run_tags`` are the stage run's tags as the attempt set them (:func:`stage_tags` with the
+    stage and attempt), ``parameters`` what the notebook ran with (secrets masked), ``consumed``
+    the upstream attempts with their manifests' sha256. Parameters that would take the text past
+    MLflow's limit are left out and counted; the stage run lists them all.
+    """
+    head, tail = _lineage(run_tags, links), _consumed(consumed)
+    room = record.DESCRIPTION_LIMIT - sum(len(line) + 1 for line in (*head, *tail))
+    text = "\n".join([*head, *_parameters(parameters, room, links), *tail])
+    return text[: record.DESCRIPTION_LIMIT]
+
+
+def _text(value: str) -> str:
+    """Plain text in Markdown: no emphasis, link, HTML or table cell boundary of its own."""
+    return value.translate(_ESCAPED)
+
+
+def _literal(value: str) -> str:
+    """A value shown as code, unless a backtick or bar in it would break the span or the table."""
+    return f"`{value}`" if value and not set(value) & set("`|\n\r") else _text(value)
+
+
+def _lineage(run_tags: Mapping[str, str], links: RunLinks) -> list[str]:
+    def tag(key: str) -> str:
+        return run_tags.get(key, "")
+
+    stage_run = links.run(links.stage_run_id)
+    dirty = ", **dirty** (the code differed from it)" if tag(tags.GIT_DIRTY) == tags.flag(True) else ""
+    by = f"{_literal(tag(tags.USER))} on {_literal(tag(tags.HOST))}"
+    if tag(tags.TRIGGERED_BY):
+        by += f", triggered by {_literal(tag(tags.TRIGGERED_BY))}"
+    where = f"image {_literal(tag(tags.IMAGE))}" if tag(tags.IMAGE) else _literal(tag(tags.ENVIRONMENT))
+    lines = [
+        f"- **Pipeline:** {_literal(tag(tags.PIPELINE))}, nbops run "
+        f"[{_literal(tag(tags.RUN_ID))}]({links.run(links.parent_run_id)}) (the pipeline run)",
+        f"- **Stage:** {_literal(tag(tags.STAGE))}, attempt {_text(tag(tags.ATTEMPT))}: "
+        f"[executed notebook]({links.artifact('output.html')}) · [stage run]({stage_run})",
+        f"- **Notebook:** {_literal(tag(tags.NOTEBOOK_PATH))}, sha256 {_literal(tag(tags.NOTEBOOK_SHA256))}",
+        f"- **Git commit:** {_literal(tag(tags.GIT_COMMIT))}{dirty}",
+        *([f"- **Lock sha256:** {_literal(tag(tags.LOCK_SHA256))}"] if tag(tags.LOCK_SHA256) else []),
+        f"- **Environment:** {where}, packages sha256 {_literal(tag(tags.PACKAGES_SHA256))}",
+        f"- **Run by:** {by}",
+    ]
+    return ["### Lineage", "", *lines, ""]
+
+
+def _parameters(parameters: Mapping[str, Any], room: int, links: RunLinks) -> list[str]:
+    if not parameters:
+        return ["**Parameters:** none", ""]
+    lines = ["**Parameters**", "", "| Name | Value |", "| --- | --- |"]
+    more = f"... and {{}} more: see the [stage run]({links.run(links.stage_run_id)})."
+    used = sum(len(line) + 1 for line in lines) + len(more) + 8
+    for name, value in parameters.items():
+        shown = record.param_text(value)
+        if len(shown) > PARAMETER_SHOWN:
+            shown = shown[: PARAMETER_SHOWN - 3] + "..."
+        row = f"| {_text(name)} | {_text(shown)} |"
+        if used + len(row) + 1 > room:
+            break
+        lines.append(row)
+        used += len(row) + 1
+    left = len(parameters) - (len(lines) - 4)
+    return [*lines, *(["", more.format(left)] if left else []), ""]
+
+
+def _consumed(consumed: Sequence[ManifestInput]) -> list[str]:
+    if not consumed:
+        return ["**Upstream attempts consumed:** none"]
+    rows = [f"| {_text(c.stage)} | {c.attempt} | {_literal(c.manifest_sha256)} |" for c in consumed]
+    header = "**Upstream attempts consumed** (the sha256 of an attempt's manifest digests its outputs)"
+    return [header, "", "| Stage | Attempt | Manifest sha256 |", "| --- | --- | --- |", *rows]
+
+
+def manifest(claimed: Claimed, outcome: Outcome, mlflow_run_id: str, models: tuple[SealedModel, ...] = ()) -> Manifest:
+    """The manifest of a successful attempt: its files with sha256, what it ran with and consumed,
+    the helper files it carried and the model versions it registered (``models``, sealed)."""
     prepared, hit = claimed.prepared, claimed.hit
     stage, env = prepared.stage, environment.current()
     return build_manifest(
@@ -136,4 +247,6 @@ def manifest(claimed: Claimed, outcome: Outcome, mlflow_run_id: str) -> Manifest
         inputs=claimed.located.consumed,
         cache_key=claimed.located.cache_key,
         reused=hit.reused() if hit is not None else None,
+        models=models,
+        carried=tuple(CarriedFile(path=f.path, sha256=f.sha256) for f in prepared.carried),
     )

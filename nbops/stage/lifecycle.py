@@ -23,14 +23,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import nbops.stage.attempt_record as attempt_record
-from nbops import rundate
-from nbops.context import GitState, StageContext, git_state
-from nbops.errors import InfraError, InputError, NbopsError
-from nbops.lock import fetch_lock, notebook_rel
+from nbops import modelseal, rundate
+from nbops.context import StageContext
+from nbops.errors import InfraError, NbopsError
+from nbops.lock import notebook_rel
 from nbops.notebook.outcome import Outcome, Terminated
 from nbops.notebook.redact import Redactor
-from nbops.spec import FrozenFile, Pipeline, load_pipeline
+from nbops.stage import carried
 from nbops.stage.contract import load_contract
+from nbops.stage.load import load, materialize
 from nbops.stage.phases import Archived, Claimed, Executed, Located, Prepared, Recorded, Sealed
 from nbops.stage.recorder import RecorderLink, make_tracker
 from nbops.stage.slots import AttemptHooks, CacheHit
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from nbops.notebook.engine import EarlyKernel
     from nbops.stage.result import StageRequest
     from nbops.stage.signals import AttemptSignals
+    from nbops.storage.manifest import SealedModel
 
 
 def log(message: str) -> None:
@@ -70,14 +72,16 @@ def prepare(request: StageRequest, execute: bool = True) -> Prepared:
         InputError: anything wrong with the spec, notebook or parameters.
         InfraError: the artifact store cannot be opened.
     """
-    pipeline, git = _load(request)
+    pipeline, git = load(request)
     run_date = request.run_date or rundate.current()
     contract = load_contract(pipeline, request.stage, request.params, run_date)
     notebook = None
+    files: tuple[carried.Carried, ...] = ()
     if execute:
         from nbops.notebook.execute import parameterize
 
         notebook = parameterize(contract.notebook.node, contract.params, contract.where)
+        files = carried.snapshot(pipeline, request.stage)
     redactor = Redactor.from_env()
     # Recorded in full so a run's record reads the same whichever backend injected which subset.
     effective = redactor.value({**contract.schema.defaults, **contract.params})
@@ -92,6 +96,8 @@ def prepare(request: StageRequest, execute: bool = True) -> Prepared:
         store=open_store(pipeline.root),
         uri=tracking_uri(layout.state_dir(pipeline.root)),
         redactor=redactor,
+        carried=files,
+        signing_key=modelseal.signing_key() if execute else None,
     )
 
 
@@ -128,7 +134,7 @@ def boot(prepared: Prepared) -> Workspace:
     workspace = Workspace(cwd=prepared.contract.notebook.path.parent)
     if prepared.pipeline.frozen:
         workspace.scratch = tempfile.TemporaryDirectory(prefix="nbops-cwd-")
-        _materialize(prepared.pipeline.frozen[stage.name].files, Path(workspace.scratch.name))
+        materialize(prepared.pipeline.frozen[stage.name].files, Path(workspace.scratch.name))
         workspace.cwd = Path(workspace.scratch.name) / Path(stage.notebook).parent
         workspace.cwd.mkdir(parents=True, exist_ok=True)
     workspace.kernel = EarlyKernel.start(KERNEL_NAME, str(workspace.cwd))
@@ -261,18 +267,33 @@ def archive(executed: Executed) -> Archived:
         else:
             write_atomic(claimed.attempt.workdir / "output.html", page.encode("utf-8"))
     mlflow_run_id, outcome = _tracked_run(claimed, outcome)
+    models, outcome = _sealed_models(claimed, outcome) if mlflow_run_id else ((), outcome)
     manifest = None
     if outcome.status.succeeded and mlflow_run_id:
-        manifest = attempt_record.manifest(claimed, outcome, mlflow_run_id)
+        manifest = attempt_record.manifest(claimed, outcome, mlflow_run_id, models)
     try:  # a no-op for a local store; a success exactly as listed, anything else as it is
         if claimed.hit is None and not prepared.pipeline.frozen:  # the source bytes by content, for the audit
             prepared.store.publish(notebook_rel(prepared.contract.notebook.sha256), prepared.contract.notebook.raw)
+        carried.publish(prepared.store, prepared.carried)
         prepared.store.upload(claimed.attempt, manifest)
     except InfraError as exc:
         log(str(exc))
         if manifest is not None:  # never sealed: the store lacks what it would list
             manifest, outcome = None, failed(outcome, StageStatus.UPLOAD_FAILED, "ArtifactStoreError", str(exc))
     return Archived(claimed=claimed, outcome=outcome, mlflow_run_id=mlflow_run_id, manifest=manifest)
+
+
+def _sealed_models(claimed: Claimed, outcome: Outcome) -> tuple[tuple[SealedModel, ...], Outcome]:
+    """The model versions a successful attempt registered, sealed (signed with the configured key);
+    a seal that fails fails the attempt: it is never sealed without the models it registered."""
+    if not outcome.status.succeeded or claimed.hit is not None:  # a reuse registers nothing
+        return (), outcome
+    key = claimed.prepared.signing_key
+    try:
+        return claimed.tracker.seal_models(str(key) if key is not None else None), outcome
+    except InfraError as exc:
+        log(str(exc))
+        return (), failed(outcome, StageStatus.INFRA_FAILED, "ModelSealError", str(exc))
 
 
 def _tracked_run(claimed: Claimed, outcome: Outcome) -> tuple[str | None, Outcome]:
@@ -345,53 +366,3 @@ def seal(recorded: Recorded) -> Sealed:
 def message(prepared: Prepared, outcome: Outcome) -> str:
     """One sentence for logs, results and the record, secrets masked."""
     return prepared.redactor.text(outcome.message)
-
-
-# -- loading ----------------------------------------------------------------------------------
-
-
-def _materialize(files: tuple[FrozenFile, ...], root: Path) -> None:
-    """Copy each promoted file to its place under ``root``, refusing bytes that do not hash to
-    what was promoted.
-
-    Raises:
-        InfraError: a file is not in the artifact store (yet).
-        InputError: a file's bytes were changed after ``nbops promote``.
-    """
-    import hashlib
-
-    for frozen in files:
-        try:
-            data = frozen.source.read_bytes()
-        except FileNotFoundError:
-            raise InfraError(
-                f"{frozen.source}: '{frozen.path}', promoted with the notebook, is not in the artifact store; "
-                "publish it (nbops promote with this NBOPS_ARTIFACT_ROOT) before the DAG runs."
-            ) from None
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != frozen.sha256:
-            raise InputError(
-                f"{frozen.source}: '{frozen.path}' has sha256 {actual}, not {frozen.sha256} as promoted; the "
-                "published file was changed after `nbops promote`. Nothing was run; promote the pipeline again."
-            )
-        target = root / frozen.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-
-
-def _load(request: StageRequest) -> tuple[Pipeline, GitState]:
-    """The pipeline from the working tree, or the promoted one whose lock hash was given, and
-    the commit its code came from (the work tree's, or the one promote recorded in the lock)."""
-    if request.promoted is None:
-        if request.pipeline_file is None:
-            raise InputError("exec-stage needs --pipeline FILE or --promoted LOCK_SHA256.")
-        pipeline = load_pipeline(request.pipeline_file)
-        return pipeline, git_state(pipeline.root)
-    unset = [v for v in (layout.ENV_ARTIFACT_ROOT, ENV_TRACKING_URI) if not os.environ.get(v, "").strip()]
-    if unset:
-        raise InputError(
-            f"--promoted {request.promoted}: {' and '.join(unset)} must be set; a promoted stage reads its notebook "
-            "from the artifact store and records into the tracking server the deployment names (the DAG sets both)."
-        )
-    lock, path = fetch_lock(open_store(Path.cwd()), request.promoted)
-    return lock.pipeline(path, open_store(Path.cwd()), request.stage), GitState(lock.git_commit, lock.git_dirty)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from nbops.notebook.outcome import Outcome
     from nbops.notebook.redact import Redactor
     from nbops.spec import Pipeline, ResolvedStage
+    from nbops.stage.carried import Carried
     from nbops.stage.contract import StageContract
     from nbops.stage.recorder import Tracker
     from nbops.stage.result import StageRequest
@@ -47,6 +48,10 @@ class Prepared:
     uri: str
     """The tracking URI the record goes to."""
     redactor: Redactor
+    carried: tuple[Carried, ...] = ()
+    """The helper files the notebook runs with, read before the kernel starts (none for a reuse)."""
+    signing_key: Path | None = None
+    """The key registered models are signed with (``$NBOPS_SIGNING_KEY``), or None."""
 
     @property
     def stage(self) -> ResolvedStage:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from nbformat import NotebookNode
 
     from nbops.stage.tracker import Recording
+    from nbops.storage.manifest import SealedModel
 
 ENV_RECORDER = "NBOPS_RECORDER"
 """Socket address of the runner's recorder; set only by the local runner for its children."""
@@ -48,6 +49,7 @@ class Tracker(Protocol):
     def run_id(self) -> str: ...
     def warm(self) -> None: ...
     def to_html(self, nb: NotebookNode) -> str: ...
+    def seal_models(self, signing_key: str | None) -> tuple[SealedModel, ...]: ...
     def finish(self, outcome: Recording) -> None: ...
     def close(self, status: str) -> None: ...
     def mark_failed(self, reason: str, exc: BaseException) -> None: ...
@@ -140,6 +142,10 @@ class DelegatedTracker:
 
     def to_html(self, nb: NotebookNode) -> str:
         return str(self._link.call("html", nb))
+
+    def seal_models(self, signing_key: str | None) -> tuple[SealedModel, ...]:
+        self.run_id()
+        return tuple(self._link.call("seal_models", signing_key))
 
     def finish(self, outcome: Recording) -> None:
         self.run_id()

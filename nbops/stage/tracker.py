@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from nbformat import NotebookNode
 
-    from nbops.storage.manifest import Manifest, ManifestInput
+    from nbops.storage.manifest import Manifest, ManifestInput, SealedModel
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,19 @@ class StageTracker:
 
         return to_html(nb)
 
+    def seal_models(self, signing_key: str | None) -> tuple[SealedModel, ...]:
+        """Seal the model versions the notebook registered (:func:`nbops.modelseal.seal_versions`),
+        signing them with the key at ``signing_key`` when given; before the attempt's manifest is
+        built, so that it lists them.
+
+        Raises:
+            InfraError: the registry or the artifact store failed, or signing did.
+        """
+        from nbops import modelseal
+
+        key = Path(signing_key) if signing_key else None
+        return modelseal.seal_versions(self._client(), self.run_id(), key)
+
     def finish(self, outcome: Recording) -> None:
         """Record the outcome: metrics, tags, the upstream attempts consumed (as dataset inputs),
         artifacts, tags on any model version the notebook registered, then (``outcome.close``)
@@ -137,9 +150,20 @@ class StageTracker:
         if outcome.manifest is not None:
             text = outcome.manifest.to_bytes().decode("utf-8")
             record.call(client.log_text, run, text, "manifest.json", what="upload the manifest")
-        record.tag_model_versions(client, run, outcome.version_tags)
+        record.tag_model_versions(client, run, outcome.version_tags, lambda: self._description(client, run, outcome))
         if outcome.close:
             record.finish_run(client, run, outcome.status)
+
+    def _description(self, client: MlflowClient, run: str, outcome: Recording) -> str:
+        """The lineage a registered version is described with: a pure function of what the stage
+        process sent (its tags and parameters, the inputs it consumed) and of where the record is."""
+        from nbops.stage.attempt_record import RunLinks, version_description
+
+        _uri, _experiment, _location, _run_id, stage, attempt, _parent, stage_tags, parameters = self._args
+        experiment_id = record.call(client.get_run, run, what="read the stage run").info.experiment_id
+        run_tags = {tags.STAGE: stage, tags.ATTEMPT: str(attempt), **stage_tags}
+        links = RunLinks(str(experiment_id), self.parent_id, run)
+        return version_description(run_tags, parameters, outcome.inputs, links)
 
     def mark_failed(self, reason: str, exc: BaseException) -> None:
         """Best effort: close the record as failed (the artifact store did not take the manifest).

@@ -11,13 +11,16 @@ the bytes themselves are being verified. Version 2 adds what the code and enviro
 (``lock_sha256``, ``git_commit``, ``git_dirty``, ``environment``, ``packages_sha256``);
 version 1 manifests read with those unset. Version 3 adds incremental runs (DESIGN §13): the
 ``cache_key`` the attempt ran under and, for an attempt that reused another instead of
-running (status ``cached``), ``reused``, the attempt it stands for.
+running (status ``cached``), ``reused``, the attempt it stands for. Version 4 adds the trust
+record (DESIGN §15): ``models``, every model version the attempt registered with each of its
+files' sha256 (and its signature's), and ``carried``, the helper files the stage ran with.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -28,7 +31,7 @@ from nbops.errors import InputError, format_problems
 from nbops.storage.atomic import is_temp, write_atomic
 from nbops.storage.layout import MANIFEST
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 _CHUNK = 1 << 20
 _MAX_PROBLEMS = 10
@@ -93,6 +96,42 @@ class ReusedAttempt(BaseModel):
     mlflow_run_id: str = Field("", description="Its MLflow stage run.")
 
 
+class SealedModel(BaseModel):
+    """A model version the attempt registered, under seal: every file of its MLflow artifacts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(description="Registered model name.")
+    version: str = Field(description="Version number in the registry.")
+    source: str = Field(description="Where MLflow keeps its files (the version's source URI, e.g. models:/m-...).")
+    files: tuple[ManifestFile, ...] = Field(description="Every file of the model, by path, as registered.")
+    sha256: str = Field(pattern=SHA256_PATTERN, description="sha256 of the file list (see model_digest).")
+    signature_sha256: str | None = Field(
+        None, description="sha256 of the OpenSSF model-signing signature stored beside the files; None: unsigned."
+    )
+
+    @property
+    def ref(self) -> str:
+        """``NAME/VERSION``."""
+        return f"{self.name}/{self.version}"
+
+
+class CarriedFile(BaseModel):
+    """A file the stage carried beside its notebook (a helper module, a ``files:`` match), stored by content."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str = Field(description="Path relative to the pipeline's directory, '/'-separated.")
+    sha256: str = Field(pattern=SHA256_PATTERN, description="sha256 of its bytes; its copy is at files/<sha256>.")
+
+
+def model_digest(files: tuple[ManifestFile, ...] | list[ManifestFile]) -> str:
+    """sha256 of the ``<sha256>  <path>`` lines of ``files``, sorted by path, each ending in a newline
+    (the format of ``sha256sum``): one value standing for a model's files, tagged on its version."""
+    lines = "".join(f"{f.sha256}  {f.path}\n" for f in sorted(files, key=lambda f: f.path))
+    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+
+
 class Manifest(BaseModel):
     """The record of one finished stage attempt."""
 
@@ -128,6 +167,8 @@ class Manifest(BaseModel):
         "inputs, environment, nbops version); None when not reusable.",
     )
     reused: ReusedAttempt | None = Field(None, description="For status `cached`: the attempt reused instead.")
+    models: tuple[SealedModel, ...] = Field((), description="The model versions the attempt registered, sealed.")
+    carried: tuple[CarriedFile, ...] = Field((), description="The helper files the stage ran with, by content.")
 
     @field_validator("schema_version")
     @classmethod
@@ -163,13 +204,13 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def list_files(attempt_dir: Path) -> list[ManifestFile]:
-    """Every file below ``attempt_dir`` with size and sha256, sorted by path; the manifest
-    and temp files of unfinished atomic writes are left out."""
+def list_files(attempt_dir: Path, leave_out: Collection[str] = (MANIFEST,)) -> list[ManifestFile]:
+    """Every file below ``attempt_dir`` with size and sha256, sorted by path; ``leave_out`` (paths
+    relative to it: the manifest) and temp files of unfinished atomic writes are left out."""
     files = []
     for path in sorted(p for p in attempt_dir.rglob("*") if p.is_file()):
         rel = path.relative_to(attempt_dir).as_posix()
-        if rel == MANIFEST or is_temp(path.name):
+        if rel in leave_out or is_temp(path.name):
             continue
         files.append(ManifestFile(path=rel, size=path.stat().st_size, sha256=file_sha256(path)))
     return files

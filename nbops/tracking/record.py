@@ -23,6 +23,10 @@ MODEL_TRAINING = "custom_model_development"
 DIGEST_LENGTH = 32
 """MLflow keeps at most 36 characters of a dataset digest: the first 32 hex digits of the sha256."""
 UPSTREAM = "upstream"
+DESCRIPTION_LIMIT = 5000
+"""MLflow's SQL stores keep at most 5,000 characters of a model version's description."""
+DESCRIPTION_SEPARATOR = "\n\n---\n\n"
+"""Between a description the notebook gave a version and the lineage nbops adds below it."""
 
 
 class Consumed(Protocol):
@@ -176,17 +180,46 @@ def log_upstream(client: MlflowClient, run_id: str, inputs: Sequence[Consumed]) 
     call(client.log_inputs, run_id, datasets=datasets, what="log the upstream attempts as dataset inputs")
 
 
-def tag_model_versions(client: MlflowClient, run_id: str, version_tags: Mapping[str, str]) -> list[str]:
-    """Tag every model version registered from run ``run_id`` so it points back to what made it;
-    returns the versions as ``name/version``."""
+def tag_model_versions(
+    client: MlflowClient,
+    run_id: str,
+    version_tags: Mapping[str, str],
+    description: Callable[[], str] | None = None,
+) -> list[str]:
+    """Tag every model version registered from run ``run_id`` so it points back to what made it,
+    and describe it with ``description()`` (Markdown; asked for only when the run registered a
+    version) below any description the notebook gave it; returns the versions as ``name/version``."""
     if not version_tags:
         return []
     from nbops.tracking import query
 
     versions = query.run_versions(client, run_id)
+    lineage = description()[:DESCRIPTION_LIMIT] if versions and description is not None else ""
     done = []
     for version in versions:
         for key, value in version_tags.items():
             call(client.set_model_version_tag, version.name, version.version, key, value, what="tag a model version")
+        text = described(version.description, lineage)
+        if text != (version.description or ""):
+            call(
+                client.update_model_version,
+                version.name,
+                version.version,
+                description=text,
+                what="describe a model version",
+            )
         done.append(f"{version.name}/{version.version}")
     return done
+
+
+def described(current: str | None, lineage: str) -> str:
+    """A version's description with ``lineage`` below what the notebook wrote (cut to fit
+    :data:`DESCRIPTION_LIMIT`); unchanged when it has the lineage already, so a retried record
+    writes the same text."""
+    current = current or ""
+    if not lineage or lineage in current:
+        return current
+    if not current:
+        return lineage
+    room = DESCRIPTION_LIMIT - len(lineage) - len(DESCRIPTION_SEPARATOR)
+    return current[:room] + DESCRIPTION_SEPARATOR + lineage if room > 0 else lineage

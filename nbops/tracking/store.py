@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
+ENV_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+"""MLflow draws a progress bar on the terminal for every artifact download unless it is ``false``."""
 SQLITE_BUSY_TIMEOUT_S = 120
 _BOUNDED_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
 
@@ -114,3 +118,16 @@ def redact_uri(uri: str) -> str:
         user = creds.split(":", 1)[0]
         return f"{scheme}://{user}:***@{host}"
     return uri
+
+
+@contextmanager
+def quiet_downloads() -> Iterator[None]:
+    """No progress bars on the terminal while artifacts are read (unless the user asked for them)."""
+    if ENV_PROGRESS_BAR in os.environ:
+        yield
+        return
+    os.environ[ENV_PROGRESS_BAR] = "false"
+    try:
+        yield
+    finally:
+        os.environ.pop(ENV_PROGRESS_BAR, None)

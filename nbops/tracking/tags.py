@@ -120,9 +120,25 @@ AIRFLOW_LOGICAL_DATE = "airflow.logical_date"
 AIRFLOW_CONF = "airflow.conf"
 """The DAG run's conf as JSON, secrets masked (pipeline runs)."""
 
+# -- who and where, on both kinds of run ------------------------------------------------------
+USER = "nbops.user"
+"""The OS user the run's process ran as."""
+HOST = "nbops.host"
+"""The host name it ran on."""
+TRIGGERED_BY = "nbops.triggered_by"
+"""Who started the run when that is not the OS user: the Airflow user who triggered the DAG run."""
+IMAGE_DIGEST = "nbops.image_digest"
+"""The stage pod's image as the kubelet reports it (``repo@sha256:...``), when it could be read."""
+MLFLOW_USER = "mlflow.user"
+"""MLflow's own: the UI's "Created by"."""
+
 # -- model versions registered in a pipeline run --------------------------------------------
 STAGE_RUN = "nbops.stage_run"
 """MLflow run id of the stage attempt that registered the version."""
+MODEL_SHA256 = "nbops.model_sha256"
+"""sha256 of the version's sealed file list (``path sha256`` lines, sorted), as its manifest records it."""
+MODEL_SIGNED = "nbops.model_signed"
+"""``true`` when the version was signed (its signature is beside the model files), else ``false``."""
 
 # -- MLflow's own ---------------------------------------------------------------------------
 PARENT_RUN = "mlflow.parentRunId"

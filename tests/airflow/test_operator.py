@@ -1,6 +1,6 @@
 """The stage operator: exit codes decide skip, retry or fail on both backends, still-running pods
-are deleted, only the command line and environment are templates, and a run the drift asset
-started forces its stages."""
+are deleted, the image a pod ran is logged and pushed to XCom, only the command line and
+environment are templates, and a run the drift asset started forces its stages."""
 
 from __future__ import annotations
 
@@ -53,15 +53,25 @@ def test_local_backend_maps_exit_codes_to_retry_or_fail(
     assert "attempt-1" in manifest
 
 
-def _pod(phase: str, exit_code: int | None) -> k8s.V1Pod:
+DIGEST = "registry.example.com/nbops-runner@sha256:" + "ab" * 32
+SIDECAR_DIGEST = "registry.example.com/istio-proxy@sha256:" + "cd" * 32
+
+
+def _pod(phase: str, exit_code: int | None, image_id: str = "") -> k8s.V1Pod:
+    """A pod as the API server returns it once the kubelet reported its container ("base", the
+    operator's), with a sidecar whose image must not be mistaken for the stage's."""
     state = k8s.V1ContainerState(
         terminated=k8s.V1ContainerStateTerminated(exit_code=exit_code) if exit_code is not None else None
     )
     status = k8s.V1ContainerStatus(
-        name="base", state=state, image="nbops-runner:0.1", image_id="", ready=False, restart_count=0
+        name="base", state=state, image="nbops-runner:0.1", image_id=image_id, ready=False, restart_count=0
+    )
+    sidecar = k8s.V1ContainerStatus(
+        name="istio-proxy", image="istio-proxy:1", image_id=SIDECAR_DIGEST, ready=True, restart_count=0
     )
     return k8s.V1Pod(
-        metadata=k8s.V1ObjectMeta(name="p-1"), status=k8s.V1PodStatus(phase=phase, container_statuses=[status])
+        metadata=k8s.V1ObjectMeta(name="p-1"),
+        status=k8s.V1PodStatus(phase=phase, container_statuses=[sidecar, status]),
     )
 
 
@@ -226,3 +236,117 @@ def test_an_asset_triggered_run_forces_the_stage_and_skips_the_worker_s_reuse_ch
     assert len(probed) == (0 if forced else 1)
     second = json.loads((project.attempts("ops", "only")[1] / "manifest.json").read_text())
     assert (second.get("reused") is None) is forced  # forced: the notebook ran; else the stage command reused
+
+
+@pytest.mark.parametrize(
+    ("phase", "code", "image_id", "outcome"),
+    [
+        ("Succeeded", 0, DIGEST, "success"),
+        ("Failed", 3, DIGEST, "retried"),  # a failed stage still says what it ran
+        ("Failed", 1, DIGEST, "failed"),
+        ("Pending", None, "", "retried"),  # never started (an image pull that failed): no digest to say
+    ],
+)
+def test_the_image_a_pod_ran_is_logged_and_pushed_to_xcom(
+    monkeypatch: pytest.MonkeyPatch,
+    phase: str,
+    code: int | None,
+    image_id: str,
+    outcome: str,
+) -> None:
+    """After the pod, the kubelet's image id of the stage container (``repo@sha256:...``) goes to the
+    task log and to the XCom ``image_digest``, whatever the pod's outcome; the outcome is unchanged."""
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    from nbops.airflow.operator import XCOM_IMAGE_DIGEST, NbopsStageOperator
+
+    base = mock.Mock(side_effect=None if outcome == "success" else AirflowException("pod failed"))
+    monkeypatch.setattr(NbopsStageOperator, "pod_manager", mock.Mock(), raising=False)
+    monkeypatch.setattr(KubernetesPodOperator, "cleanup", base)
+    log = _recorded_log(monkeypatch)
+    operator = NbopsStageOperator(task_id="t", name="t", namespace="nbops", image="nbops-runner:0.1", cmds=["nbops"])
+    remote, ti = _pod(phase, code, image_id), mock.Mock()
+    if outcome == "success":
+        operator.cleanup(remote, remote, context={"ti": ti})
+    else:
+        with pytest.raises(AirflowException) as caught:
+            operator.cleanup(remote, remote, context={"ti": ti})
+        assert isinstance(caught.value, AirflowFailException) is (outcome == "failed")
+    logged = [c.args for c in log.info.call_args_list]
+    assert base.call_args.kwargs["context"] == {"ti": ti}  # the provider's cleanup gets the context on
+    pushed = [c.kwargs for c in ti.xcom_push.call_args_list]
+    if image_id:
+        assert pushed == [{"key": XCOM_IMAGE_DIGEST, "value": DIGEST}]
+        assert ("pod %s ran image %s", "p-1", DIGEST) in logged, logged
+    else:
+        assert pushed == []
+        assert not [a for a in logged if "ran image" in a[0]], logged
+
+
+def _recorded_log(monkeypatch: pytest.MonkeyPatch) -> mock.Mock:
+    """The operator's task log, recorded (Airflow's own logger writes wherever logging is configured)."""
+    from nbops.airflow.operator import NbopsStageOperator
+
+    log = mock.Mock()
+    monkeypatch.setattr(NbopsStageOperator, "log", property(lambda self: log))
+    return log
+
+
+def test_an_xcom_that_cannot_be_pushed_leaves_the_outcome_to_the_pod(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    from nbops.airflow.operator import NbopsStageOperator
+
+    base = mock.Mock()
+    monkeypatch.setattr(NbopsStageOperator, "pod_manager", mock.Mock(), raising=False)
+    monkeypatch.setattr(KubernetesPodOperator, "cleanup", base)
+    log = _recorded_log(monkeypatch)
+    operator = NbopsStageOperator(task_id="t", name="t", namespace="nbops", image="nbops-runner:0.1", cmds=["nbops"])
+    ti = mock.Mock()
+    ti.xcom_push.side_effect = ConnectionError("supervisor gone")
+    remote = _pod("Succeeded", 0, DIGEST)
+    operator.cleanup(remote, remote, context={"ti": ti})  # no exception: the pod succeeded
+    assert base.called
+    assert log.info.call_args.args == ("pod %s ran image %s", "p-1", DIGEST)
+    warning = log.warning.call_args.args
+    assert warning[0] % warning[1:] == "image digest not pushed to XCom: ConnectionError: supervisor gone"
+
+
+def test_the_provider_s_own_pod_flow_hands_the_finished_pod_to_the_digest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The KubernetesPodOperator's ``execute`` with the cluster calls faked (as the provider's own
+    tests fake them): the image id comes from the pod as it finished, read after completion,
+    and reaches the task instance's XCom through the provider's cleanup call."""
+    from nbops.airflow.operator import XCOM_IMAGE_DIGEST, NbopsStageOperator
+
+    monkeypatch.setenv("NBOPS_BACKEND", "kubernetes")
+    started, finished = _pod("Running", None), _pod("Succeeded", 0, DIGEST)
+    manager = mock.Mock()
+    manager.await_pod_completion.return_value = finished
+    monkeypatch.setattr(NbopsStageOperator, "pod_manager", manager, raising=False)
+    for name, value in {
+        "build_pod_request_obj": started,
+        "get_or_create_pod": started,
+        "find_pod": started,
+        "await_pod_start": None,
+        "await_init_containers_completion": None,
+        "await_pod_completion": None,
+        "is_istio_enabled": False,
+    }.items():
+        monkeypatch.setattr(NbopsStageOperator, name, mock.Mock(return_value=value))
+    operator = NbopsStageOperator(
+        task_id="t",
+        name="t",
+        namespace="nbops",
+        image="nbops-runner:0.1",
+        cmds=["nbops"],
+        arguments=["close-run", "--run-id", "r1"],
+        env_vars={"MLFLOW_TRACKING_URI": "http://mlflow:5000", "NBOPS_ARTIFACT_ROOT": "s3://bucket/prod"},
+        on_finish_action="delete_succeeded_pod",  # as the DAG's pods
+    )
+    ti = mock.Mock()
+    operator.execute(context={"ti": ti})
+    pushed = {c.kwargs["key"]: c.kwargs["value"] for c in ti.xcom_push.call_args_list}
+    assert pushed[XCOM_IMAGE_DIGEST] == DIGEST
+    assert pushed["pod_name"] == "p-1"  # the provider's own pushes, to the same task instance
+    manager.delete_pod.assert_called_once_with(finished)

@@ -25,6 +25,8 @@ pytestmark = pytest.mark.integration
 
 K8S_VERSION = "1.37.0"
 STAGES = ["ingest", "transform", "prepare", "train", "optimize", "evaluate"]
+# Every pod's first envFrom: the MLflow account, optional so that a server without auth needs no Secret.
+CREDENTIALS = {"secretRef": {"name": "nbops-mlflow-credentials", "optional": True}}
 
 
 def load_dag(dags: Path, name: str) -> Any:
@@ -116,6 +118,9 @@ def test_every_example_pod_validates_strictly(example: Project) -> None:
         assert spec["serviceAccountName"] == "nbops-stage"
         assert spec["automountServiceAccountToken"] is False
         assert spec["restartPolicy"] == "Never"
+        assert container["envFrom"] == [CREDENTIALS]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["NBOPS_TRIGGERED_BY"] == ""  # a scheduled run: nobody triggered it
 
 
 def test_the_close_run_pod_validates_and_carries_the_dag_run(example: Project) -> None:
@@ -182,6 +187,7 @@ def test_every_kubernetes_field_maps_to_the_pod(every_field: Project) -> None:
     )
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
     assert container["envFrom"] == [
+        CREDENTIALS,
         {"secretRef": {"name": "warehouse-credentials"}},
         {"secretRef": {"name": "s3-writer"}},
     ]
@@ -285,7 +291,7 @@ def test_a_stage_pod_on_an_s3_store_runs_here(project: Project, s3: S3Server, mo
     pod = serialize(render(load_dag(project.root / "dags", "on-s3").get_task("fit")))
     kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
     container = pod["spec"]["containers"][0]
-    assert container["envFrom"] == [{"secretRef": {"name": "s3-credentials"}}]
+    assert container["envFrom"] == [CREDENTIALS, {"secretRef": {"name": "s3-credentials"}}]
     assert {m["mountPath"] for m in container["volumeMounts"]} == {"/tmp", "/home/nbops"}  # no claim
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["NBOPS_ARTIFACT_ROOT"] == root
@@ -328,8 +334,9 @@ def test_the_gate_approval_and_monitor_pods_validate_strictly(loop_manual: Proje
         assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
         if task_id != "monitor":
             assert container["resources"]["requests"] == {"cpu": "100m", "memory": "512Mi"}, task_id
-        secrets = [s["secretRef"]["name"] for s in container.get("envFrom", [])]
-        assert secrets == ([MONITOR_SECRET] if dag_id == "loop_monitor" else []), task_id
+        assert container["envFrom"][0] == CREDENTIALS, task_id
+        secrets = [s["secretRef"] for s in container["envFrom"][1:]]
+        assert secrets == ([{"name": MONITOR_SECRET}] if dag_id == "loop_monitor" else []), task_id
         args[task_id] = (container["args"], env)
     run = ["--run-id", SCHEDULED_RUN_ID]
     monitor_run = ["--run-id", f"monitor__{SCHEDULED_RUN_ID}"]
@@ -368,9 +375,12 @@ def _rendered_run_date(task: Any, logical_date: datetime | None, run_after: date
     return _rendered(task, logical_date, run_after)[1]
 
 
-def _rendered(task: Any, logical_date: datetime | None, run_after: datetime) -> tuple[list[str], dict[str, str]]:
+def _rendered(
+    task: Any, logical_date: datetime | None, run_after: datetime, triggering_user_name: str | None = None
+) -> tuple[list[str], dict[str, str]]:
     """Render ``task`` through a real task instance of a DAG run, as a worker does: its command
-    line and environment. No logical date: the run the drift asset started."""
+    line and environment. No logical date: the run the drift asset started; ``triggering_user_name``:
+    the Airflow user who triggered it (None for the scheduler's runs)."""
     from uuid import uuid4
 
     from airflow.sdk.api.datamodels._generated import DagRun, DagRunState, DagRunType, TIRunContext
@@ -391,6 +401,7 @@ def _rendered(task: Any, logical_date: datetime | None, run_after: datetime) -> 
         consumed_asset_events=[],
         partition_key=None,
         conf={},
+        triggering_user_name=triggering_user_name,
     )
     ti = RuntimeTaskInstance.model_construct(
         id=uuid4(),
@@ -487,3 +498,41 @@ def test_a_worker_renders_an_asset_triggered_run_s_stages_forced(
             assert env["NBOPS_TRIGGER"] == ("drift" if forced else "airflow"), stage
         args, env = _rendered(dags["loop"].get_task("retrain_gate"), logical_date, drifted)
         assert "--force" not in args and env["NBOPS_TRIGGER"] == ("drift" if forced else "airflow")
+
+
+@pytest.mark.parametrize(("user", "expected"), [("ada", "ada"), (None, "")])
+def test_who_triggered_the_dag_run_reaches_every_pod_and_the_local_stage_command(
+    loop_manual: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, user: str | None, expected: str
+) -> None:
+    """``NBOPS_TRIGGERED_BY`` is the DAG run's ``triggering_user_name`` (Airflow's own DagRun, as the
+    execution API hands it to a worker), empty for a scheduled run, which has none; the local
+    backend's stage command inherits it as a pod would."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", loop_manual.tracking_uri)
+    monkeypatch.setenv("NBOPS_ARTIFACT_ROOT", str(loop_manual.root / ".nbops" / "artifacts"))
+    when = datetime(2026, 12, 3, 7, tzinfo=UTC)
+    dags = dagbag(loop_manual.root / "dags")
+    tasks = [("loop", t) for t in (*TRAINING_STAGES, "retrain_gate", "close_run")]  # approval: its XCom needs a worker
+    for dag_id, task_id in [*tasks, ("loop_monitor", "monitor"), ("loop_monitor", "drift_trigger")]:
+        _, env = _rendered(dags[dag_id].get_task(task_id), when, when, triggering_user_name=user)
+        assert env["NBOPS_TRIGGERED_BY"] == expected, (dag_id, task_id)
+
+    task = dags["loop"].get_task("prepare")  # rendered above
+    seen = tmp_path / "triggered_by"
+    script = f"import os, pathlib; pathlib.Path({str(seen)!r}).write_text(os.environ['NBOPS_TRIGGERED_BY'])"
+    monkeypatch.setattr(type(task), "command_line", lambda self: [sys.executable, "-c", script])
+    task.execute_local()
+    assert seen.read_text() == expected
+
+
+def test_a_stage_that_names_the_credentials_secret_requires_it_once() -> None:
+    from nbops.airflow.pod import MLFLOW_CREDENTIALS_SECRET, env_from
+
+    named = env_from([MLFLOW_CREDENTIALS_SECRET, "warehouse"])
+    assert [(e.secret_ref.name, e.secret_ref.optional) for e in named] == [
+        (MLFLOW_CREDENTIALS_SECRET, None),
+        ("warehouse", None),
+    ]
+    assert [(e.secret_ref.name, e.secret_ref.optional) for e in env_from(["warehouse"])] == [
+        (MLFLOW_CREDENTIALS_SECRET, True),
+        ("warehouse", None),
+    ]

@@ -1,6 +1,7 @@
 """The records of a small pipeline, written by hand as the audit's contract describes them.
 
-Pipeline ``diagnosis``: ``prep`` -> ``train``. Run :data:`RUN_ID`: ``prep`` failed once
+Pipeline ``diagnosis``: ``prep`` -> ``train``, recorded as nbops wrote manifests before it sealed
+registered models (schema 3). Run :data:`RUN_ID`: ``prep`` failed once
 (attempt 1, no manifest) and succeeded on attempt 2; ``train`` attempt 1 consumed ``prep#2``
 and registered version 1 of :data:`MODEL` (alias ``champion``). Version 2 (alias ``sandbox``)
 comes from an interactive run, version 3 from the ``train`` run but without nbops tags (an
@@ -207,6 +208,7 @@ def _register(client: MlflowClient, store: LocalStore, train_run: str, notebook_
         tags.NOTEBOOK_SHA256: notebook_sha256,
         tags.GIT_COMMIT: COMMIT,
         tags.GIT_DIRTY: "false",
+        tags.GATE_DECISION: "promoted",  # the gate moved champion to it
     }
     client.create_model_version(MODEL, source, run_id=train_run, tags=version_tags, await_creation_for=0)
     client.set_registered_model_alias(MODEL, "champion", "1")
@@ -351,7 +353,7 @@ class _Writer:
             mlflow_run_id=run,
             inputs=consumed,
             **RECORDED,
-        )
+        ).model_copy(update={"schema_version": 3})  # as nbops wrote them before models were sealed
         if consumed:
             self.client.log_inputs(run, datasets=[_upstream_dataset(item) for item in consumed])
         for name in ("output.ipynb", "output.html"):

@@ -33,7 +33,7 @@ TRAIN = [
     ("accuracy = float(model.score([[r[0]] for r in data], [r[1] for r in data]))", ["metrics"]),
     (
         "info = nbops.log_model(model, registered_model_name='toy-model')\n"
-        "MlflowClient().set_registered_model_alias('toy-model', 'champion', info.registered_model_version)",
+        "MlflowClient().set_registered_model_alias('toy-model', 'candidate', info.registered_model_version)",
         [],
     ),
 ]
@@ -63,7 +63,7 @@ def test_the_version_is_walked_back_and_every_hash_verifies(trained: tuple[Proje
     by_version = project.nbops("audit", "toy-model/1")
     assert by_version.returncode == 0, by_version.stdout + by_version.stderr
     assert "audit: " in by_version.stdout and "all passed" in by_version.stdout
-    by_alias = project.nbops("audit", "models:/toy-model@champion", "--json")
+    by_alias = project.nbops("audit", "models:/toy-model@candidate", "--json")
     assert by_alias.returncode == 0, by_alias.stderr
     document = json.loads(by_alias.stdout)
     assert document["schema"] == "nbops.audit/1" and document["ok"] is True
@@ -91,7 +91,7 @@ def test_altered_output_and_notebook_copy_fail_the_audit_naming_them(trained: tu
     try:
         output.write_text("[]")
         notebook.write_bytes(originals[notebook] + b" ")
-        result = project.nbops("audit", "toy-model@champion")
+        result = project.nbops("audit", "toy-model@candidate")
         assert result.returncode == 4, result.stdout + result.stderr
         assert "2 of" in result.stdout and "FAILED" in result.stdout
         for path in (output, notebook):
@@ -102,6 +102,18 @@ def test_altered_output_and_notebook_copy_fail_the_audit_naming_them(trained: tu
         for path, raw in originals.items():
             path.write_bytes(raw)
     assert project.nbops("audit", "toy-model/1").returncode == 0
+
+
+def test_a_champion_moved_outside_the_gate_fails_the_audit(trained: tuple[Project, str]) -> None:
+    project, _ = trained
+    client = project.client()
+    client.set_registered_model_alias("toy-model", "champion", "1")  # by hand: no gate promoted version 1
+    try:
+        result = project.nbops("audit", "toy-model@champion")
+    finally:
+        client.delete_registered_model_alias("toy-model", "champion")
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "alias champion points to model version toy-model/1, which no gate promoted" in result.stdout
 
 
 def test_unknown_models_and_bad_references_are_input_errors(trained: tuple[Project, str]) -> None:

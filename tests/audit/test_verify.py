@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 
@@ -9,6 +10,7 @@ import pytest
 from mlflow.entities import Dataset, DatasetInput, InputTag
 
 from nbops.audit import AuditReport, audit_model, audit_run
+from nbops.lock import lock_rel
 from nbops.storage.manifest import parse_manifest
 from nbops.tracking import tags
 from nbops.tracking.store import open_client
@@ -106,6 +108,17 @@ def test_an_altered_spec_copy_fails(altered: Records) -> None:
     (altered.artifacts / altered.spec_rel).write_text("name: diagnosis\nstages: {}\n")
     report = audit_run(RUN_ID)
     assert_named(report, "spec copy", altered.location(altered.spec_rel))
+
+
+def test_an_altered_lock_copy_fails(altered: Records) -> None:
+    raw = b'{"lock_version": 1, "spec": {"name": "diagnosis"}}\n'
+    sha = hashlib.sha256(raw).hexdigest()
+    (altered.artifacts / lock_rel(sha)).parent.mkdir(parents=True, exist_ok=True)
+    (altered.artifacts / lock_rel(sha)).write_bytes(raw)
+    open_client(altered.uri).set_tag(altered.parent_run, tags.LOCK_SHA256, sha)  # as a promoted run records it
+    assert "lock copy" not in failed(audit_run(RUN_ID))
+    (altered.artifacts / lock_rel(sha)).write_bytes(raw.replace(b"1", b"2", 1))
+    assert_named(audit_run(RUN_ID), "lock copy", altered.location(lock_rel(sha)))
 
 
 def test_a_run_without_sources_index_reports_it_and_still_verifies(altered: Records) -> None:

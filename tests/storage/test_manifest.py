@@ -17,7 +17,9 @@ from nbops.storage.manifest import (
     ManifestFile,
     ManifestInput,
     NotebookRef,
+    SealedModel,
     build_manifest,
+    model_digest,
     parse_manifest,
     read_manifest,
     write_manifest,
@@ -69,7 +71,7 @@ def test_build_lists_every_file_sorted_with_size_and_sha256(tmp_path: Path) -> N
     ]
     b = manifest.files[1]
     assert (b.size, b.sha256) == (4, hashlib.sha256(b"b,c\n").hexdigest())
-    assert manifest.schema_version == 3 and manifest.inputs == ()
+    assert manifest.schema_version == 4 and manifest.inputs == () and manifest.models == () and manifest.carried == ()
     assert manifest.notebook == NotebookRef(path="nb/s.ipynb", sha256=NOTEBOOK_SHA)
 
 
@@ -133,7 +135,7 @@ def with_file(path: str) -> dict[str, Any]:
         ({**OLD, "files": "everything"}, "files: Input should be a valid tuple"),
         ({k: v for k, v in OLD.items() if k != "files"}, "files: Field required"),
         ({**OLD, "trusted": True}, "trusted: Extra inputs are not permitted"),
-        ({**OLD, "schema_version": 4}, "schema version 4; this nbops reads 1 to 3"),
+        ({**OLD, "schema_version": 5}, "schema version 5; this nbops reads 1 to 4"),
         ({**OLD, "attempt": 0}, "attempt: Input should be greater than or equal to 1"),
         ({**OLD, "metrics": {"rows": "many"}}, r"metrics\.rows: Input should be a valid number"),
         (["not", "a", "manifest"], r"\(top level\): Input should be a valid dictionary"),
@@ -167,3 +169,20 @@ def test_records_are_frozen_and_every_field_is_described(tmp_path: Path) -> None
     undescribed = [f"{m.__name__}.{n}" for m in models for n, f in m.model_fields.items() if not f.description]
     assert undescribed == []
     assert ManifestInput(stage="up", attempt=1, manifest_sha256=SHA_X).location == ""
+
+
+def test_a_models_digest_is_sha256sum_of_its_files_in_path_order() -> None:
+    a = ManifestFile(path="model.skops", size=3, sha256=hashlib.sha256(b"abc").hexdigest())
+    b = ManifestFile(path="MLmodel", size=1, sha256=hashlib.sha256(b"x").hexdigest())
+    lines = f"{b.sha256}  MLmodel\n{a.sha256}  model.skops\n"  # what `sha256sum MLmodel model.skops` prints
+    assert model_digest((a, b)) == model_digest([b, a]) == hashlib.sha256(lines.encode()).hexdigest()
+    changed = ManifestFile(path="model.skops", size=3, sha256=hashlib.sha256(b"abd").hexdigest())
+    assert model_digest((changed, b)) != model_digest((a, b))
+
+
+def test_a_sealed_model_refuses_a_file_outside_its_directory() -> None:
+    good = {"path": "model.skops", "size": 1, "sha256": "0" * 64}
+    with pytest.raises(ValidationError, match="would leave the attempt directory"):
+        SealedModel(name="m", version="1", source="models:/m-1", files=({**good, "path": "../x"},), sha256="0" * 64)  # type: ignore[arg-type]
+    model = SealedModel(name="m", version="1", source="models:/m-1", files=(ManifestFile(**good),), sha256="0" * 64)
+    assert model.ref == "m/1" and model.signature_sha256 is None

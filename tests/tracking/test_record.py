@@ -60,3 +60,34 @@ def test_versions_registered_from_the_run_are_tagged_back(client: Any, tmp_path:
     assert record.tag_model_versions(client, run, wanted) == [f"m/{mine.version}"]
     assert client.get_model_version("m", mine.version).tags == wanted
     assert client.get_model_version("m", theirs.version).tags == {}
+
+
+def test_versions_are_described_below_what_the_notebook_wrote_once(client: Any, tmp_path: Path) -> None:
+    exp = record.ensure_experiment(client, "described", None)
+    run = client.create_run(exp).info.run_id
+    client.create_registered_model("d")
+    plain = client.create_model_version("d", str(tmp_path), run_id=run)
+    own = client.create_model_version("d", str(tmp_path), run_id=run, description="Tuned for recall.")
+    asked: list[str] = []
+
+    def lineage() -> str:
+        asked.append("lineage")
+        return "### Lineage\n\n- [stage run](#/experiments/1/runs/x)"
+
+    for _ in range(2):  # the record is retried as a whole: the text is written once
+        record.tag_model_versions(client, run, {tags.STAGE_RUN: run}, lineage)
+    assert client.get_model_version("d", plain.version).description == lineage()
+    assert client.get_model_version("d", own.version).description == f"Tuned for recall.\n\n---\n\n{lineage()}"
+
+    asked.clear()
+    nothing = client.create_run(exp).info.run_id
+    assert record.tag_model_versions(client, nothing, {tags.STAGE_RUN: nothing}, lineage) == []
+    assert asked == []  # a run that registered nothing is not described
+
+
+def test_a_description_never_passes_mlflows_limit() -> None:
+    lineage = "L" * 1000
+    text = record.described("N" * 6000, lineage)
+    assert len(text) == record.DESCRIPTION_LIMIT and text.endswith(lineage)
+    assert record.described(text, lineage) == text  # already described
+    assert record.described(None, "") == ""
