@@ -211,7 +211,7 @@ class Closed:
 
 NOT_RUN = "not run"
 """A stage with no attempt in the run."""
-ORPHANED = "ended without closing its record (the stage command died)"
+ORPHANED = record.ORPHANED
 
 
 def settle(client: MlflowClient, experiment_id: str, parent_id: str, stages: list[str]) -> Closed:
@@ -223,8 +223,7 @@ def settle(client: MlflowClient, experiment_id: str, parent_id: str, stages: lis
     orphans = []
     for run in runs:
         if run.info.status == RunStatus.RUNNING:
-            record.set_tags(client, run.info.run_id, {tags.STATUS: "killed", tags.ERROR_MESSAGE: ORPHANED})
-            record.finish_run(client, run.info.run_id, RunStatus.KILLED)
+            record.close_orphan(client, run.info.run_id)
             orphans.append(run.info.run_id)
     outcomes = {}
     for stage in stages:

@@ -117,6 +117,10 @@ def retrain_of(pipeline: Pipeline) -> RetrainSpec:
     return pipeline.spec.retrain
 
 
+REDECIDE = 3
+"""Decisions tried when concurrent gates keep moving the champion between a decision and its move."""
+
+
 def run_gate(client: MlflowClient, pipeline: Pipeline, uri: str, run_id: str, alert: bool = True) -> GateResult:
     """Decide for pipeline run ``run_id``, record the decision, move the aliases and (with
     ``alert``) send the ``champion_change`` alert when the champion moved.
@@ -127,9 +131,15 @@ def run_gate(client: MlflowClient, pipeline: Pipeline, uri: str, run_id: str, al
     """
     retrain = retrain_of(pipeline)
     experiment = _experiment(client, pipeline)
-    result = gate.decide(client, retrain, experiment, run_id)
     parent = pipeline_run.find(client, experiment, run_id)
-    gate.apply(client, result, parent)
+    for tries_left in reversed(range(REDECIDE)):
+        result = gate.decide(client, retrain, experiment, run_id)
+        try:
+            gate.apply(client, result, parent)
+            break
+        except gate.ChampionMoved:  # a concurrent gate promoted first: judge against the new champion
+            if not tries_left:
+                raise
     if result.champion_changed and alert:
         _alert_change(pipeline, uri, experiment, run_id, parent, result)
     return result

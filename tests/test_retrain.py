@@ -141,3 +141,33 @@ def test_a_reused_stage_whose_gate_failed_fails_again_then_is_judged_once_fixed(
     assert fixed.returncode == 0, fixed.stderr
     assert "no notebook ran" in fixed.stderr and "gate clf: promoted (first_version)" in fixed.stderr
     assert champion(project) == "1"
+
+
+@pytest.mark.unit
+def test_the_gate_decides_again_when_a_concurrent_gate_moved_the_champion(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from nbops import retrain
+    from nbops.tracking import gate
+
+    decisions = iter(["against v1", "against v2", "against v3", "never"])
+    applied: list[str] = []
+
+    def apply(client: Any, result: Any, parent: Any) -> Any:
+        applied.append(result.basis)
+        if result.basis != "against v2":
+            raise gate.ChampionMoved("another gate moved it meanwhile")
+        return result
+
+    spec = SimpleNamespace(retrain=SimpleNamespace(model="m"), name="p", path="pipeline.yaml")
+    monkeypatch.setattr(retrain, "_experiment", lambda client, pipeline: "1")
+    monkeypatch.setattr(retrain.pipeline_run, "find", lambda client, experiment, run_id: "parent")
+    monkeypatch.setattr(gate, "decide", lambda *a: SimpleNamespace(basis=next(decisions), champion_changed=False))
+    monkeypatch.setattr(gate, "apply", apply)
+    result = retrain.run_gate(None, SimpleNamespace(spec=spec, **vars(spec)), "uri", "r1")  # type: ignore[arg-type]
+    assert result.basis == "against v2" and applied == ["against v1", "against v2"]
+    decisions = iter(["a", "b", "c", "never"])
+    applied.clear()
+    with pytest.raises(gate.ChampionMoved):
+        retrain.run_gate(None, SimpleNamespace(spec=spec, **vars(spec)), "uri", "r1")  # type: ignore[arg-type]
+    assert applied == ["a", "b", "c"]  # REDECIDE tries, then the failure is the gate's (exit 3, retried)

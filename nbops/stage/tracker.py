@@ -75,6 +75,7 @@ class StageTracker:
             self.stage_run_id = record.start_stage_run(
                 client, exp_id, self.parent_id, stage=stage, attempt=attempt, extra_tags=stage_tags
             )
+            record.close_predecessors(client, exp_id, self.parent_id, stage, attempt)
             record.log_parameters(client, self.stage_run_id, parameters)
             self.client = client
         except BaseException as exc:  # re-raised in the caller's thread by run_id()

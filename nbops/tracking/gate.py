@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from nbops.errors import InputError
+from nbops.errors import InfraError, InputError
 from nbops.spec import RetrainSpec
 from nbops.status import StageStatus
 from nbops.tracking import query, record, tags
@@ -148,6 +148,7 @@ def apply(client: MlflowClient, result: GateResult, parent_run_id: str | None) -
             client.set_registered_model_alias, result.model, CHALLENGER, result.version, what="set the challenger alias"
         )
         if result.decision is Decision.PROMOTED:
+            _still_champion(client, result)
             record.call(
                 client.set_registered_model_alias,
                 result.model,
@@ -156,6 +157,29 @@ def apply(client: MlflowClient, result: GateResult, parent_run_id: str | None) -
                 what="move the champion alias",
             )
     return result
+
+
+class ChampionMoved(InfraError):
+    """Another gate (a concurrent run of the pipeline) moved ``champion`` after this gate read it:
+    this decision was made against a champion that is no longer one. Decide again."""
+
+
+def _still_champion(client: MlflowClient, result: GateResult) -> None:
+    """Re-read ``champion`` right before moving it: refuse when it is no longer the version the
+    decision was made against, so two gates deciding at once cannot both promote (MLflow has no
+    compare-and-set on aliases; this narrows the window to the two calls).
+
+    Raises:
+        ChampionMoved: it changed since the decision.
+    """
+    current = champion_version(client, result.model)
+    now = str(current.version) if current is not None else None
+    if now != result.champion_version:
+        raise ChampionMoved(
+            f"the champion of '{result.model}' is version {now or '(none)'}, not {result.champion_version or '(none)'} "
+            f"as when the gate decided on version {result.version}: another gate moved it meanwhile; "
+            "the decision was not applied"
+        )
 
 
 def _has_decision(client: MlflowClient, model: str, version: str) -> bool:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from nbops.errors import InfraError
 from nbops.retry import SQLITE_LOCK
+from nbops.status import RunStatus
 from nbops.tracking import tags
 
 if TYPE_CHECKING:
@@ -153,6 +154,35 @@ def log_files(client: MlflowClient, run_id: str, files: list[Path], artifact_pat
 def finish_run(client: MlflowClient, run_id: str, status: str) -> None:
     """Terminate a run with ``FINISHED``, ``FAILED`` or ``KILLED``."""
     call(client.set_terminated, run_id, status, what="close the run")
+
+
+ORPHANED = "ended without closing its record (the stage command died)"
+"""Why a stage run found open after its command ended is closed ``KILLED``."""
+
+
+def close_orphan(client: MlflowClient, run_id: str, why: str = ORPHANED) -> None:
+    """Close a stage run whose command died without closing it: ``KILLED``, status ``killed``, ``why``."""
+    set_tags(client, run_id, {tags.STATUS: "killed", tags.ERROR_MESSAGE: why[: tags.ERROR_MESSAGE_LIMIT]})
+    finish_run(client, run_id, RunStatus.KILLED)
+
+
+def close_predecessors(client: MlflowClient, experiment_id: str, parent_id: str, stage: str, attempt: int) -> list[str]:
+    """Attempt ``attempt`` of ``stage`` has started: the earlier attempts of the stage in the same
+    pipeline run whose records are still open ended without closing them (a pod or process killed
+    mid-cell; a retry starts only once its predecessor has ended), so close them ``KILLED`` now
+    rather than when the whole run closes. Returns the runs closed."""
+    if attempt <= 1:
+        return []
+    from nbops.tracking import query
+
+    closed = []
+    for run in query.stage_runs(client, experiment_id, parent_id):
+        earlier = run.data.tags.get(tags.STAGE) == stage and int(run.data.tags.get(tags.ATTEMPT) or 0) < attempt
+        if earlier and run.info.status == RunStatus.RUNNING:
+            why = f"{ORPHANED}; closed when attempt {attempt} of '{stage}' started"
+            close_orphan(client, run.info.run_id, why)
+            closed.append(str(run.info.run_id))
+    return closed
 
 
 def log_upstream(client: MlflowClient, run_id: str, inputs: Sequence[Consumed]) -> None:

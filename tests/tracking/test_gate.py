@@ -209,3 +209,22 @@ def test_a_reused_stage_whose_version_was_never_judged_is_judged_now(registry: R
     assert (result.decision, result.reason, result.version) == (Decision.PROMOTED, Reason.FIRST_VERSION, version)
     assert registry.champion() == version
     del first
+
+
+def test_two_gates_deciding_at_once_cannot_both_promote(registry: Registry) -> None:
+    first, _ = registry.stage_run({"auc": 0.9})
+    registry.decide(first)
+    a, _ = registry.stage_run({"auc": 0.95})
+    b, vb = registry.stage_run({"auc": 0.97})
+    retrain = RetrainSpec(model=MODEL, stage="evaluate", metric="auc")
+    # A cron run and a drift-triggered run both decide against the same champion, then apply.
+    decided_a = gate.decide(registry.client, retrain, registry.experiment, a)
+    decided_b = gate.decide(registry.client, retrain, registry.experiment, b)
+    assert decided_a.decision is decided_b.decision is Decision.PROMOTED
+    gate.apply(registry.client, decided_b, None)
+    with pytest.raises(gate.ChampionMoved, match="another gate moved it meanwhile"):
+        gate.apply(registry.client, decided_a, None)
+    assert registry.champion() == vb
+    again = registry.decide(a)  # judged again, against the new champion: 0.95 loses to 0.97
+    assert (again.decision, again.champion_version) == (Decision.KEPT, vb)
+    assert registry.champion() == vb

@@ -91,3 +91,21 @@ def test_a_description_never_passes_mlflows_limit() -> None:
     assert len(text) == record.DESCRIPTION_LIMIT and text.endswith(lineage)
     assert record.described(text, lineage) == text  # already described
     assert record.described(None, "") == ""
+
+
+def test_an_attempt_that_starts_closes_its_stages_earlier_open_attempts(client: Any) -> None:
+    from nbops.tracking import pipeline_run
+
+    exp = record.ensure_experiment(client, "retries", None)
+    parent = pipeline_run.get_or_create(client, exp, "retries", "r1", {})
+    first = record.start_stage_run(client, exp, parent, stage="train", attempt=1, extra_tags={})
+    other = record.start_stage_run(client, exp, parent, stage="prep", attempt=1, extra_tags={})
+    assert record.close_predecessors(client, exp, parent, "train", 1) == []  # a first attempt has none
+    second = record.start_stage_run(client, exp, parent, stage="train", attempt=2, extra_tags={})
+    assert record.close_predecessors(client, exp, parent, "train", 2) == [first]
+    closed = client.get_run(first)
+    assert closed.info.status == "KILLED" and closed.data.tags[tags.STATUS] == "killed"
+    assert "closed when attempt 2 of 'train' started" in closed.data.tags[tags.ERROR_MESSAGE]
+    assert client.get_run(second).info.status == "RUNNING"  # itself, and another stage's, stay open
+    assert client.get_run(other).info.status == "RUNNING"
+    assert record.close_predecessors(client, exp, parent, "train", 2) == []  # once closed, left alone
