@@ -106,15 +106,19 @@ class StageTracker:
     def seal_models(self, signing_key: str | None) -> tuple[SealedModel, ...]:
         """Seal the model versions the notebook registered (:func:`nbops.modelseal.seal_versions`),
         signing them with the key at ``signing_key`` when given; before the attempt's manifest is
-        built, so that it lists them.
+        built, so that it lists them. The notebook has already run, so a store that drops out is
+        given time to come back, as for the rest of the record (every step is idempotent).
 
         Raises:
-            InfraError: the registry or the artifact store failed, or signing did.
+            InfraError: the registry or the artifact store failed past the backoff, or signing did.
         """
         from nbops import modelseal
 
         key = Path(signing_key) if signing_key else None
-        return modelseal.seal_versions(self._client(), self.run_id(), key)
+        client, run = self._client(), self.run_id()
+        return TRACKING_RECORD.call(
+            lambda: modelseal.seal_versions(client, run, key), retry_on=lambda exc: isinstance(exc, InfraError)
+        )
 
     def finish(self, outcome: Recording) -> None:
         """Record the outcome: metrics, tags, the upstream attempts consumed (as dataset inputs),
