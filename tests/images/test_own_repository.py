@@ -123,7 +123,14 @@ def test_init_run_promote_and_parse_from_the_wheel(venv: Path, tmp_path: Path) -
     promoted = run([nbops, "promote"], env=env, cwd=project, timeout=300)
     assert promoted.returncode == 0, promoted.stdout + promoted.stderr
 
-    airflow_env = {**env, "AIRFLOW_HOME": str(tmp_path / "airflow-home"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    airflow_env = {
+        **env,
+        "AIRFLOW_HOME": str(tmp_path / "airflow-home"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # The first parse in a fresh venv compiles Airflow's modules; beside another test on two
+        # cores it can pass Airflow's 30 s import bound, which this test is not about.
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "300",
+    }
     parsed = run([venv / "bin" / "python", "-c", PARSE, project / "dags"], env=airflow_env, cwd=tmp_path, timeout=300)
     assert parsed.returncode == 0, parsed.stderr[-3000:]
     bag = json.loads(parsed.stdout.strip().splitlines()[-1])
