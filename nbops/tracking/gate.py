@@ -172,14 +172,19 @@ def _still_champion(client: MlflowClient, result: GateResult) -> None:
     Raises:
         ChampionMoved: it changed since the decision.
     """
-    current = champion_version(client, result.model)
-    now = str(current.version) if current is not None else None
+    now = _champion_now(client, result.model)
     if now != result.champion_version:
         raise ChampionMoved(
             f"the champion of '{result.model}' is version {now or '(none)'}, not {result.champion_version or '(none)'} "
             f"as when the gate decided on version {result.version}: another gate moved it meanwhile; "
             "the decision was not applied"
         )
+
+
+def _champion_now(client: MlflowClient, model: str) -> str | None:
+    """The version ``champion`` names now, read again (None before the first champion)."""
+    current = champion_version(client, model)
+    return str(current.version) if current is not None else None
 
 
 def _has_decision(client: MlflowClient, model: str, version: str) -> bool:
@@ -207,8 +212,7 @@ def approve(client: MlflowClient, model: str, version: str, who: str, reject: bo
             f"version {version} of '{model}' is not awaiting approval: the gate's decision was "
             f"'{decided.decision}' ({decided.message})."
         )
-    now = champion_version(client, model)
-    current = str(now.version) if now is not None else None
+    current = _champion_now(client, model)
     if current != decided.champion_version:
         raise InputError(
             f"version {version} of '{model}' was compared with champion version {decided.champion_version or 'none'}, "
