@@ -7,7 +7,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: example test lint bootstrap dist clean
+.PHONY: example test lint bootstrap dist clean airflow-ui
 
 example: bootstrap ## Run the example pipeline end to end on the embedded defaults.
 	$(BIN)/nbops run pipeline.yaml
@@ -18,6 +18,13 @@ example: bootstrap ## Run the example pipeline end to end on the embedded defaul
 test: bootstrap lint ## Run the whole test suite: the example's notebooks first (nbops test), then pytest.
 	$(BIN)/nbops test pipeline.yaml
 	$(BIN)/pytest -n 2 --dist loadfile --durations=25
+
+# Airflow's UI over the example's promoted DAGs (deploy/airflow-standalone.sh): the graph, runs,
+# logs and the approval form on http://127.0.0.1:$(AIRFLOW_PORT). Ctrl-C stops it.
+AIRFLOW_PORT ?= 8080
+airflow-ui: bootstrap ## Promote the example and bring up a local Airflow with its DAGs.
+	$(BIN)/nbops promote pipeline.yaml
+	PATH="$(CURDIR)/$(BIN):$$PATH" deploy/airflow-standalone.sh $(AIRFLOW_PORT)
 
 lint: bootstrap
 	$(BIN)/ruff check nbops tests benchmarks

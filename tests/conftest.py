@@ -58,9 +58,11 @@ class Project:
             nbformat.write(notebook(cells or []), path)
         return f"nb/{name}.ipynb"
 
-    def write_spec(self, spec: dict[str, Any]) -> Path:
-        self.pipeline.write_text(yaml.safe_dump(spec, sort_keys=False))
-        return self.pipeline
+    def write_spec(self, spec: dict[str, Any] | str, content: dict[str, Any] | None = None) -> Path:
+        """Write ``spec`` as ``pipeline.yaml``, or ``content`` as the spec file named ``spec``."""
+        path, data = (self.pipeline, spec) if content is None else (self.root / str(spec), content)
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
 
     def nbops(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """Run the real ``nbops`` command line in this project."""

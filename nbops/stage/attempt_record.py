@@ -50,6 +50,7 @@ def parent_tags(prepared: Prepared) -> dict[str, str]:
     return {
         tags.SPEC_SHA256: prepared.pipeline.sha256,
         tags.TRIGGER: os.environ.get(ENV_TRIGGER, "exec-stage"),
+        tags.RUN_DATE: prepared.run_date,  # one date per pipeline run (DAG runs: the logical date's)
         **_code(prepared),
         **airflow_tags(),
         **who_tags(),

@@ -143,7 +143,9 @@ def apply(client: MlflowClient, result: GateResult, parent_run_id: str | None) -
             )
     if parent_run_id and not (rejudged and _decided_for(client, parent_run_id, result.version)):
         record.set_tags(client, parent_run_id, result.to_tags())
-    if result.version is not None and result.reason is not Reason.REUSED:
+    # A rejection leaves the aliases as they are: `challenger` was set when the decision was made,
+    # and another run's challenger may hold it since.
+    if result.version is not None and result.reason is not Reason.REUSED and result.decision is not Decision.REJECTED:
         record.call(
             client.set_registered_model_alias, result.model, CHALLENGER, result.version, what="set the challenger alias"
         )
@@ -199,7 +201,8 @@ def approve(client: MlflowClient, model: str, version: str, who: str, reject: bo
     """Approve (or reject) the decision awaiting approval on version ``version`` of ``model``.
 
     Raises:
-        InputError: the version awaits no approval, or the champion moved since the decision.
+        InputError: the version awaits no approval, or (for an approval) the champion moved since
+            the decision.
         InfraError: the tracking store cannot be used.
     """
     found = query.version(client, model, version)
@@ -212,8 +215,9 @@ def approve(client: MlflowClient, model: str, version: str, who: str, reject: bo
             f"version {version} of '{model}' is not awaiting approval: the gate's decision was "
             f"'{decided.decision}' ({decided.message})."
         )
+    # A stale comparison cannot be approved; it can always be rejected (a rejection moves nothing).
     current = _champion_now(client, model)
-    if current != decided.champion_version:
+    if not reject and current != decided.champion_version:
         raise InputError(
             f"version {version} of '{model}' was compared with champion version {decided.champion_version or 'none'}, "
             f"but the champion is now version {current}; the comparison no longer holds. Run the gate again "

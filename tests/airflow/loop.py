@@ -17,7 +17,12 @@ MODEL = "loop-model"
 MONITOR_SECRET = "drift-webhook"
 
 PREPARE = [
-    ("as_of: str = '2026-01-01'  # the day of the batch\nrows: int = 40  # rows in the batch", ["parameters"]),
+    (
+        "as_of: str = '2026-01-01'  # the day of the batch\nrows: int = 40  # rows in the batch\n"
+        "pause: float = 0.0  # seconds to sleep first (a stage a test can kill mid-cell)",
+        ["parameters"],
+    ),
+    ("import time\ntime.sleep(pause)", []),
     (
         "import numpy as np\nimport nbops\n"
         "rng = np.random.default_rng(0)\nx = rng.normal(size=(rows, 2))\ny = (x[:, 0] + 0.3 * x[:, 1] > 0).astype(int)\n"
@@ -25,17 +30,25 @@ PREPARE = [
         [],
     ),
 ]
-FIT = [
-    ("C: float = 1.0  # inverse regularization", ["parameters"]),
-    (
-        "import numpy as np\nimport nbops\nfrom sklearn.linear_model import LogisticRegression\n"
-        "data = np.loadtxt(nbops.input_dir('prepare') / 'batch.csv', delimiter=',')\n"
-        "model = LogisticRegression(C=C).fit(data[:, :2], data[:, 2])\n"
-        f"nbops.log_model(model, registered_model_name='{MODEL}')",
-        [],
-    ),
-    ("accuracy = float(model.score(data[:, :2], data[:, 2]))", ["metrics"]),
-]
+
+
+def fit_cells(model: str = MODEL) -> list[tuple[str, list[str]]]:
+    """The ``fit`` notebook registering ``model``; ``bonus`` is added to its accuracy, so that a
+    test decides which of two challengers is better."""
+    return [
+        ("C: float = 1.0  # inverse regularization\nbonus: float = 0.0  # added to the accuracy", ["parameters"]),
+        (
+            "import numpy as np\nimport nbops\nfrom sklearn.linear_model import LogisticRegression\n"
+            "data = np.loadtxt(nbops.input_dir('prepare') / 'batch.csv', delimiter=',')\n"
+            "model = LogisticRegression(C=C).fit(data[:, :2], data[:, 2])\n"
+            f"nbops.log_model(model, registered_model_name='{model}')",
+            [],
+        ),
+        ("accuracy = float(model.score(data[:, :2], data[:, 2])) + bonus", ["metrics"]),
+    ]
+
+
+FIT = fit_cells()
 REPORT = [("print('report')", [])]
 WATCH = [
     ("drift: float = 0.0  # the drift score to report\nas_of: str = ''  # the day checked", ["parameters"]),
@@ -54,22 +67,33 @@ def loop_project(
     approval: str = "manual",
     schedule: str | None = "@daily",
     report: bool = False,
+    model: str = MODEL,
+    stage: dict[str, Any] | None = None,
+    spec: str = "pipeline.yaml",
     **extra: Any,
 ) -> Project:
-    """The loop pipeline in ``root`` (not promoted)."""
+    """The loop pipeline in ``root/spec`` (not promoted); ``stage``: settings added to both stages
+    (retries, timeout). Another pipeline of the same project registering another ``model`` gets
+    a ``fit`` notebook of its own."""
     project = Project(root)
+    fit = "fit" if model == MODEL else f"fit-{model}"
     stages: dict[str, Any] = {
-        "prepare": {"notebook": project.add_notebook("prepare", PREPARE), "parameters": {"as_of": "${run_date}"}},
-        "fit": {"notebook": project.add_notebook("fit", FIT), "needs": ["prepare"]},
+        "prepare": {
+            "notebook": project.add_notebook("prepare", PREPARE),
+            "parameters": {"as_of": "${run_date}"},
+            **(stage or {}),
+        },
+        "fit": {"notebook": project.add_notebook(fit, fit_cells(model)), "needs": ["prepare"], **(stage or {})},
     }
     if report:
         stages["report"] = {"notebook": project.add_notebook("report", REPORT), "needs": ["fit"]}
     project.write_spec(
+        spec,
         {
             "name": name,
             "schedule": schedule,
             "stages": stages,
-            "retrain": {"model": MODEL, "stage": "fit", "metric": "accuracy", "approval": approval},
+            "retrain": {"model": model, "stage": "fit", "metric": "accuracy", "approval": approval},
             "monitor": {
                 "notebook": project.add_notebook("watch", WATCH),
                 "schedule": "0 6 * * *",
@@ -78,6 +102,6 @@ def loop_project(
                 "secrets": [MONITOR_SECRET],
             },
             **extra,
-        }
+        },
     )
     return project

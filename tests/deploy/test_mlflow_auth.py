@@ -105,9 +105,15 @@ def running(tmp_path: Path) -> Iterator[Server]:
             "MLFLOW_AUTH_CONFIG_PATH": str(config),
             "MLFLOW_AUTH_ADMIN_PASSWORD": admin[1],
             "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         }
     )
-    assert {"MLFLOW_AUTH_CONFIG_PATH", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY"} <= deployed_env
+    assert {
+        "MLFLOW_AUTH_CONFIG_PATH",
+        "MLFLOW_AUTH_ADMIN_PASSWORD",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION",
+    } <= deployed_env
     port = free_port()
     command = [
         str(Path(sys.executable).with_name("mlflow")),

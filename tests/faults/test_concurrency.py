@@ -51,12 +51,12 @@ def test_the_same_stage_started_twice_gets_two_attempts_and_one_parent(project: 
 
 
 STAGES = 8
-RUNS = 20
+RUNS = 5
 
 
 @pytest.mark.timeout(1800)
 def test_sqlite_under_parallel_stages_loses_nothing(project: Project) -> None:
-    """8 stages at once, 20 runs: every run, metric and artifact is there, counted."""
+    """8 stages at once, 5 runs: every run, metric and artifact is there, counted."""
     project.add_notebook(
         "m",
         [

@@ -168,6 +168,21 @@ def test_an_approval_is_refused_once_the_champion_moved(registry: Registry) -> N
     assert registry.champion() == v3
 
 
+def test_a_rejection_is_recorded_even_once_the_champion_moved(registry: Registry) -> None:
+    """Two runs await approval at once; one is approved (the champion moves), then the other is
+    rejected: recorded ``rejected`` although its comparison no longer holds; no alias moves."""
+    first, v1 = registry.stage_run({"auc": 0.9})
+    registry.decide(first, approval="manual")
+    second, v2 = registry.stage_run({"auc": 0.95})
+    registry.decide(second, approval="manual")
+    gate.apply(registry.client, gate.approve(registry.client, MODEL, v1, "ana"), None)
+    rejected = gate.apply(registry.client, gate.approve(registry.client, MODEL, v2, "bo", reject=True), None)
+    assert rejected.decision is Decision.REJECTED
+    assert dict(registry.client.get_model_version(MODEL, v2).tags)[tags.GATE_DECISION] == "rejected"
+    assert registry.champion() == v1
+    assert str(registry.client.get_model_version_by_alias(MODEL, gate.CHALLENGER).version) == v1
+
+
 def test_the_decision_reads_back_from_its_tags(registry: Registry) -> None:
     run_id, _ = registry.stage_run({"auc": 0.9})
     result = registry.decide(run_id)

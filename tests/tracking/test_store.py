@@ -34,6 +34,7 @@ def test_stage_artifacts_go_through_a_proxying_server(project: Project, tmp_path
 
     port, destination = free_port(), tmp_path / "server-artifacts"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "NBOPS_"))}
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # no job runner processes: nbops runs no MLflow jobs
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
          "--artifacts-destination", str(destination), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
