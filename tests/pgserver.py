@@ -50,6 +50,7 @@ class PgServer:
         self.port = free_port()
         self._process: subprocess.Popen[bytes] | None = None
         self._account = pwd.getpwnam(UNPRIVILEGED) if os.geteuid() == 0 else None
+        self.env: dict[str, str] = {}  # added to the server's environment (a marker to find it by)
 
     def _run_as(self) -> dict[str, int]:
         if self._account is None:
@@ -96,6 +97,7 @@ class PgServer:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
                 start_new_session=True,
                 **self._run_as(),  # type: ignore[arg-type]
             )

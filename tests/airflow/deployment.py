@@ -35,6 +35,10 @@ from tests.pgserver import PgServer, free_port
 from tests.s3server import BUCKET, S3Server
 
 BIN = Path(sys.executable).parent
+# In the environment of every process a deployment starts: ``<pytest pid>-<random>``. Finds them
+# all (kernels included) at the end, and lets :func:`sweep` stop those of a test process that died.
+OWNER = "NBOPS_TEST_DEPLOYMENT"
+PG_OWNER = "NBOPS_TEST_DEPLOYMENT_PG"  # PostgreSQL's, apart: it outlives the other processes until stopped
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 USER, PASSWORD = "operator", "operator-password"
 FINISHED = ("success", "failed")
@@ -53,7 +57,9 @@ def wait_for(
     while True:
         try:
             last = probe()
-        except (OSError, urllib.error.URLError) as exc:
+        except AssertionError:
+            raise
+        except Exception as exc:  # a server restarting, a process gone, an answer cut short: try again
             last = f"{type(exc).__name__}: {exc}"
         else:
             if done(last):
@@ -87,17 +93,24 @@ class Deployment:
     mlflow_port: int = field(default_factory=free_port)
     _token: str | None = None
     _stopped: bool = False
+    owner: str = field(default_factory=lambda: f"{os.getpid()}-{secrets.token_hex(4)}")
 
     # ---- start and stop -------------------------------------------------------------------
     def start(self) -> Deployment:
         self.root.mkdir(parents=True, exist_ok=True)
+        self.pg.env = {PG_OWNER: self.owner}
         self.pg.start()
         self.s3.start()
         self.airflow_db = self.pg.create_database("airflow")
         self.mlflow_db = self.pg.create_database("mlflow")
         self._start_mlflow()
         migrated = subprocess.run(
-            [str(BIN / "airflow"), "db", "migrate"], env=self.env(), cwd=self.project, capture_output=True, text=True
+            [str(BIN / "airflow"), "db", "migrate"],
+            env=self.env(),
+            cwd=self.project,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         assert migrated.returncode == 0, migrated.stdout[-3000:] + migrated.stderr[-3000:]
         for component in COMPONENTS:
@@ -113,7 +126,7 @@ class Deployment:
             "--host", "127.0.0.1", "--port", str(self.mlflow_port), "--workers", "2",
         ]  # fmt: skip
         # No job runner processes (seven huey consumers): nbops runs no MLflow jobs.
-        env = {**_clean_env(), **self.s3.env(), "MLFLOW_S3_ENDPOINT_URL": self.s3.endpoint}
+        env = {**_clean_env(), **self.s3.env(), "MLFLOW_S3_ENDPOINT_URL": self.s3.endpoint, OWNER: self.owner}
         env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
         self._popen("mlflow", command, env)
         wait_for("MLflow's tracking server", lambda: _get(f"{self.tracking_uri}/health"), lambda r: r == "OK", 120)
@@ -123,6 +136,10 @@ class Deployment:
         command = [str(BIN / "airflow"), component]
         if component == "api-server":
             command += ["--host", "127.0.0.1", "--port", str(self.api_port), "--workers", "1"]
+        elif component in ("scheduler", "triggerer"):
+            # Their log servers bind every interface (Airflow has no setting for it); the api-server
+            # reads the task logs from this machine's disk without them.
+            command.append("--skip-serve-logs")
         return self._popen(component, command, self.env())
 
     def _popen(self, name: str, command: list[str], env: dict[str, str]) -> Process:
@@ -151,13 +168,15 @@ class Deployment:
             for process in self.processes.values():
                 if process.popen.poll() is None:
                     owned |= {process.popen.pid, *(p.pid for p in descendants(process.popen.pid))}
-        home = self.env()["AIRFLOW_HOME"]
+        return [" ".join(p.info["cmdline"] or []) for p in self._strays() if p.pid not in owned]
+
+    def _strays(self) -> list[psutil.Process]:
         found = []
         for proc in psutil.process_iter(["pid", "cmdline"]):
             try:
-                if proc.info["pid"] not in owned and proc.environ().get("AIRFLOW_HOME") == home:
-                    found.append(" ".join(proc.info["cmdline"] or []))
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                if proc.environ().get(OWNER) == self.owner:
+                    found.append(proc)
+            except psutil.Error:
                 continue
         return found
 
@@ -170,12 +189,20 @@ class Deployment:
         for process in stopping:  # all at once: each takes seconds to shut down
             if process.popen.poll() is None:
                 process.popen.send_signal(signal.SIGTERM)
-        for process in stopping:
-            leftovers += _stop_tree(process.popen, trees[process.name])
-        if not self._stopped:
-            self._stopped = True
-            self.s3.stop()
-            self.pg.stop()
+        try:
+            for process in stopping:
+                leftovers += _stop_tree(process.popen, trees[process.name])
+            # What no tree held any more (a kernel whose stage process was killed): found by its environment.
+            for proc in self._strays():
+                leftovers.append(" ".join(proc.cmdline()))
+                proc.kill()
+        finally:
+            if not self._stopped:
+                self._stopped = True
+                try:
+                    self.s3.stop()
+                finally:
+                    self.pg.stop()
         return leftovers
 
     def nbops(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -245,6 +272,7 @@ class Deployment:
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
             # A restarted scheduler resets the dead one's tasks at this interval (default 300 s).
             "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "15",
+            OWNER: self.owner,
             "NBOPS_BACKEND": "local",
             "MLFLOW_TRACKING_URI": self.tracking_uri,
             "NBOPS_ARTIFACT_ROOT": self.artifact_root,
@@ -252,6 +280,9 @@ class Deployment:
         }
 
     _ports: dict[str, int] = field(default_factory=dict)
+
+    def log_ports(self) -> list[int]:
+        return list(self._ports.values())
 
     def _port(self, name: str) -> int:
         return self._ports.setdefault(name, free_port())
@@ -365,9 +396,10 @@ def _request(method: str, url: str, body: Any = None, headers: dict[str, str] | 
         with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - our loopback server
             raw = answer.read()
     except urllib.error.HTTPError as exc:
-        raise AssertionError(
-            f"{method} {url} answered {exc.code}: {exc.read().decode(errors='replace')[:2000]}"
-        ) from exc
+        detail = f"{method} {url} answered {exc.code}: {exc.read().decode(errors='replace')[:2000]}"
+        if exc.code >= 500:
+            raise OSError(detail) from exc  # transient: a wait tries again
+        raise AssertionError(detail) from exc
     return json.loads(raw) if raw else None
 
 
@@ -379,11 +411,31 @@ def descendants(pid: int) -> list[psutil.Process]:
 
 
 def _kill_tree(pid: int, sig: signal.Signals) -> None:
-    for proc in [*descendants(pid), psutil.Process(pid)]:
+    for proc in descendants(pid):
         try:
             proc.send_signal(sig)
         except psutil.NoSuchProcess:
             pass
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def sweep() -> list[str]:
+    """Kill the processes of deployments whose test process is gone (killed, timed out hard):
+    their command lines. Nothing of a running test process is touched."""
+    killed = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            environ = proc.environ()
+            owner = environ.get(OWNER) or environ.get(PG_OWNER)
+            if owner and not psutil.pid_exists(int(owner.split("-")[0])):
+                killed.append(" ".join(proc.info["cmdline"] or []))
+                proc.kill()
+        except (psutil.Error, ValueError):
+            continue
+    return killed
 
 
 def _stop_tree(popen: subprocess.Popen[bytes], tree: list[psutil.Process], grace: float = 30) -> list[str]:

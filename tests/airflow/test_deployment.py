@@ -10,21 +10,25 @@ approval).
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
-from tests.airflow.deployment import Deployment, descendants, wait_for
+from tests.airflow.deployment import Deployment, descendants, sweep, wait_for
 from tests.airflow.loop import MODEL, loop_project
 from tests.hookserver import HookServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 GATED_MODEL = "gated-model"
+HUMAN = 10  # seconds a person takes to answer an approval, at the least
+CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 RUN = 420  # seconds a DAG run of the loop may take here, beside the rest of the suite
 
 
@@ -77,7 +81,28 @@ class Scene:
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     root = tmp_path_factory.mktemp("deployment")
+    swept = sweep()
+    if swept:
+        print(f"stopped what a dead test process's deployment left running: {swept}")
     hook = HookServer()
+    deployment = Deployment(root / "servers", root / "project")
+    # The MLflow client of this process retries less than its default (minutes), so that a wait's
+    # bound holds; restored afterwards.
+    saved = {k: os.environ.get(k) for k in CLIENT_ENV}
+    os.environ.update(CLIENT_ENV)
+    try:
+        yield from _started(root, hook, deployment)
+    finally:
+        deployment.stop()
+        hook.close()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _started(root: Path, hook: HookServer, deployment: Deployment) -> Iterator[Scene]:
     alerts = {"urls": [hook.url()], "on": ["failure"]}
     loop_project(
         root / "project",
@@ -88,17 +113,12 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     )
     gated = {"max_active_runs": 2}  # two runs wait for a person at once
     loop_project(root / "project", name="gated", model=GATED_MODEL, schedule=None, spec="gated.yaml", airflow=gated)
-    deployment = Deployment(root / "servers", root / "project")
-    try:
-        deployment.start()
-        for spec in ("pipeline.yaml", "gated.yaml"):
-            promoted = deployment.nbops("promote", spec)
-            assert promoted.returncode == 0, promoted.stdout + promoted.stderr
-        deployment.wait_parsed(["loop", "loop_monitor", "gated"])
-        yield Scene(deployment, hook)
-    finally:
-        deployment.stop()
-        hook.close()
+    deployment.start()
+    for spec in ("pipeline.yaml", "gated.yaml"):
+        promoted = deployment.nbops("promote", spec)
+        assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    deployment.wait_parsed(["loop", "loop_monitor", "gated"])
+    yield Scene(deployment, hook)
 
 
 def test_a_fresh_deployment_with_both_dags_unpaused_fails_nothing_and_sends_no_alert(scene: Scene) -> None:
@@ -107,9 +127,9 @@ def test_a_fresh_deployment_with_both_dags_unpaused_fails_nothing_and_sends_no_a
     DAG's scheduled run trains the first champion. No failure, no alert."""
     d = scene.d
     d.unpause("loop_monitor")
-    [monitor] = wait_for("the monitor's scheduled run to finish", lambda: finished(d, "loop_monitor"), bool, RUN)
+    monitor = wait_for("the monitor's scheduled run to finish", lambda: finished(d, "loop_monitor"), bool, RUN)[0]
     d.unpause("loop")
-    [train] = wait_for("the training DAG's scheduled run to finish", lambda: finished(d, "loop"), bool, RUN)
+    train = wait_for("the training DAG's scheduled run to finish", lambda: finished(d, "loop"), bool, RUN)[0]
     assert (monitor["run_type"], monitor["state"]) == ("scheduled", "success")
     states = d.task_states("loop_monitor", monitor["dag_run_id"])
     assert states["monitor"] == "skipped" and states["drift_trigger"] == "skipped", states
@@ -119,7 +139,7 @@ def test_a_fresh_deployment_with_both_dags_unpaused_fails_nothing_and_sends_no_a
 
 
 def finished(d: Deployment, dag_id: str) -> list[dict[str, Any]]:
-    """The DAG's runs once every one of them has finished, else []."""
+    """The DAG's runs, the first first, once every one of them has finished, else []."""
     runs: list[dict[str, Any]] = d.call("GET", f"/dags/{dag_id}/dagRuns?limit=100")["dag_runs"]
     return runs if runs and all(r["state"] in ("success", "failed") for r in runs) else []
 
@@ -137,7 +157,7 @@ def test_a_triggered_run_succeeds_closes_every_record_and_moves_the_champion(sce
     [version] = scene.client.search_model_versions(f"name = '{MODEL}' and run_id = '{fit.info.run_id}'")
     assert scene.champion() == str(version.version)
     # The stage's notebook and the model's files went through MLflow's proxy to the S3 store.
-    assert any(k.startswith("mlflow/") and k.endswith("output.ipynb") for k in d.s3.keys("mlflow/"))
+    assert any(fit.info.run_id in k and k.endswith("output.ipynb") for k in d.s3.keys("mlflow/"))
 
 
 def test_bad_conf_fails_before_any_stage_and_a_failing_stage_fails_the_run_both_alerting(scene: Scene) -> None:
@@ -154,6 +174,9 @@ def test_bad_conf_fails_before_any_stage_and_a_failing_stage_fails_the_run_both_
     assert states["prepare"] == "failed" and states["fit"] == "upstream_failed", states
     [attempt] = scene.attempts("loop", failing, "prepare")  # exit 1 is not retried
     assert attempt.info.status == "FAILED"
+    for run_id in (misspelled, failing):
+        scene.alerts_for(run_id)
+    time.sleep(5)  # a second alert for the same run would have arrived by now
     for run_id, task in ((misspelled, "check_conf"), (failing, "prepare")):
         [alert] = scene.alerts_for(run_id)
         assert alert["type"] == "failure" and f"Failed task: {task}" in alert["message"], alert
@@ -167,6 +190,10 @@ def test_manual_approval_through_the_rest_api_approve_and_reject(scene: Scene) -
     approved, rejected = d.trigger("gated"), d.trigger("gated", {"fit.bonus": 0.5})
     for run_id in (approved, rejected):
         d.wait_task("gated", run_id, "approve_champion", ("awaiting_input",), RUN)
+    # A person reads the request first. An answer in the very second the task pauses fails it:
+    # the scheduler then meets the pause's executor event for a task the answer already queued
+    # again ("finished with state success, but the task instance's state attribute is queued").
+    time.sleep(HUMAN)
     assert scene.champion(GATED_MODEL) is None
     d.respond("gated", approved, "approve_champion", "Approve")
     assert d.wait_run("gated", approved, RUN) == "success"
@@ -247,7 +274,6 @@ def test_a_killed_stage_is_retried_and_a_task_marked_failed_records_killed(scene
     time.sleep(3)  # inside the sleeping cell
     victim.send_signal(signal.SIGKILL)
     d.set_task_state("loop", marked, "prepare", "failed")
-    killed_at = time.monotonic()
     [attempt] = wait_for(
         "the marked run's prepare attempt recorded KILLED",
         lambda: [r for r in scene.attempts("loop", marked, "prepare") if r.info.status != "RUNNING"],
@@ -255,7 +281,6 @@ def test_a_killed_stage_is_retried_and_a_task_marked_failed_records_killed(scene
         90,
     )
     assert attempt.info.status == "KILLED", attempt.info
-    assert time.monotonic() - killed_at < 90
     # The partial notebook as it stood, as .ipynb and .html; no manifest: a killed attempt is not sealed.
     names = [a.path for a in scene.client.list_artifacts(attempt.info.run_id)]
     assert names == ["output.html", "output.ipynb"], names
@@ -270,21 +295,19 @@ def test_a_killed_stage_is_retried_and_a_task_marked_failed_records_killed(scene
 def test_the_scheduler_killed_mid_stage_and_restarted_ends_the_run_and_closes_its_records(scene: Scene) -> None:
     d = scene.d
     d.unpause("loop")
-    run_id = d.trigger("loop", {"prepare.pause": 30})
+    run_id = d.trigger("loop", {"prepare.pause": 31})  # not 30: the killed run's prepare would be reused
     running(scene, "loop", run_id, "prepare")
     # As a container runtime or systemd does when the scheduler dies: its whole process tree (the
     # LocalExecutor's workers and the task running the stage) goes with it, with no shutdown.
     d.kill("scheduler")
     time.sleep(5)
     d.spawn("scheduler")
-    state = d.wait_run("loop", run_id, RUN + 300)
-    assert state in ("success", "failed"), state
+    # The restarted scheduler resets the dead one's task; its retry runs the stage again.
+    assert d.wait_run("loop", run_id, RUN + 300) == "success", d.task_states("loop", run_id)
     wait_for("every MLflow record closed", scene.open_records, lambda left: not left, 120)
-    wait_for("no process left over from the killed scheduler", d.strays, lambda left: not left, 120)
-    attempts = scene.attempts("loop", run_id, "prepare")
-    assert attempts[0].info.status in ("FAILED", "KILLED"), [a.info.status for a in attempts]
-    if state == "success":
-        assert attempts[-1].info.status == "FINISHED" and len(attempts) == 2
+    attempts = [a.info.status for a in scene.attempts("loop", run_id, "prepare")]
+    assert attempts[0] in ("FAILED", "KILLED") and attempts[1:] == ["FINISHED"], attempts
+    assert d.strays() == [] and _kernels(d) == []
 
 
 def test_concurrent_runs_and_a_backfill_never_collide_and_two_gates_move_the_champion_once_each(scene: Scene) -> None:
@@ -303,8 +326,16 @@ def test_concurrent_runs_and_a_backfill_never_collide_and_two_gates_move_the_cha
         120,
     )
     run_ids = [better, best, *(r["dag_run_id"] for r in backfilled)]
-    for run_id in run_ids:
-        assert d.wait_run("loop", run_id, RUN + 300) == "success", (run_id, d.task_states("loop", run_id))
+    states = wait_for(
+        "five runs at once to finish",
+        lambda: {run_id: d.run_state("loop", run_id) for run_id in run_ids},
+        lambda states: all(s in ("success", "failed") for s in states.values()),
+        RUN + 300,
+        every=3,
+    )
+    assert set(states.values()) == {"success"}, {
+        r: d.task_states("loop", r) for r, s in states.items() if s != "success"
+    }
     parents = {}
     for run_id in run_ids:
         [parent] = [r for r in scene.records("loop", run_id) if r.data.tags.get("nbops.kind") == "pipeline"]
@@ -315,18 +346,30 @@ def test_concurrent_runs_and_a_backfill_never_collide_and_two_gates_move_the_cha
     [best_fit] = scene.attempts("loop", best, "fit")
     [version] = scene.client.search_model_versions(f"name = '{MODEL}' and run_id = '{best_fit.info.run_id}'")
     assert scene.champion() == str(version.version)
-    for run_id in (better, best):
-        tags = parents[run_id].data.tags
-        # A won decision was taken against the champion of the moment it moved the alias.
-        if tags["nbops.gate.decision"] == "promoted":
-            assert tags.get("nbops.gate.champion_version") != tags["nbops.gate.version"]
+    # Whichever gate applied first, no decision stands against a champion that was gone: if both
+    # promoted, the better one went first and the best one was compared with it; the better one
+    # never promoted against the best one (it could not beat it).
+    first, second = parents[better].data.tags, parents[best].data.tags
+    assert second["nbops.gate.decision"] == "promoted"
+    if first["nbops.gate.decision"] == "promoted":
+        assert second["nbops.gate.champion_version"] == first["nbops.gate.version"], (first, second)
+    assert first.get("nbops.gate.champion_version") != second["nbops.gate.version"], first
 
 
 def test_nothing_stays_running_and_nothing_is_left_behind(scene: Scene) -> None:
+    d = scene.d
+    for dag_id in ("loop", "loop_monitor", "gated"):  # no run of the clock's may start now
+        d.call("PATCH", f"/dags/{dag_id}", {"is_paused": True})
+    wait_for(
+        "no DAG run active",
+        lambda: d.call("GET", "/dags/~/dagRuns?state=running&state=queued")["total_entries"],
+        lambda active: active == 0,
+        RUN,
+    )
     assert scene.open_records() == []
     leftovers = scene.d.stop()
     assert leftovers == [], leftovers
-    ports = (scene.d.api_port, scene.d.mlflow_port, scene.d.pg.port)
+    ports = (d.api_port, d.mlflow_port, d.pg.port, *d.log_ports())
     listening = [c.laddr for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port in ports]
     assert listening == []
     assert scene.d.strays(everything=True) == []
