@@ -3,13 +3,16 @@
 # Airflow's components (`airflow standalone`: api-server, scheduler, dag-processor, triggerer,
 # LocalExecutor) on SQLite in .nbops/airflow, the stages run on this machine (NBOPS_BACKEND=local)
 # and record in the project's own MLflow store, as `nbops run` does. No login: every visitor is
-# an admin, so it listens on 127.0.0.1 only.
+# an admin, so the UI listens on 127.0.0.1 only (Airflow's log servers on 8793 and 8794 bind
+# every interface, with no setting to change it, and answer only requests signed with this
+# installation's secret). Pick a PORT other than those two.
 #
 #   deploy/airflow-standalone.sh [PORT]      # from the project's root, after `nbops promote`
 #
 # Stop it with Ctrl-C; everything it made is under .nbops/airflow.
 set -eu
 PORT="${1:-8080}"
+case "$PORT" in 8793|8794) echo "port $PORT is one of Airflow's log servers' ports; pick another" >&2; exit 2;; esac
 ROOT="$(pwd)"
 if ! ls "$ROOT"/dags/*.lock.json >/dev/null 2>&1; then
     echo "no promoted DAG in $ROOT/dags: run 'nbops promote pipeline.yaml' first" >&2
