@@ -33,7 +33,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
@@ -44,7 +43,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from nbops.tracking.store import bound_http_retries, quiet_mlflow_logs
-from tests.pgserver import PgServer, free_port
+from tests import mlflowserver
+from tests.conftest import free_port
+from tests.pgserver import PgServer
 from tests.s3server import BUCKET, S3Server
 
 if TYPE_CHECKING:
@@ -168,24 +169,12 @@ class Server:
 
 
 def start_server(name: str, backend: str, s3: S3Server, root: Path, workers: int) -> Server:
-    port = free_port()
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend, "--workers", str(workers)]
-    command += ["--artifacts-destination", f"s3://{BUCKET}/{name.lower()}", "--host", "127.0.0.1", "--port", str(port)]
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "NBOPS_", "AWS_"))}
-    env = {**clean, **s3.env(), "MLFLOW_S3_ENDPOINT_URL": s3.endpoint, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # as deploy/k8s/mlflow.yaml: nbops runs no MLflow jobs
-    log = root / f"mlflow-{name}.log"
-    with log.open("wb") as out:
-        popen = subprocess.Popen(command, env=env, cwd=root, stdout=out, stderr=out, start_new_session=True)
+    port, log = free_port(), root / f"mlflow-{name}.log"
+    destination = f"s3://{BUCKET}/{name.lower()}"
+    popen = mlflowserver.spawn(backend, destination, port, s3, log, {"MLFLOW_DISABLE_TELEMETRY": "true"}, workers)
     server = Server(popen, log, port, f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + SERVER_TIMEOUT
-    while time.monotonic() < deadline and popen.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{server.uri}/health", timeout=5) as answer:  # noqa: S310 - loopback
-                if answer.read() == b"OK":
-                    return server
-        except OSError:
-            time.sleep(0.5)
+    if mlflowserver.wait_healthy(server.uri, popen, SERVER_TIMEOUT):
+        return server
     stop_server(server)
     raise SystemExit(f"MLflow server on {name} did not start:\n{log.read_text(errors='replace')[-3000:]}")
 

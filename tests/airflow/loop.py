@@ -88,7 +88,6 @@ def loop_project(
     if report:
         stages["report"] = {"notebook": project.add_notebook("report", REPORT), "needs": ["fit"]}
     project.write_spec(
-        spec,
         {
             "name": name,
             "schedule": schedule,
@@ -103,5 +102,6 @@ def loop_project(
             },
             **extra,
         },
+        spec,
     )
     return project

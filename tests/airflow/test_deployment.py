@@ -139,8 +139,8 @@ def test_a_fresh_deployment_with_both_dags_unpaused_fails_nothing_and_sends_no_a
 
 
 def finished(d: Deployment, dag_id: str) -> list[dict[str, Any]]:
-    """The DAG's runs, the first first, once every one of them has finished, else []."""
-    runs: list[dict[str, Any]] = d.call("GET", f"/dags/{dag_id}/dagRuns?limit=100")["dag_runs"]
+    """The DAG's runs, oldest first, once every one of them has finished, else []."""
+    runs = d.runs(dag_id)
     return runs if runs and all(r["state"] in ("success", "failed") for r in runs) else []
 
 
@@ -219,9 +219,7 @@ def test_drift_starts_the_training_dag_from_the_asset_and_that_run_trains_again(
     assert d.wait_run("loop_monitor", monitor, RUN) == "success", d.task_states("loop_monitor", monitor)
     retrain = wait_for(
         "the scheduler to start the training DAG from the drift asset",
-        lambda: [
-            r for r in d.call("GET", "/dags/loop/dagRuns?limit=100")["dag_runs"] if r["run_type"] == "asset_triggered"
-        ],
+        lambda: d.runs("loop", "asset_triggered"),
         bool,
         120,
         every=2,
@@ -319,12 +317,7 @@ def test_concurrent_runs_and_a_backfill_never_collide_and_two_gates_move_the_cha
     d.unpause("loop")
     better, best = d.trigger("loop", {"fit.bonus": 0.1}), d.trigger("loop", {"fit.bonus": 0.2})
     d.call("POST", "/backfills", {"dag_id": "loop", "from_date": "2026-11-01T00:00:00Z", "to_date": "2026-11-03T12:00:00Z", "max_active_runs": 3, "reprocess_behavior": "none", "run_backwards": False, "dag_run_conf": {}})  # fmt: skip
-    backfilled = wait_for(
-        "the backfill's three runs",
-        lambda: [r for r in d.call("GET", "/dags/loop/dagRuns?limit=100")["dag_runs"] if r["run_type"] == "backfill"],
-        lambda runs: len(runs) == 3,
-        120,
-    )
+    backfilled = wait_for("the backfill's three runs", lambda: d.runs("loop", "backfill"), lambda r: len(r) == 3, 120)
     run_ids = [better, best, *(r["dag_run_id"] for r in backfilled)]
     states = wait_for(
         "five runs at once to finish",
@@ -347,13 +340,11 @@ def test_concurrent_runs_and_a_backfill_never_collide_and_two_gates_move_the_cha
     [version] = scene.client.search_model_versions(f"name = '{MODEL}' and run_id = '{best_fit.info.run_id}'")
     assert scene.champion() == str(version.version)
     # Whichever gate applied first, no decision stands against a champion that was gone: if both
-    # promoted, the better one went first and the best one was compared with it; the better one
-    # never promoted against the best one (it could not beat it).
+    # promoted, the better one went first and the best one was compared with it.
     first, second = parents[better].data.tags, parents[best].data.tags
     assert second["nbops.gate.decision"] == "promoted"
     if first["nbops.gate.decision"] == "promoted":
         assert second["nbops.gate.champion_version"] == first["nbops.gate.version"], (first, second)
-        assert first.get("nbops.gate.champion_version") != second["nbops.gate.version"], first
     else:  # the best one went first; the better one was decided again against it, and kept
         assert first["nbops.gate.champion_version"] == second["nbops.gate.version"], (first, second)
 
@@ -361,7 +352,7 @@ def test_concurrent_runs_and_a_backfill_never_collide_and_two_gates_move_the_cha
 def test_nothing_stays_running_and_nothing_is_left_behind(scene: Scene) -> None:
     d = scene.d
     for dag_id in ("loop", "loop_monitor", "gated"):  # no run of the clock's may start now
-        d.call("PATCH", f"/dags/{dag_id}", {"is_paused": True})
+        d.unpause(dag_id, paused=True)
     wait_for(
         "no DAG run active",
         lambda: d.call("GET", "/dags/~/dagRuns?state=running&state=queued")["total_entries"],
@@ -371,7 +362,7 @@ def test_nothing_stays_running_and_nothing_is_left_behind(scene: Scene) -> None:
     assert scene.open_records() == []
     leftovers = scene.d.stop()
     assert leftovers == [], leftovers
-    ports = (d.api_port, d.mlflow_port, d.pg.port, *d.log_ports())
+    ports = (d.api_port, d.mlflow_port, d.pg.port, *d.log_ports)
     listening = [c.laddr for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port in ports]
     assert listening == []
     assert scene.d.strays(everything=True) == []
