@@ -55,10 +55,10 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "input_dir", "log_metric", "log_model", "output_dir"]
+__all__ = ["__version__", "input_dir", "input_dirs", "log_metric", "log_model", "output_dir"]
 
 if TYPE_CHECKING:
-    from nbops.api import input_dir, log_metric, log_model, output_dir
+    from nbops.api import input_dir, input_dirs, log_metric, log_model, output_dir
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""The notebook API: the same four calls interactively and inside a pipeline run.
+"""The notebook API: the same calls interactively and inside a pipeline run.
 
 In a run, the stage command exports the run's context (see :mod:`nbops.context`) and the
 kernel inherits ``MLFLOW_RUN_ID``. Interactively, inputs come from the latest successful
@@ -29,6 +29,8 @@ def input_dir(stage: str) -> Path:
         InputError: the stage is not upstream of this one, or has never completed.
     """
     ctx = StageContext.from_env()
+    if ctx is not None and stage in ctx.swept:
+        raise InputError(_use_input_dirs(stage, len(ctx.swept[stage])))
     if ctx is not None:
         if stage not in ctx.inputs:
             known = ", ".join(sorted(ctx.inputs)) or "none"
@@ -38,6 +40,8 @@ def input_dir(stage: str) -> Path:
             )
         return ctx.inputs[stage]
     pipeline = _interactive_pipeline()
+    if pipeline.stage(stage).swept:
+        raise InputError(_use_input_dirs(stage, None))
     store = open_store(pipeline.root)
     done = store.latest_completed(pipeline.name, stage)
     if done is None:
@@ -46,6 +50,49 @@ def input_dir(stage: str) -> Path:
             f"run it once with: nbops run {pipeline.path} --stage {stage}"
         )
     return _ran(store, pipeline.name, stage, done) / "outputs"
+
+
+def input_dirs(stage: str) -> list[tuple[dict[str, Any], Path]]:
+    """Of a swept upstream stage (``grid``, ``foreach``, ``foreach_from``): each point's parameters and
+    the local directory of its outputs, in point order. Interactively: the points of the latest run
+    in which every point of the stage completed.
+
+    Raises:
+        InputError: the stage is not swept (use :func:`input_dir`), not upstream of this one, or no
+            run has completed it.
+    """
+    ctx = StageContext.from_env()
+    if ctx is not None:
+        if stage in ctx.swept:
+            return list(ctx.swept[stage])
+        hint = " It is not swept: use nbops.input_dir." if stage in ctx.inputs else " Add it to 'needs' in the spec."
+        known = ", ".join(sorted(ctx.swept)) or "none"
+        raise InputError(
+            f"input_dirs('{stage}'): '{stage}' is not a swept upstream stage of '{ctx.stage}' in run {ctx.run_id} "
+            f"(swept upstream stages: {known}).{hint}"
+        )
+    from nbops.stage.upstream import swept_outputs
+
+    pipeline = _interactive_pipeline()
+    if not pipeline.stage(stage).swept:
+        raise InputError(f"input_dirs('{stage}'): stage '{stage}' is not swept; use nbops.input_dir('{stage}').")
+    store = open_store(pipeline.root)
+    found = swept_outputs(store, pipeline, stage)
+    if found is None:
+        raise InputError(
+            f"input_dirs('{stage}'): no run under {store.url} completed every point of stage '{stage}'; "
+            f"run it once with: nbops run {pipeline.path} --stage {stage}"
+        )
+    return found
+
+
+def _use_input_dirs(stage: str, points: int | None) -> str:
+    count = f" over {points} points" if points is not None else ""
+    return (
+        f"input_dir('{stage}'): stage '{stage}' is swept{count} (grid, foreach or foreach_from), so it has one "
+        f"output directory per point; use nbops.input_dirs('{stage}'), which gives (parameters, path) pairs in "
+        "point order."
+    )
 
 
 def _ran(store: Store, pipeline: str, stage: str, done: Path) -> Path:

@@ -8,8 +8,9 @@ import json
 import os
 import socket
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ENV_PIPELINE = "NBOPS_PIPELINE"
 ENV_PIPELINE_FILE = "NBOPS_PIPELINE_FILE"
@@ -18,6 +19,8 @@ ENV_STAGE = "NBOPS_STAGE"
 ENV_ATTEMPT = "NBOPS_ATTEMPT"
 ENV_OUTPUT_DIR = "NBOPS_OUTPUT_DIR"
 ENV_INPUTS = "NBOPS_INPUTS"
+ENV_SWEPT_INPUTS = "NBOPS_SWEPT_INPUTS"
+"""Of each swept upstream stage, its points' parameters and outputs (``nbops.input_dirs``)."""
 ENV_TRIGGER = "NBOPS_TRIGGER"
 ENV_IMAGE = "NBOPS_IMAGE"
 """Set in stage pods to the stage's image, so the record names what the stage ran in."""
@@ -50,6 +53,8 @@ class StageContext:
     attempt: int
     output_dir: Path
     inputs: dict[str, Path]
+    swept: dict[str, list[tuple[dict[str, Any], Path]]] = field(default_factory=dict)
+    """Of each swept upstream stage: ``(parameters, outputs)`` of its points, in point order."""
 
     def to_env(self) -> dict[str, str]:
         """The variables that describe this context."""
@@ -60,6 +65,9 @@ class StageContext:
             ENV_ATTEMPT: str(self.attempt),
             ENV_OUTPUT_DIR: str(self.output_dir),
             ENV_INPUTS: json.dumps({k: str(v) for k, v in self.inputs.items()}),
+            ENV_SWEPT_INPUTS: json.dumps(
+                {k: [{"parameters": p, "path": str(v)} for p, v in points] for k, points in self.swept.items()}
+            ),
         }
 
     @classmethod
@@ -76,6 +84,10 @@ class StageContext:
             attempt=int(env.get(ENV_ATTEMPT, "1")),
             output_dir=Path(env[ENV_OUTPUT_DIR]),
             inputs={k: Path(v) for k, v in inputs.items()},
+            swept={
+                k: [(dict(p["parameters"]), Path(p["path"])) for p in points]
+                for k, points in json.loads(env.get(ENV_SWEPT_INPUTS) or "{}").items()
+            },
         )
 
 

@@ -34,7 +34,7 @@ from nbops.lock import fetch_lock, file_rel, lock_rel, notebook_rel
 from nbops.spec import Pipeline
 from nbops.status import PipelineOutcome, RunStatus, StageStatus
 from nbops.storage import Store
-from nbops.tracking import pipeline_run, query, record, tags
+from nbops.tracking import leaderboard, pipeline_run, query, record, tags
 from nbops.tracking.tags import flag
 from nbops.tracking.who import who_tags
 
@@ -219,7 +219,10 @@ def settle(client: MlflowClient, experiment_id: str, parent_id: str, stages: lis
     nothing runs any more are closed ``KILLED`` first."""
     runs = query.stage_runs(client, experiment_id, parent_id)
     by_attempt = sorted(runs, key=lambda run: int(run.data.tags.get(tags.ATTEMPT) or 0))
-    last = {run.data.tags[tags.STAGE]: run for run in by_attempt if run.data.tags.get(tags.STAGE)}
+    # the last attempt of each stage, and of each point of a swept stage
+    last = {
+        (r.data.tags[tags.STAGE], r.data.tags.get(tags.POINT_ID)): r for r in by_attempt if r.data.tags.get(tags.STAGE)
+    }
     orphans = []
     for run in runs:
         if run.info.status == RunStatus.RUNNING:
@@ -227,13 +230,17 @@ def settle(client: MlflowClient, experiment_id: str, parent_id: str, stages: lis
             orphans.append(run.info.run_id)
     outcomes = {}
     for stage in stages:
-        found = last.get(stage)
-        if found is None:
-            outcomes[stage] = NOT_RUN
-        elif found.info.run_id in orphans:
-            outcomes[stage] = "killed"
-        else:
-            outcomes[stage] = found.data.tags.get(tags.STATUS) or found.info.status.lower()
+        ended = [
+            "killed" if r.info.run_id in orphans else (r.data.tags.get(tags.STATUS) or r.info.status.lower())
+            for (name, _), r in last.items()
+            if name == stage
+        ]
+        # a swept stage ends as its worst point did
+        outcomes[stage] = (
+            next((e for e in ended if PipelineOutcome.of([e]) is not PipelineOutcome.SUCCEEDED), ended[0])
+            if ended
+            else NOT_RUN
+        )
     return Closed(parent_id, PipelineOutcome.of(outcomes.values()), outcomes, tuple(orphans))
 
 
@@ -285,6 +292,8 @@ def close_promoted_run(store: Store, uri: str, lock_sha256: str, run_id: str, ai
         tags.GIT_DIRTY: flag(lock.git_dirty),
     }
     record.set_tags(client, parent, {k: v for k, v in described.items() if v})
+    if not airflow.monitor:
+        leaderboard.publish(client, parent, leaderboard.boards(client, experiment, pipeline, run_id))
     pipeline_run.close(client, parent, closed.outcome)
     return closed
 

@@ -137,11 +137,11 @@ def test_the_module_offers_the_notebook_api_and_only_it() -> None:
     from IPython.core.completer import Completer
 
     assert dir(nbops) == sorted(nbops.__all__)
-    assert set(nbops.__all__) == {"__version__", "input_dir", "output_dir", "log_metric", "log_model"}
+    assert set(nbops.__all__) == {"__version__", "input_dir", "input_dirs", "output_dir", "log_metric", "log_model"}
     for name in nbops.__all__:
         assert getattr(nbops, name) is not None, name
     assert callable(nbops.input_dir) and nbops.__version__ == "0.1.0"
     # What `nbops.<Tab>` offers in Jupyter (IPython's attribute completion goes through dir()).
     offered = Completer(namespace={"nbops": nbops}).attr_matches("nbops.")
     public = sorted(m.removeprefix("nbops.") for m in offered if not m.startswith("nbops._"))
-    assert public == ["input_dir", "log_metric", "log_model", "output_dir"]
+    assert public == ["input_dir", "input_dirs", "log_metric", "log_model", "output_dir"]

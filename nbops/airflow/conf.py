@@ -21,21 +21,25 @@ DOC = (
 )
 
 
-def conf_problems(conf: Mapping[str, Any], valid: Collection[str]) -> list[str]:
-    """One sentence per key of ``conf`` that is not in ``valid``."""
+def conf_problems(conf: Mapping[str, Any], valid: Collection[str], swept: Mapping[str, str] | None = None) -> list[str]:
+    """One sentence per key of ``conf`` that is not in ``valid``; a key a sweep sets (``swept``: key ->
+    the spec field) is named as such."""
     every = f"; parameters are {', '.join(sorted(valid)) or 'none'}."
+    swept = swept or {}
     return [
-        f"conf key '{key}' names no stage parameter{did_you_mean(key, valid) or every}"
+        f"conf key '{key}' is swept by {swept[key]}: each point sets it; change the sweep and promote again"
+        if key in swept
+        else f"conf key '{key}' names no stage parameter{did_you_mean(key, valid) or every}"
         for key in sorted(k for k in conf if k not in valid)
     ]
 
 
-def check_conf(valid: list[str], dag_run: Any = None, **_: Any) -> None:
-    """The ``check_conf`` task: raise (no retry) when the DAG run's conf has an unknown key."""
+def check_conf(valid: list[str], dag_run: Any = None, swept: dict[str, str] | None = None, **_: Any) -> None:
+    """The ``check_conf`` task: raise (no retry) when the DAG run's conf has an unknown or swept key."""
     from airflow.sdk.exceptions import AirflowFailException
 
     conf = getattr(dag_run, "conf", None) or {}
-    problems = conf_problems(conf, set(valid))
+    problems = conf_problems(conf, set(valid), swept)
     if problems:
         raise AirflowFailException(
             f"the trigger conf was refused, no stage ran: {' '.join(problems)} "

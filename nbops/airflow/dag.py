@@ -21,10 +21,11 @@ from airflow.sdk import DAG, BaseOperator
 from nbops.airflow import conf
 from nbops.airflow.notify import failure_notifier
 from nbops.airflow.operator import NbopsStageOperator
-from nbops.airflow.params import dag_params, locked_stage, stage_defaults, type_label
+from nbops.airflow.params import dag_params, locked_stage, stage_defaults, swept_conf, type_label
 from nbops.airflow.pod import close_arguments, gate_arguments, pod_arguments, promote_arguments
 from nbops.airflow.settings import settings_macro
 from nbops.graph import APPROVE_TASK, OUTCOME_TASK, topological_order
+from nbops.sweep import Point, grid_points, list_points
 
 # Fixed so that the DAG's identity never depends on when it was parsed; catchup is off.
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -86,14 +87,14 @@ def new_dag(lock: dict[str, Any], project_dir: Path, **kwargs: Any) -> DAG:
     )
 
 
-def check_task(dag: DAG) -> PythonOperator:
+def check_task(dag: DAG, lock: dict[str, Any] | None = None) -> PythonOperator:
     """The DAG's first task: the trigger conf checked whole against the DAG's params."""
     return PythonOperator(
         task_id=conf.TASK_ID,
         dag=dag,
         doc_md=conf.DOC,
         python_callable=conf.check_conf,
-        op_kwargs={"valid": sorted(dag.params)},
+        op_kwargs={"valid": sorted(dag.params), "swept": swept_conf(lock) if lock else {}},
         retries=0,
     )
 
@@ -128,10 +129,10 @@ def build_dag(lock: dict[str, Any], lock_sha256: str, project_dir: Path) -> DAG:
         doc_md=doc_md(lock, lock_sha256),
         params=dag_params(lock),
     )
-    check = check_task(dag)
-    tasks: dict[str, NbopsStageOperator] = {}
+    check = check_task(dag, lock)
+    tasks: dict[str, Any] = {}
     for name in stage_order(lock):
-        task = NbopsStageOperator(dag=dag, doc_md=stage_doc(lock, name), **pod_arguments(lock, lock_sha256, name))
+        task = stage_task(dag, lock, lock_sha256, name)
         for upstream in lock["stages"][name]["settings"]["needs"]:
             tasks[upstream] >> task
         if not lock["stages"][name]["settings"]["needs"]:
@@ -146,9 +147,34 @@ def build_dag(lock: dict[str, Any], lock_sha256: str, project_dir: Path) -> DAG:
     return dag
 
 
-def retrain_tasks(
-    dag: DAG, lock: dict[str, Any], lock_sha256: str, stages: dict[str, NbopsStageOperator]
-) -> list[BaseOperator]:
+def stage_task(dag: DAG, lock: dict[str, Any], lock_sha256: str, name: str) -> Any:
+    """A stage's task: one pod; for a swept stage a mapped task, one pod per point (its map index is
+    the point's index, ``max_parallel`` its concurrency within a DAG run)."""
+    arguments = pod_arguments(lock, lock_sha256, name)
+    settings = lock["stages"][name]["settings"]
+    points = locked_points(settings)
+    if points is None:
+        return NbopsStageOperator(dag=dag, doc_md=stage_doc(lock, name), **arguments)
+    argv = arguments.pop("arguments")
+    mapped = NbopsStageOperator.partial(
+        dag=dag,
+        doc_md=stage_doc(lock, name) + f"\n\nSwept: one mapped task instance per point ({len(points)} points).",
+        max_active_tis_per_dagrun=settings.get("max_parallel"),
+        **arguments,
+    )
+    return mapped.expand(arguments=[[*argv, "--point", str(p.index)] for p in points])
+
+
+def locked_points(settings: dict[str, Any]) -> list[Point] | None:
+    """The points a locked stage's ``grid`` or ``foreach`` lists (None: not swept that way)."""
+    if settings.get("grid"):
+        return grid_points(settings["grid"])
+    if settings.get("foreach"):
+        return list_points(settings["foreach"])
+    return None
+
+
+def retrain_tasks(dag: DAG, lock: dict[str, Any], lock_sha256: str, stages: dict[str, Any]) -> list[BaseOperator]:
     """``retrain_gate`` after the stage ``retrain.stage``; with manual approval, then
     ``approve_champion`` (a person's Approve or Reject in Airflow) and ``promote_champion``."""
     retrain = lock["spec"].get("retrain")

@@ -66,21 +66,41 @@ def stage_defaults(lock: dict[str, Any], stage: str) -> dict[str, Any]:
 
 
 def dag_params(lock: dict[str, Any], stages: Iterable[str] | None = None) -> dict[str, Any]:
-    """Every parameter of ``stages`` (default: the pipeline's stages) as an Airflow Param; spec
-    values are the defaults."""
+    """Every parameter of ``stages`` (default: the pipeline's stages) as an Airflow Param, but those
+    a sweep sets (each point its own); spec values are the defaults."""
     from airflow.sdk import Param
 
     params: dict[str, Any] = {}
     for stage in lock["stages"] if stages is None else stages:
-        defaults = stage_defaults(lock, stage)
+        defaults, swept = stage_defaults(lock, stage), swept_keys(lock, stage)
         for param in locked_stage(lock, stage)["parameters"]:
-            params[param_key(stage, param["name"])] = Param(**param_schema(param, defaults[param["name"]], stage))
+            if param["name"] not in swept:
+                params[param_key(stage, param["name"])] = Param(**param_schema(param, defaults[param["name"]], stage))
     return params
+
+
+def swept_keys(lock: dict[str, Any], stage: str) -> list[str]:
+    """The parameters a stage's ``grid`` or ``foreach`` sets, point by point (none for ``foreach_from``,
+    whose keys are known at run time)."""
+    settings = locked_stage(lock, stage)["settings"]
+    if settings.get("grid"):
+        return list(settings["grid"])
+    return list(dict.fromkeys(k for point in settings.get("foreach") or [] for k in point))
+
+
+def swept_conf(lock: dict[str, Any]) -> dict[str, str]:
+    """Each swept parameter's conf key, with the spec field that sweeps it (``check_conf`` refuses them)."""
+    found = {}
+    for stage, locked in lock["stages"].items():
+        field = "grid" if locked["settings"].get("grid") else "foreach"
+        found.update({param_key(stage, k): f"stages.{stage}.{field}" for k in swept_keys(lock, stage)})
+    return found
 
 
 def params_argument(lock: dict[str, Any], stage: str) -> str:
     """The ``--params-json`` argument: a template rendering this stage's values as JSON."""
-    names = [str(p["name"]) for p in locked_stage(lock, stage)["parameters"]]
+    swept = swept_keys(lock, stage) if stage in lock["stages"] else []
+    names = [str(p["name"]) for p in locked_stage(lock, stage)["parameters"] if p["name"] not in swept]
     bad = [n for n in names if not n.isidentifier()]
     if bad:
         raise ValueError(f"stage '{stage}': parameter names {bad} in the lock are not identifiers")

@@ -135,6 +135,7 @@ def test_cmd(pipeline_file: Path, nbval: bool, jobs: int | None) -> None:
 @click.option("--stage", required=True, help="Stage to execute.")
 @click.option("--run-id", required=True, help="Pipeline run this attempt belongs to.")
 @click.option("--params-json", default="{}", help="Parameter overrides as a JSON object.")
+@click.option("--point", type=int, help="Of a swept stage: the index of the point to run (0 is the first).")
 @click.option("--result-file", type=click.Path(path_type=Path), hidden=True, help="Write the result here as JSON.")
 @click.option("--force", is_flag=True, help="Run the notebook even when a completed attempt could be reused.")
 def exec_stage_cmd(
@@ -143,6 +144,7 @@ def exec_stage_cmd(
     stage: str,
     run_id: str,
     params_json: str,
+    point: int | None,
     result_file: Path | None,
     force: bool,
 ) -> None:
@@ -153,7 +155,9 @@ def exec_stage_cmd(
     """
     from nbops.plugins import stage_command
 
-    result = stage_command(pipeline_file, promoted, stage, run_id, params_json, force=force, result_file=result_file)
+    result = stage_command(
+        pipeline_file, promoted, stage, run_id, params_json, point=point, force=force, result_file=result_file
+    )
     exit_process(result.exit_code)
 
 

@@ -5,6 +5,7 @@
 | stage attempt: ``upstream`` (the monitor's inputs) | :class:`nbops.plugins.champion.ChampionInputs` |
 | stage attempt: ``reuse_key``, ``before_claim``, ``after_seal`` (index) | :class:`nbops.plugins.reuse.Reuse` |
 | pipeline run: ``stage_done`` (the registry gate) | :class:`nbops.plugins.gate.Gate` |
+| pipeline run: ``run_ended`` (the sweeps' leaderboards) | :class:`nbops.plugins.sweeps.Leaderboards` |
 | pipeline run: ``run_ended`` (the failure alert) | :class:`nbops.plugins.alerting.FailureAlert` |
 
 The stage lifecycle and the local runner import none of these; the commands get them from
@@ -36,8 +37,11 @@ def run_hooks(alerts: bool = True) -> RunHooks:
     """The slots of a pipeline run under ``nbops run``; ``alerts`` false sends none (``nbops test``)."""
     from nbops.plugins.alerting import FailureAlert
     from nbops.plugins.gate import Gate
+    from nbops.plugins.sweeps import Leaderboards
 
-    return RunHookSet([Gate(alert=alerts), *([FailureAlert()] if alerts else [])], attempt=attempt_hooks())
+    return RunHookSet(
+        [Gate(alert=alerts), Leaderboards(), *([FailureAlert()] if alerts else [])], attempt=attempt_hooks()
+    )
 
 
 def exec_stage(request: StageRequest) -> StageResult:
@@ -52,6 +56,7 @@ def stage_command(
     run_id: str,
     params_json: str = "{}",
     *,
+    point: int | None = None,
     force: bool = False,
     result_file: Path | None = None,
 ) -> StageResult:
@@ -62,7 +67,7 @@ def stage_command(
     from nbops.status import StageStatus
 
     started = time.monotonic()
-    request = StageRequest(pipeline_file=pipeline_file, stage=stage, run_id=run_id, promoted=promoted)
+    request = StageRequest(pipeline_file=pipeline_file, stage=stage, run_id=run_id, promoted=promoted, point=point)
     try:
         if (pipeline_file is None) == (promoted is None):
             raise InputError("exec-stage needs exactly one of --pipeline FILE and --promoted LOCK_SHA256.")

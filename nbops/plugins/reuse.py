@@ -28,7 +28,7 @@ class Reuse(AttemptHooks):
 
     def before_claim(self, located: Located, key: str) -> CacheHit | None:
         prepared = located.prepared
-        return cache.lookup(prepared.store, prepared.pipeline.name, prepared.stage.name, key)
+        return cache.lookup(prepared.store, prepared.pipeline.name, prepared.unit, key)
 
     def after_seal(self, sealed: Sealed) -> None:
         """Index the sealed attempt under its key; a store that refuses leaves it standing, only not reusable."""

@@ -26,9 +26,9 @@ from pathlib import Path
 
 from nbops import rundate
 from nbops.context import ENV_TRIGGER
-from nbops.errors import NbopsError
+from nbops.errors import InputError, NbopsError
 from nbops.graph import MONITOR_STAGE, descendants
-from nbops.runner import plan
+from nbops.runner import plan, units
 from nbops.runner.interrupt import RunInterrupted, RunSignals
 from nbops.runner.plan import RunOptions, select_stages
 from nbops.runner.record import RunRecord, open_record
@@ -41,7 +41,7 @@ from nbops.stage.process import STOP_GRACE_S, stop
 from nbops.stage.result import StageRequest, StageResult
 from nbops.stage.slots import RunEnd, RunHooks, RunInfo
 from nbops.status import ExitCode, PipelineOutcome, StageState, StageStatus
-from nbops.storage import layout, open_store
+from nbops.storage import Store, layout, open_store
 from nbops.tracking.store import ENV_TRACKING_URI, tracking_uri
 
 MAX_RETRY_DELAY_S = 60.0
@@ -92,6 +92,7 @@ class _LocalRun:
         self.recorder: Recorder | None = None
         self.graph: dict[str, tuple[str, ...]] = {}
         self.forced: set[str] = set()
+        self.store: Store | None = None
 
     def prepare(self) -> None:
         options = self.options
@@ -103,7 +104,10 @@ class _LocalRun:
         run_id = plan.run_id_of(store, pipeline, options)
         run_date = plan.run_date_of(store, pipeline, options, run_id)
         self.params = plan.checked_params(pipeline, selected, options.params, run_date, options.overrides)
-        self.summary = RunSummary(run_id, {s: StageRun(s) for s in selected}, run_date=run_date)
+        self.store = store
+        self.summary = RunSummary(
+            run_id, units.units_of(pipeline, selected, options.first_point_only), run_date=run_date
+        )
         uri = self.summary.tracking_uri = tracking_uri(layout.state_dir(pipeline.root))
         self.jobs = options.jobs or os.cpu_count() or 1
         self.env = dict(
@@ -123,20 +127,24 @@ class _LocalRun:
         self.summary.parent_run_id = self.record.info.parent_run_id
         if any(st.process is not None for st in self.summary.stages.values()):
             self.recorder.warm()  # else at the first stage command: a run of reused stages needs no HTML
-        self.progress = Progress(pipeline.name, run_id, selected)
+        self.progress = Progress(pipeline.name, run_id, [st.label for st in self.summary.stages.values()])
         self.progress.start(self.jobs, self.summary.parent_run_id)
 
     def schedule(self) -> None:
-        states = self.summary.stages
         while True:
+            states = self.summary.stages
             for st in [s for s in states.values() if s.state is StageState.RUNNING]:
                 self._poll(st)
+            self._expand()
+            states = self.summary.stages
             running = sum(1 for s in states.values() if s.state is StageState.RUNNING)
             now = time.monotonic()
             for st in states.values():
                 if running >= self.jobs:
                     break
-                ready = all(states[u].state.done for u in self.graph[st.name] if u in states)
+                ready = units.ready(states, self.graph, st) and not st.sweep_pending
+                if self._at_limit(st):
+                    continue
                 if st.state is StageState.PENDING and ready and self._reused(st):
                     continue
                 startable = st.state in (StageState.PENDING, StageState.EARLY) and ready
@@ -148,6 +156,39 @@ class _LocalRun:
                 return
             time.sleep(0.02)
 
+    def _expand(self) -> None:
+        """Replace each ``foreach_from`` placeholder whose upstream stages are done by its points."""
+        assert self.pipeline is not None and self.store is not None  # noqa: S101 - prepare() ran
+        for st in list(self.summary.stages.values()):
+            if (
+                not st.sweep_pending
+                or st.state is not StageState.PENDING
+                or not units.ready(self.summary.stages, self.graph, st)
+            ):
+                continue
+            try:
+                self.summary.stages = units.expand(
+                    self.summary.stages,
+                    st,
+                    self.pipeline,
+                    self.store,
+                    self.summary.run_id,
+                    self.options.first_point_only,
+                )
+            except NbopsError as exc:
+                units.refuse_pending(st, InputError(str(exc)) if not isinstance(exc, InputError) else exc)
+                self._fail(st)
+
+    def _at_limit(self, st: StageRun) -> bool:
+        """Whether ``st`` is a point of a sweep that already runs ``max_parallel`` points."""
+        assert self.pipeline is not None  # noqa: S101 - prepare() ran
+        limit = self.pipeline.stage(st.stage).max_parallel if st.point is not None else None
+        return (
+            limit is not None
+            and st.state is not StageState.RUNNING
+            and units.running(self.summary.stages, st.stage) >= limit
+        )
+
     def _start_early(self) -> None:
         """Start the stage commands of the next stages to become ready, up to ``jobs`` of them, so
         their interpreter, imports and checks overlap the stages they wait for."""
@@ -156,9 +197,11 @@ class _LocalRun:
         for st in states.values():
             if early >= self.jobs:
                 return
-            upstream = [states[u].state for u in self.graph[st.name] if u in states]
-            if st.state is not StageState.PENDING or not all(
-                u.done or u in (StageState.RUNNING, StageState.EARLY) for u in upstream
+            upstream = [u.state for u in units.upstream(states, self.graph, st)]
+            if (
+                st.sweep_pending
+                or st.state is not StageState.PENDING
+                or not all(u.done or u in (StageState.RUNNING, StageState.EARLY) for u in upstream)
             ):
                 continue
             # With every upstream done, the stage may reuse a completed attempt: look first. With one
@@ -169,28 +212,29 @@ class _LocalRun:
             st.state = StageState.EARLY
             early += 1
 
-    def _request(self, stage: str) -> StageRequest:
+    def _request(self, st: StageRun) -> StageRequest:
         assert self.pipeline is not None  # noqa: S101 - prepare() ran
         return StageRequest(
             pipeline_file=self.pipeline.path,
-            stage=stage,
+            stage=st.stage,
             run_id=self.summary.run_id,
-            params=self.params[stage],
+            params=self.params[st.stage],
             run_date=self.summary.run_date,
             force=True,  # looked up here already, or an upstream runs now: its new manifest is in the key
+            point=st.point.index if st.point is not None else None,
         )
 
     def _probe(self, st: StageRun) -> bool:
         """Look once for a completed attempt ``st`` may reuse; True when there is one."""
         assert self.pipeline is not None  # noqa: S101 - prepare() ran
-        may_reuse = self.pipeline.stage(st.name).cache and st.name not in self.forced
+        may_reuse = self.pipeline.stage(st.stage).cache and st.stage not in self.forced
         if st.probed or not may_reuse:
             return st.reusable is not None
         st.probed = True
         try:
-            st.reusable = probe_reuse(replace(self._request(st.name), force=False), self.hooks.attempt)
+            st.reusable = probe_reuse(replace(self._request(st), force=False), self.hooks.attempt)
         except NbopsError as exc:  # the stage command will meet it too, and say so where it belongs
-            say(f"nbops run: stage '{st.name}': not looked up for reuse ({exc})")
+            say(f"nbops run: stage '{st.label}': not looked up for reuse ({exc})")
         return st.reusable is not None
 
     def _reused(self, st: StageRun) -> bool:
@@ -206,7 +250,7 @@ class _LocalRun:
             result = StageResult(st.name, self.summary.run_id, StageStatus.INFRA_FAILED, message=str(exc))
         st.read(result, time.monotonic() - st.started)
         if result.status is not StageStatus.CACHED:  # recording it failed: run it instead
-            say(f"nbops run: stage '{st.name}': could not be recorded as reused ({result.message}); running it")
+            say(f"nbops run: stage '{st.label}': could not be recorded as reused ({result.message}); running it")
             st.tries, st.outcome = 0, None
             return False
         st.state = StageState.CACHED
@@ -223,17 +267,17 @@ class _LocalRun:
         self.recorder.release(st.launch)
         st.tries += 1
         st.state, st.started, st.message = StageState.RUNNING, time.monotonic(), ""
-        self.progress.started(st.name, st.tries)
+        self.progress.started(st.label, st.tries)
 
     def _spawn(self, st: StageRun) -> None:
         """Start a stage command for ``st`` that waits for :meth:`_launch` to release it."""
         assert self.recorder is not None  # noqa: S101 - prepare() ran
-        n = len(list(self.log_dir.glob(f"{st.name}-*.log"))) + 1
-        st.log_path = self.log_dir / f"{st.name}-{n}.log"
-        st.result_path = self.log_dir / f"{st.name}-{n}.result.json"
-        argv = self._request(st.name).to_argv(result_file=st.result_path)
+        n = len(list(self.log_dir.glob(f"{st.file_key}-*.log"))) + 1
+        st.log_path = self.log_dir / f"{st.file_key}-{n}.log"
+        st.result_path = self.log_dir / f"{st.file_key}-{n}.result.json"
+        argv = self._request(st).to_argv(result_file=st.result_path)
         st.log_file = st.log_path.open("wb")
-        st.launch = f"{st.name}-{n}"
+        st.launch = f"{st.file_key}-{n}"
         if self.record is not None:  # prepared: warm the HTML export for it (a no-op once done)
             self.recorder.warm()
         env = {**self.env, **self.recorder.env(st.launch)}
@@ -250,7 +294,7 @@ class _LocalRun:
         if st.process is None:
             return
         st.duration = time.monotonic() - st.started
-        stage = self.pipeline.stage(st.name)
+        stage = self.pipeline.stage(st.stage)
         if st.process.poll() is None:
             if st.duration > stage.timeout + BACKSTOP_S:
                 stop([st.process])
@@ -270,9 +314,12 @@ class _LocalRun:
         self._fail(st)
 
     def _stage_done(self, st: StageRun) -> bool:
-        """The ``stage_done`` slot for a sealed stage; False when it says the stage failed after all."""
+        """The ``stage_done`` slot for a sealed stage (a swept one: once its last point is sealed);
+        False when it says the stage failed after all."""
         assert self.record is not None  # noqa: S101 - prepare() ran
-        verdict = self.hooks.stage_done(self.record.info, st.name)
+        if not units.stage_complete(self.summary.stages, st.stage):
+            return True
+        verdict = self.hooks.stage_done(self.record.info, st.stage)
         if verdict is None:
             return True
         if verdict.note:
@@ -287,13 +334,13 @@ class _LocalRun:
         assert self.progress is not None  # noqa: S101 - prepare() ran
         st.state = StageState.FAILED
         self.progress.failed(st)
-        for child in descendants(self.graph, [st.name]):
-            child_state = self.summary.stages.get(child)
-            if child_state is not None and child_state.state in (StageState.PENDING, StageState.EARLY):
+        below = descendants(self.graph, [st.stage])
+        for child_state in self.summary.stages.values():
+            if child_state.stage in below and child_state.state in (StageState.PENDING, StageState.EARLY):
                 if child_state.state is StageState.EARLY:
                     child_state.cancel_early(self.recorder)
                 child_state.state, child_state.message = StageState.SKIPPED, f"upstream stage '{st.name}' failed"
-                self.progress.skipped(child, st.name)
+                self.progress.skipped(child_state.label, st.name)
 
     def stop_all(self) -> None:
         """Stop every running stage within the grace period and record how each ended."""

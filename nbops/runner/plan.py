@@ -16,6 +16,7 @@ from nbops.graph import MONITOR_STAGE, descendants, topological_order
 from nbops.notebook.overrides import parse_assignments, validate_overrides
 from nbops.spec import Pipeline
 from nbops.stage.contract import coerce_overrides, load_contract
+from nbops.stage.points import point_problems
 from nbops.storage import Store, layout
 
 RETRY_DELAY_S = 2.0
@@ -52,6 +53,8 @@ class RunOptions:
     ``test_parameters``)."""
     alerts: bool = True
     """Send the spec's alerts (``nbops test`` sends none)."""
+    first_point_only: bool = False
+    """Run a swept stage on its first point only (``nbops test``)."""
     hints: bool = True
     """End with the command that shows the run (``nbops ui``) or resumes it (not for a throwaway store)."""
 
@@ -102,12 +105,40 @@ def checked_params(
             typed = {**given, **coerce_overrides(contract.schema, raw.get(name, {}), contract.where, name)}
             given = rundate.resolve({**contract.stage.parameters, **typed}, run_date or rundate.today())
             validate_overrides(contract.schema, given, contract.where)
+            problems += sweep_problems(pipeline, name, raw.get(name, {}))
             result[name] = typed
         except NbopsError as exc:
             problems.append(str(exc))
     if problems:
         raise InputError(format_problems(f"{pipeline.path}: nothing was run; {len(problems)} problem(s):", problems))
     return result
+
+
+def sweep_problems(pipeline: Pipeline, stage: str, raw: Mapping[str, str]) -> list[str]:
+    """A swept stage's problems: ``-p`` on a swept parameter, a point the notebook refuses, a
+    ``foreach_from`` list read from a stage that is itself swept."""
+    resolved = pipeline.stage(stage)
+    if not resolved.swept:
+        return []
+    sweep = "grid" if resolved.grid is not None else "foreach"
+    problems = [
+        f"-p {stage}.{name}: '{name}' is swept by stages.{stage}.{sweep} ({len(resolved.static_points() or [])} "
+        f"points); change the {sweep} in {pipeline.path.name}, or give -p only for parameters the sweep leaves alone"
+        for name in raw
+        if name in resolved.sweep_keys
+    ]
+    source = resolved.foreach_from
+    if source is not None and source.stage in pipeline.spec.stages and pipeline.stage(source.stage).swept:
+        problems.append(
+            f"stages.{stage}.foreach_from: stage '{source.stage}' is swept itself; read a stage with one output"
+        )
+    static = resolved.static_points()
+    if static:
+        try:
+            point_problems(pipeline, stage, static, f"{pipeline.path}: stages.{stage}.{sweep}")
+        except NbopsError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def forced(pipeline: Pipeline, options: RunOptions, selected: list[str]) -> set[str]:

@@ -27,7 +27,7 @@ class Progress:
 
     def __init__(self, pipeline: str, run_id: str, stages: list[str]) -> None:
         self.pipeline, self.run_id, self.stages = pipeline, run_id, stages
-        self.width = max(len(s) for s in stages)
+        self.width = min(max(len(s) for s in stages), 40)
         self.t0 = time.monotonic()
 
     def _say(self, mark: str, stage: str, text: str) -> None:
@@ -47,17 +47,17 @@ class Progress:
 
     def succeeded(self, st: StageRun) -> None:
         """A stage finished with exit 0."""
-        self._say("ok", st.name, f"{st.duration:.1f}s  attempt {st.attempt}  mlflow {st.mlflow_run_id}")
+        self._say("ok", st.label, f"{st.duration:.1f}s  attempt {st.attempt}  mlflow {st.mlflow_run_id}")
 
     def cached(self, st: StageRun) -> None:
         """A stage reused a completed attempt instead of running its notebook."""
-        self._say("cache", st.name, f"{st.message}; no notebook ran  attempt {st.attempt}  mlflow {st.mlflow_run_id}")
+        self._say("cache", st.label, f"{st.message}; no notebook ran  attempt {st.attempt}  mlflow {st.mlflow_run_id}")
 
     def retrying(self, st: StageRun, delay: float, retries: int) -> None:
         """A retryable failure: the stage runs again after ``delay`` seconds."""
         self._say(
             "retry",
-            st.name,
+            st.label,
             f"exit {st.exit_code} after {st.duration:.1f}s (attempt {st.attempt}): {st.message}; "
             f"retry {st.tries} of {retries} in {delay:g}s",
         )
@@ -65,7 +65,7 @@ class Progress:
     def failed(self, st: StageRun) -> None:
         """A stage failed or was stopped; show why and where its log is."""
         mark = "KILL" if st.state is StageState.KILLED else "FAIL"
-        self._say(mark, st.name, f"exit {st.exit_code} after {st.duration:.1f}s: {st.message}")
+        self._say(mark, st.label, f"exit {st.exit_code} after {st.duration:.1f}s: {st.message}")
         for line in st.detail:  # where it failed: source line, traceback's last lines, executed notebook
             say(f"        | {line}")
         if st.log_path is not None:
@@ -123,7 +123,7 @@ def finish_report(summary: RunSummary, options: RunOptions, slot_lines: list[str
         ui = f" See it with: {nbops_command()} ui {shlex.quote(str(options.pipeline_file))}" if options.hints else ""
         return "\n".join([*lines, f"\nRun {summary.run_id} succeeded.{ui}"])
     failed = [s for s in stages if s.state.failed]
-    first = failed[0].name if failed else next(s.name for s in stages if not s.state.done)
+    first = failed[0].stage if failed else next(s.stage for s in stages if not s.state.done)
     why = f"was stopped ({summary.interrupted})" if summary.interrupted else "did not finish"
     if not options.hints:
         return "\n".join([*lines, f"\nRun {summary.run_id} {why}."])

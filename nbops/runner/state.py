@@ -15,6 +15,7 @@ from nbops.status import ExitCode, PipelineOutcome, StageState, StageStatus
 if TYPE_CHECKING:
     from nbops.runner.recorder import Recorder
     from nbops.stage.command import Reusable
+    from nbops.sweep import Point
 
 
 @dataclass
@@ -22,6 +23,7 @@ class StageRun:
     """Bookkeeping of one stage during a run."""
 
     name: str
+    """Its key among the run's units: the stage, or ``train[3]`` for a point of a swept stage."""
     state: StageState = StageState.PENDING
     outcome: StageStatus | None = None
     """How its last attempt ended, as the stage command reported it."""
@@ -44,12 +46,34 @@ class StageRun:
     """Whether the runner looked for a completed attempt to reuse."""
     reusable: Reusable | None = None
     """What it found: the attempt to record as ``cached`` instead of starting a stage command."""
+    stage: str = ""
+    """The stage (``name`` unless the unit is a point)."""
+    point: Point | None = None
+    """Of a swept stage: the point this unit runs."""
+    sweep_pending: bool = False
+    """A ``foreach_from`` stage whose points are known once its upstream stage has written them."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    """What its last attempt logged (a point's row of the sweep's leaderboard)."""
+
+    def __post_init__(self) -> None:
+        self.stage = self.stage or self.name
+
+    @property
+    def label(self) -> str:
+        """How progress lines name it: ``train``, or ``train[3] C=10.0 penalty=l1``."""
+        return self.point.label(self.stage) if self.point is not None else self.name
+
+    @property
+    def file_key(self) -> str:
+        """Its name in log file names (no glob characters): ``train``, ``train.3``."""
+        return self.stage if self.point is None else f"{self.stage}.{self.point.index}"
 
     def read(self, result: StageResult, duration: float) -> None:
         """Take in a stage command's (or an in-process reuse's) result."""
         self.duration = duration
         self.outcome, self.attempt, self.mlflow_run_id = result.status, result.attempt, result.mlflow_run_id
         self.exit_code = result.exit_code
+        self.metrics = dict(result.metrics)
         self.message = self.message or result.message
         self.detail = tuple(result.detail)
 

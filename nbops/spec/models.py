@@ -5,6 +5,7 @@ Frozen pydantic models that forbid unknown keys; :mod:`nbops.spec.pipeline` puts
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -106,6 +107,20 @@ FilesGlobs = Annotated[
 ]
 
 
+class ForeachFrom(_Model):
+    """Where a ``foreach_from`` sweep reads its parameter sets: a JSON list in an upstream stage's outputs."""
+
+    stage: str = Field(min_length=1, description="The upstream stage (listed in needs) that writes the file.")
+    file: str = Field(min_length=1, description="Path of the JSON list under that stage's outputs.")
+
+    @field_validator("file")
+    @classmethod
+    def _inside_outputs(cls, value: str) -> str:
+        if Path(value).is_absolute() or ".." in Path(value).parts:
+            raise ValueError(f"'{value}' must be a path relative to the stage's outputs, inside them")
+        return value
+
+
 class StageSpec(StageSettings):
     """One stage: a notebook, what it needs and how it runs."""
 
@@ -116,11 +131,64 @@ class StageSpec(StageSettings):
         default_factory=dict, description="Merged over `parameters` by `nbops test` (small, fast values)."
     )
     files: FilesGlobs = ()
+    grid: dict[str, tuple[Any, ...]] | None = Field(
+        None, description="Sweep: every combination of these parameters' values, one attempt per point."
+    )
+    foreach: tuple[dict[str, Any], ...] | None = Field(
+        None, description="Sweep: an explicit list of parameter sets, one attempt per point."
+    )
+    foreach_from: ForeachFrom | None = Field(
+        None, description="Sweep: a JSON list of parameter sets an upstream stage writes, read at run time."
+    )
+    max_parallel: int | None = Field(None, ge=1, le=1024, description="Points of a sweep run at once (default: all).")
 
     @field_validator("notebook")
     @classmethod
     def _is_notebook(cls, value: str) -> str:
         return check_notebook(value)
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_has_values(cls, value: dict[str, tuple[Any, ...]] | None) -> dict[str, tuple[Any, ...]] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("a grid names at least one parameter")
+            empty = [k for k, values in value.items() if not values]
+            if empty:
+                raise ValueError(f"grid parameter(s) {', '.join(empty)} have no values")
+            twice = [
+                k for k, values in value.items() if len({json.dumps(v, sort_keys=True) for v in values}) < len(values)
+            ]
+            if twice:
+                raise ValueError(f"grid parameter(s) {', '.join(twice)} list a value twice")
+        return value
+
+    @field_validator("foreach")
+    @classmethod
+    def _foreach_has_points(cls, value: tuple[dict[str, Any], ...] | None) -> tuple[dict[str, Any], ...] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("foreach lists at least one parameter set")
+            seen = [json.dumps(p, sort_keys=True) for p in value]
+            if len(set(seen)) < len(seen):
+                raise ValueError("foreach lists the same parameter set twice")
+        return value
+
+    @model_validator(mode="after")
+    def _one_sweep(self) -> StageSpec:
+        given = [k for k in ("grid", "foreach", "foreach_from") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give at most one of grid, foreach and foreach_from (got {' and '.join(given)})")
+        if self.max_parallel is not None and not given:
+            raise ValueError("max_parallel applies to a swept stage only (grid, foreach or foreach_from)")
+        if self.foreach_from is not None and self.foreach_from.stage not in self.needs:
+            raise ValueError(f"foreach_from.stage '{self.foreach_from.stage}' must be in needs")
+        return self
+
+    @property
+    def swept(self) -> bool:
+        """Whether the stage runs once per point."""
+        return self.grid is not None or self.foreach is not None or self.foreach_from is not None
 
 
 class RetrainSpec(_Model):

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from nbops import sweep
 from nbops.errors import InputError, did_you_mean
 from nbops.graph import MONITOR_STAGE
 from nbops.spec.models import (
@@ -16,6 +17,7 @@ from nbops.spec.models import (
     AirflowSpec,
     AlertsSpec,
     FilesGlobs,
+    ForeachFrom,
     KubernetesSpec,
     MonitorSpec,
     Resources,
@@ -90,6 +92,10 @@ class PipelineSpec(_Model):
             # The monitor reads the newest data and the current champion: never reused.
             cache=pick("cache", True) and stage != MONITOR_STAGE,
             test_parameters=spec.test_parameters,
+            grid=spec.grid,
+            foreach=spec.foreach,
+            foreach_from=spec.foreach_from,
+            max_parallel=spec.max_parallel,
         )
 
 
@@ -111,6 +117,31 @@ class ResolvedStage(_Model):
     files: tuple[str, ...] = Field((), description="Globs of the files that travel with the notebook.")
     cache: bool = Field(True, description="Whether a completed attempt with the same key may be reused.")
     test_parameters: dict[str, Any] = Field(default_factory=dict, description="What `nbops test` merges over them.")
+    grid: dict[str, tuple[Any, ...]] | None = Field(None, description="Swept: every combination of these values.")
+    foreach: tuple[dict[str, Any], ...] | None = Field(None, description="Swept: these parameter sets.")
+    foreach_from: ForeachFrom | None = Field(None, description="Swept: the sets an upstream stage writes.")
+    max_parallel: int | None = Field(None, description="Points run at once (None: as many as jobs allow).")
+
+    @property
+    def swept(self) -> bool:
+        """Whether the stage runs once per point."""
+        return self.grid is not None or self.foreach is not None or self.foreach_from is not None
+
+    @property
+    def sweep_keys(self) -> tuple[str, ...]:
+        """The parameters the spec sweeps (a ``-p`` on one is refused); none for ``foreach_from``."""
+        if self.grid is not None:
+            return tuple(self.grid)
+        return tuple(sweep.swept_keys(sweep.list_points(self.foreach))) if self.foreach is not None else ()
+
+    def static_points(self) -> list[sweep.Point] | None:
+        """The points the spec itself lists (grid or foreach); None when the stage is not swept or its
+        points are known only at run time (``foreach_from``: :func:`nbops.stage.points.points_of`)."""
+        if self.grid is not None:
+            return sweep.grid_points(self.grid)
+        if self.foreach is not None:
+            return sweep.list_points(self.foreach)
+        return None
 
 
 class FrozenFile(_Model):

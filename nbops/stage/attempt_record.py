@@ -7,6 +7,7 @@ its phases and the vocabulary of the record stays beside :mod:`nbops.tracking.ta
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from nbops import __version__, environment
 from nbops.context import ENV_AIRFLOW, ENV_IMAGE, ENV_TRIGGER
 from nbops.status import StageStatus
 from nbops.storage import layout
-from nbops.storage.manifest import CarriedFile, Manifest, NotebookRef, SealedModel, build_manifest
+from nbops.storage.manifest import CarriedFile, Manifest, NotebookRef, PointRef, SealedModel, build_manifest
 from nbops.tracking import record, tags
 from nbops.tracking.who import who_tags
 
@@ -66,7 +67,8 @@ def stage_tags(prepared: Prepared, attempt: int) -> dict[str, str]:
         tags.ENVIRONMENT: env.description,
         tags.PACKAGES_SHA256: env.packages_sha256,
         **({tags.IMAGE: named} if (named := image()) else {}),
-        tags.ATTEMPT_PATH: layout.attempt_rel(prepared.pipeline.name, run_id, stage.name, attempt),
+        tags.ATTEMPT_PATH: layout.attempt_rel(prepared.pipeline.name, run_id, prepared.unit, attempt),
+        **point_tags(prepared),
         tags.RUN_ID: run_id,
         tags.RUN_DATE: prepared.run_date,
         tags.PIPELINE: prepared.pipeline.name,
@@ -77,6 +79,21 @@ def stage_tags(prepared: Prepared, attempt: int) -> dict[str, str]:
     }
 
 
+def point_tags(prepared: Prepared) -> dict[str, str]:
+    """Of a swept stage's attempt: its point's index, id and label (its parameters are its params)."""
+    point = prepared.point
+    if point is None:
+        return {}
+    return {
+        tags.POINT: str(point.index),
+        tags.POINT_ID: point.id,
+        tags.POINT_LABEL: point.label(prepared.stage.name)[: tags.ERROR_MESSAGE_LIMIT],
+        tags.POINT_PARAMETERS: json.dumps(dict(point.parameters), sort_keys=True, default=str)[
+            : tags.ERROR_MESSAGE_LIMIT * 8
+        ],
+    }
+
+
 def outcome_tags(claimed: Claimed, outcome: Outcome, message: str) -> dict[str, str]:
     """Tags saying how the attempt ended: status, reuse, key, and for a failure the cell and error."""
     run_tags = {tags.STATUS: outcome.status.value}
@@ -84,7 +101,7 @@ def outcome_tags(claimed: Claimed, outcome: Outcome, message: str) -> dict[str, 
     if hit is not None:
         run_tags[tags.REUSED_RUN] = hit.run_id
         run_tags[tags.REUSED_ATTEMPT] = layout.attempt_rel(
-            claimed.prepared.pipeline.name, hit.run_id, claimed.prepared.stage.name, hit.manifest.attempt
+            claimed.prepared.pipeline.name, hit.run_id, claimed.prepared.unit, hit.manifest.attempt
         )
         run_tags[tags.REUSED_MLFLOW_RUN] = hit.manifest.mlflow_run_id
     if key:
@@ -250,4 +267,5 @@ def manifest(claimed: Claimed, outcome: Outcome, mlflow_run_id: str, models: tup
         reused=hit.reused() if hit is not None else None,
         models=models,
         carried=tuple(CarriedFile(path=f.path, sha256=f.sha256) for f in prepared.carried),
+        point=PointRef(**prepared.point.to_json()) if prepared.point is not None else None,
     )

@@ -6,7 +6,8 @@ its effective parameters, the manifests of the upstream attempts it consumes, th
 Python environment it runs in, and the nbops version. A change in any of them changes the
 key of that stage, and so the manifests it produces, and so the keys of what depends on it.
 
-The index ``<artifact root>/cache/<pipeline>/<stage>/<key>.json`` names the newest completed
+The index ``<artifact root>/cache/<pipeline>/<stage>/<key>.json`` (a swept stage's point:
+``<stage>/point-<id>/<key>.json``) names the newest completed
 attempt made under each key. A reader trusts an entry only when that attempt's manifest
 still hashes to what the entry recorded and carries the same key; anything else is a miss.
 """
@@ -83,7 +84,7 @@ def index_rel(pipeline: str, stage: str, key: str) -> str:
 
 
 def lookup(store: Store, pipeline: str, stage: str, key: str) -> CacheHit | None:
-    """The completed attempt of ``stage`` made under ``key``, or None.
+    """The completed attempt of ``stage`` (a swept stage's point: ``stage/point-<id>``) made under ``key``, or None.
 
     An entry whose attempt is gone, altered, or made under another key is a miss: the stage
     then runs and its new attempt replaces the entry.
@@ -122,4 +123,4 @@ def remember(store: Store, manifest: Manifest) -> None:
     if manifest.cache_key is None or manifest.reused is not None:
         return
     entry = {"run_id": manifest.run_id, "attempt": manifest.attempt, "manifest_sha256": manifest.sha256}
-    store.put(index_rel(manifest.pipeline, manifest.stage, manifest.cache_key), json.dumps(entry).encode("utf-8"))
+    store.put(index_rel(manifest.pipeline, manifest.unit, manifest.cache_key), json.dumps(entry).encode("utf-8"))

@@ -109,7 +109,7 @@ def _reuse(
     claimed = clock.timed("claim", lambda: lifecycle.claim(located, link, hit=hit, own=own))
     archived = lifecycle.archive(lifecycle.reuse(claimed))
     if own:
-        log(f"stage '{located.prepared.stage.name}': reused {hit.describe()}; no notebook ran")
+        log(f"stage '{located.prepared.label}': reused {hit.describe()}; no notebook ran")
     recorded = clock.timed("record", lambda: lifecycle.record(archived))
     sealed = clock.timed("seal", lambda: lifecycle.seal(recorded))
     _after_seal(sealed, hooks)
@@ -134,11 +134,13 @@ def result_of(sealed: Sealed, duration_s: float, phases: dict[str, float]) -> St
         run_id=claimed.prepared.request.run_id,
         status=outcome.status,
         attempt=claimed.attempt.number,
+        point=claimed.prepared.point.to_json() if claimed.prepared.point is not None else None,
         attempt_dir=claimed.attempt.location,
         mlflow_run_id=sealed.mlflow_run_id,
         duration_s=duration_s,
         message=lifecycle.message(claimed.prepared, outcome),
         failed_cell=outcome.cell_index,
+        metrics=dict(outcome.metrics),
         phases=dict(phases),
         detail=_detail(sealed),
     )

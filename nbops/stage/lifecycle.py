@@ -29,14 +29,14 @@ from nbops.errors import InfraError, NbopsError
 from nbops.lock import notebook_rel
 from nbops.notebook.outcome import Outcome, Terminated
 from nbops.notebook.redact import Redactor
-from nbops.stage import carried
+from nbops.stage import carried, points
 from nbops.stage.contract import load_contract
 from nbops.stage.load import load, materialize
 from nbops.stage.phases import Archived, Claimed, Executed, Located, Prepared, Recorded, Sealed
 from nbops.stage.recorder import RecorderLink, make_tracker
 from nbops.stage.slots import AttemptHooks, CacheHit
 from nbops.stage.tracker import Recording
-from nbops.stage.upstream import upstream_attempts
+from nbops.stage.upstream import grouped, upstream_attempts
 from nbops.status import StageStatus
 from nbops.storage import layout, open_store
 from nbops.storage.atomic import write_atomic
@@ -74,7 +74,9 @@ def prepare(request: StageRequest, execute: bool = True) -> Prepared:
     """
     pipeline, git = load(request)
     run_date = request.run_date or rundate.current()
-    contract = load_contract(pipeline, request.stage, request.params, run_date)
+    store = open_store(pipeline.root)
+    point = points.point_at(pipeline, request.stage, request.point, store, request.run_id)
+    contract = load_contract(pipeline, request.stage, points.merged(request.params, point), run_date)
     notebook = None
     files: tuple[carried.Carried, ...] = ()
     if execute:
@@ -93,11 +95,12 @@ def prepare(request: StageRequest, execute: bool = True) -> Prepared:
         contract=contract,
         notebook=notebook,
         effective=effective,
-        store=open_store(pipeline.root),
+        store=store,
         uri=tracking_uri(layout.state_dir(pipeline.root)),
         redactor=redactor,
         carried=files,
         signing_key=modelseal.signing_key() if execute else None,
+        point=point,
     )
 
 
@@ -178,12 +181,13 @@ def claim(located: Located, link: RecorderLink | None, hit: CacheHit | None = No
 
     prepared = located.prepared
     stage, run_id = prepared.stage, prepared.request.run_id
-    attempt = prepared.store.claim(prepared.pipeline.name, run_id, stage.name)
+    attempt = prepared.store.claim(prepared.pipeline.name, run_id, prepared.unit)
     outputs = attempt.workdir / "outputs"
     outputs.mkdir()
     if own:
-        log(f"stage '{stage.name}' of run {run_id}: attempt {attempt.number} in {attempt.location}")
-    ctx = StageContext(prepared.pipeline.name, run_id, stage.name, attempt.number, outputs, dict(located.inputs))
+        log(f"stage '{prepared.label}' of run {run_id}: attempt {attempt.number} in {attempt.location}")
+    plain, swept = grouped(located.inputs, located.consumed)
+    ctx = StageContext(prepared.pipeline.name, run_id, stage.name, attempt.number, outputs, plain, swept)
     # The kernel may be up already (boot): it gets these with the run id before any cell.
     kernel_vars = {**ctx.to_env(), ENV_TRACKING_URI: prepared.uri}
     if own:
@@ -200,6 +204,7 @@ def claim(located: Located, link: RecorderLink | None, hit: CacheHit | None = No
         parent_tags=attempt_record.parent_tags(prepared),
         stage_tags=attempt_record.stage_tags(prepared, attempt.number),
         parameters=dict(prepared.effective),
+        point=(prepared.point.index, prepared.point.id) if prepared.point is not None else None,
     )
     tracker.start()
     return Claimed(located=located, attempt=attempt, kernel_vars=kernel_vars, tracker=tracker, hit=hit)

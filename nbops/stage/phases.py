@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nbops.sweep import unit
+
 if TYPE_CHECKING:
     from nbformat import NotebookNode
 
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from nbops.stage.slots import CacheHit
     from nbops.storage import Attempt, Store
     from nbops.storage.manifest import Manifest, ManifestInput
+    from nbops.sweep import Point
 
 
 @dataclass(frozen=True)
@@ -52,11 +55,23 @@ class Prepared:
     """The helper files the notebook runs with, read before the kernel starts (none for a reuse)."""
     signing_key: Path | None = None
     """The key registered models are signed with (``$NBOPS_SIGNING_KEY``), or None."""
+    point: Point | None = None
+    """Of a swept stage: the point this attempt runs (its parameters are in ``contract.params``)."""
 
     @property
     def stage(self) -> ResolvedStage:
         """The stage as the spec resolves it."""
         return self.contract.stage
+
+    @property
+    def unit(self) -> str:
+        """Where the attempt lives under its run: the stage, or ``stage/point-<id>`` for a point."""
+        return unit(self.stage.name, self.point.id if self.point is not None else None)
+
+    @property
+    def label(self) -> str:
+        """How messages name the attempt's stage: ``train``, or ``train[3] C=10.0`` for a point."""
+        return self.point.label(self.stage.name) if self.point is not None else self.stage.name
 
 
 @dataclass(frozen=True)

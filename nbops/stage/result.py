@@ -13,7 +13,7 @@ from nbops.status import StageStatus
 
 COMMAND = "exec-stage"
 """The stage command's name: the first argument after ``nbops``."""
-_VALUED = ("--pipeline", "--promoted", "--stage", "--run-id", "--params-json", "--result-file")
+_VALUED = ("--pipeline", "--promoted", "--stage", "--run-id", "--params-json", "--point", "--result-file")
 _FLAGS = ("--force",)
 
 
@@ -28,6 +28,7 @@ def stage_argv(
     params_json: str,
     pipeline_file: Path | str | None = None,
     promoted: str | None = None,
+    point: int | str | None = None,
     result_file: Path | str | None = None,
     force: bool = False,
 ) -> list[str]:
@@ -36,8 +37,9 @@ def stage_argv(
     What :meth:`StageRequest.to_argv` writes; the Airflow pods call it directly, since there
     ``run_id`` and ``params_json`` are Jinja templates rendered when the task starts.
     Options in the order ``exec-stage`` declares them: ``--pipeline``/``--promoted`` (exactly
-    one), ``--stage``, ``--run-id``, ``--params-json``, then ``--result-file`` and ``--force``
-    when given.
+    one), ``--stage``, ``--run-id``, ``--params-json``, then ``--point`` (of a swept stage; a
+    template such as ``{{ ti.map_index }}`` in a mapped Airflow task), ``--result-file`` and
+    ``--force`` when given.
 
     Raises:
         StageArgvError: not exactly one of ``pipeline_file`` and ``promoted``.
@@ -47,6 +49,8 @@ def stage_argv(
     argv = [COMMAND]
     argv += ["--pipeline", str(pipeline_file)] if pipeline_file is not None else ["--promoted", str(promoted)]
     argv += ["--stage", stage, "--run-id", run_id, "--params-json", params_json]
+    if point is not None:
+        argv += ["--point", str(point)]
     if result_file is not None:
         argv += ["--result-file", str(result_file)]
     if force:
@@ -67,6 +71,8 @@ class StageRequest:
     """What ``${run_date}`` stands for (default: :func:`nbops.rundate.current`)."""
     force: bool = False
     """Run the notebook even when a completed attempt could be reused (the attempt is still indexed)."""
+    point: int | None = None
+    """Of a swept stage: the index of the point this attempt runs (DESIGN §17)."""
 
     def to_argv(self, result_file: Path | str | None = None) -> list[str]:
         """The command line after ``nbops`` that asks ``exec-stage`` for this request, starting with
@@ -87,6 +93,7 @@ class StageRequest:
             params_json=params_json,
             pipeline_file=self.pipeline_file,
             promoted=self.promoted,
+            point=self.point,
             result_file=result_file,
             force=self.force,
         )
@@ -135,7 +142,9 @@ class StageRequest:
             raise StageArgvError(f"{COMMAND}: --params-json is not valid JSON ({exc.msg})") from exc
         if not isinstance(params, dict):
             raise StageArgvError(f"{COMMAND}: --params-json must be a JSON object, not {type(params).__name__}")
-        pipeline = values.get("--pipeline")
+        pipeline, point = values.get("--pipeline"), values.get("--point")
+        if point is not None and not point.isdigit():
+            raise StageArgvError(f"{COMMAND}: --point must be a point's index (0, 1, ...), not {point!r}")
         return cls(
             pipeline_file=Path(pipeline) if pipeline is not None else None,
             stage=values["--stage"],
@@ -143,6 +152,7 @@ class StageRequest:
             params=params,
             promoted=values.get("--promoted"),
             force="--force" in flags,
+            point=int(point) if point is not None else None,
         )
 
 
@@ -154,11 +164,15 @@ class StageResult:
     run_id: str
     status: StageStatus
     attempt: int | None = None
+    point: dict[str, Any] | None = None
+    """Of a swept stage: the point's index, id and parameters."""
     attempt_dir: str | None = None
     mlflow_run_id: str | None = None
     duration_s: float = 0.0
     message: str = ""
     failed_cell: int | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    """The metrics the attempt logged (a reused attempt: those of the attempt it stands for)."""
     phases: dict[str, float] = field(default_factory=dict)
     """Seconds spent in each phase of the attempt that ran (prepare, claim, run, archive, ...)."""
     detail: list[str] = field(default_factory=list)

@@ -54,8 +54,11 @@ class StageTracker:
         parent_tags: dict[str, str],
         stage_tags: dict[str, str],
         parameters: dict[str, Any],
+        point: tuple[int, str] | None = None,
     ) -> None:
         self._args = (uri, experiment, artifact_location, run_id, stage, attempt, parent_tags, stage_tags, parameters)
+        self._point = point
+        """Of a swept stage: the point's index and id."""
         self._thread = threading.Thread(target=self._setup, name="nbops-tracking", daemon=True)
         self._error: BaseException | None = None
         self.client: MlflowClient | None = None
@@ -72,10 +75,11 @@ class StageTracker:
             client = open_client(uri)
             exp_id = record.ensure_experiment(client, experiment, location)
             self.parent_id = pipeline_run.get_or_create(client, exp_id, experiment, run_id, parent_tags)
+            index, point_id = self._point if self._point is not None else (None, None)
             self.stage_run_id = record.start_stage_run(
-                client, exp_id, self.parent_id, stage=stage, attempt=attempt, extra_tags=stage_tags
+                client, exp_id, self.parent_id, stage=stage, attempt=attempt, extra_tags=stage_tags, point=index
             )
-            record.close_predecessors(client, exp_id, self.parent_id, stage, attempt)
+            record.close_predecessors(client, exp_id, self.parent_id, stage, attempt, point_id)
             record.log_parameters(client, self.stage_run_id, parameters)
             self.client = client
         except BaseException as exc:  # re-raised in the caller's thread by run_id()

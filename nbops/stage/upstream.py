@@ -6,7 +6,9 @@ name it as consumed, so that keys and lineage name the attempt that ran.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from nbops.errors import InputError
 from nbops.graph import ancestors
@@ -14,16 +16,23 @@ from nbops.spec import Pipeline
 from nbops.stage.slots import Upstream
 from nbops.storage import Store, layout
 from nbops.storage.lineage import attempt_that_ran
-from nbops.storage.manifest import ManifestInput, file_sha256
+from nbops.storage.manifest import ManifestInput, PointRef, file_sha256
+from nbops.sweep import unit
 
 
 def upstream_attempts(store: Store, pipeline: Pipeline, run_id: str, stage: str) -> Upstream:
     """Outputs of every completed ancestor in this run, and which attempt each came from (its
-    manifest's hash as stored); a missing direct need is an input error."""
+    manifest's hash as stored); a swept ancestor gives one entry per point, keyed
+    ``stage/point-<id>`` in point order. A missing direct need (or point of one) is an input error."""
     found: dict[str, tuple[Path, ManifestInput]] = {}
     missing = []
     needs = pipeline.stage(stage).needs
     for up in sorted(ancestors(pipeline.needs(), stage)):
+        if pipeline.stage(up).swept:
+            swept, absent = _points(store, pipeline, run_id, up)
+            found.update(swept)
+            missing += [f"{up}[{i}]" for i in absent] if up in needs else []
+            continue
         done = store.completed(pipeline.name, run_id, up)
         if done is not None:
             found[up] = resolved(store, pipeline.name, run_id, up, done)
@@ -31,12 +40,66 @@ def upstream_attempts(store: Store, pipeline: Pipeline, run_id: str, stage: str)
             missing.append(up)
     if missing:
         names = ", ".join(f"'{m}'" for m in missing)
+        first = missing[0].split("[")[0]
         raise InputError(
             f"stage '{stage}' needs {names}, which has no completed attempt (no manifest.json) in run {run_id} "
             f"under {store.run_location(pipeline.name, run_id)}. Run the upstream stage(s) first, "
-            f"e.g. nbops run --run-id {run_id} --from {missing[0]}."
+            f"e.g. nbops run --run-id {run_id} --from {first}."
         )
     return found
+
+
+def _points(
+    store: Store, pipeline: Pipeline, run_id: str, stage: str
+) -> tuple[dict[str, tuple[Path, ManifestInput]], list[int]]:
+    """The completed points of a swept stage in this run, in point order, and the indices of those missing."""
+    from nbops.stage.points import points_of
+
+    try:
+        points = points_of(pipeline, stage, store, run_id)
+    except InputError:  # a foreach_from list not written yet: none of its points ran
+        return {}, [0]
+    found: dict[str, tuple[Path, ManifestInput]] = {}
+    missing = []
+    for point in points:
+        where = unit(stage, point.id)
+        done = store.completed(pipeline.name, run_id, where)
+        if done is None:
+            missing.append(point.index)
+            continue
+        path, consumed = resolved(store, pipeline.name, run_id, where, done)
+        found[where] = (path, consumed.model_copy(update={"stage": stage, "point": PointRef(**point.to_json())}))
+    return found, missing
+
+
+def swept_outputs(store: Store, pipeline: Pipeline, stage: str) -> list[tuple[dict[str, Any], Path]] | None:
+    """``(parameters, outputs)`` of every point of swept ``stage`` in the newest run that completed them
+    all (monitor runs left out), or None: what ``nbops.input_dirs`` reads interactively."""
+    base = store.local_root / "runs" / pipeline.name
+    mirrored = [p.name for p in base.iterdir() if p.is_dir()] if base.is_dir() else []
+    newest = store.latest_run_key(pipeline.name)
+    for run in dict.fromkeys([*([newest] if newest else []), *sorted(mirrored, reverse=True)]):
+        if run.startswith(layout.MONITOR_RUN_PREFIX):
+            continue
+        found, missing = _points(store, pipeline, run, stage)
+        if found and not missing:
+            return [(dict(c.point.parameters), path) for path, c in found.values() if c.point is not None]
+    return None
+
+
+def grouped(
+    inputs: Mapping[str, Path], consumed: Sequence[ManifestInput]
+) -> tuple[dict[str, Path], dict[str, list[tuple[dict[str, Any], Path]]]]:
+    """What the notebook API gets: each unswept upstream's outputs by stage, and each swept one's as
+    ``(parameters, outputs)`` pairs in point order (``inputs`` and ``consumed`` are in the same order)."""
+    plain: dict[str, Path] = {}
+    swept: dict[str, list[tuple[dict[str, Any], Path]]] = {}
+    for (name, path), record in zip(inputs.items(), consumed, strict=True):
+        if record.point is None:
+            plain[name] = path
+        else:
+            swept.setdefault(record.stage, []).append((dict(record.point.parameters), path))
+    return plain, swept
 
 
 def resolved(store: Store, pipeline: str, run_id: str, stage: str, done: Path) -> tuple[Path, ManifestInput]:

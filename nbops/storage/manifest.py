@@ -14,6 +14,8 @@ version 1 manifests read with those unset. Version 3 adds incremental runs (DESI
 running (status ``cached``), ``reused``, the attempt it stands for. Version 4 adds the trust
 record (DESIGN §15): ``models``, every model version the attempt registered with each of its
 files' sha256 (and its signature's), and ``carried``, the helper files the stage ran with.
+Version 5 adds sweeps (DESIGN §17): ``point``, the parameter set of a swept stage's attempt, on
+the manifest and on each input that came from one; it is left out of the bytes when absent.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from pydantic_core import ErrorDetails
 from nbops.errors import InputError, format_problems
 from nbops.storage.atomic import is_temp, write_atomic
 from nbops.storage.layout import MANIFEST
+from nbops.sweep import unit
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 _CHUNK = 1 << 20
 _MAX_PROBLEMS = 10
@@ -73,6 +76,16 @@ class NotebookRef(BaseModel):
     sha256: str = Field(pattern=SHA256_PATTERN, description="sha256 of the notebook's bytes before injection.")
 
 
+class PointRef(BaseModel):
+    """The point of a swept stage an attempt ran (DESIGN §17)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    index: int = Field(ge=0, description="Its place in the sweep when it ran.")
+    id: str = Field(pattern=r"^[0-9a-f]{12}$", description="Digest of its parameters: its directory is point-<id>.")
+    parameters: dict[str, Any] = Field(description="The parameters the point sets.")
+
+
 class ManifestInput(BaseModel):
     """An upstream attempt whose outputs this attempt consumed."""
 
@@ -82,6 +95,12 @@ class ManifestInput(BaseModel):
     attempt: int = Field(ge=1, description="Its attempt number.")
     manifest_sha256: str = Field(pattern=SHA256_PATTERN, description="sha256 of that attempt's manifest.json.")
     location: str = Field("", description="Where that attempt lives in the store (a path or URL), for readers.")
+    point: PointRef | None = Field(None, description="The point it ran, when the upstream stage is swept.")
+
+    @property
+    def unit(self) -> str:
+        """Its place under the run: the stage, or ``stage/point-<id>``."""
+        return unit(self.stage, self.point.id if self.point else None)
 
 
 class ReusedAttempt(BaseModel):
@@ -169,6 +188,12 @@ class Manifest(BaseModel):
     reused: ReusedAttempt | None = Field(None, description="For status `cached`: the attempt reused instead.")
     models: tuple[SealedModel, ...] = Field((), description="The model versions the attempt registered, sealed.")
     carried: tuple[CarriedFile, ...] = Field((), description="The helper files the stage ran with, by content.")
+    point: PointRef | None = Field(None, description="The point of a swept stage this attempt ran.")
+
+    @property
+    def unit(self) -> str:
+        """Its place under the run: the stage, or ``stage/point-<id>``."""
+        return unit(self.stage, self.point.id if self.point else None)
 
     @field_validator("schema_version")
     @classmethod
@@ -187,7 +212,11 @@ class Manifest(BaseModel):
 
     def to_bytes(self) -> bytes:
         """Canonical JSON (sorted keys, indent 2): the same manifest always gives the same bytes."""
-        return (json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n").encode("utf-8")
+        body = self.model_dump(mode="json")
+        for record in (body, *body["inputs"]):  # absent unless swept: unswept manifests read as before
+            if record.get("point", 0) is None:
+                del record["point"]
+        return (json.dumps(body, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
     @property
     def sha256(self) -> str:

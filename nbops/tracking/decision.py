@@ -59,6 +59,10 @@ class GateResult:
     champion_value: float | None = None
     margin: float | None = None
     approved_by: str | None = None
+    point: str | None = None
+    """When the gate's stage is swept: the label of the point whose version was judged."""
+    candidates: tuple[str, ...] = ()
+    """When the gate's stage is swept: the versions the other points registered (tagged, never aliased)."""
 
     @property
     def champion_changed(self) -> bool:
@@ -85,6 +89,7 @@ class GateResult:
             tags.GATE_CHAMPION_VALUE: _text(self.champion_value),
             tags.GATE_MARGIN: _text(self.margin),
             tags.GATE_APPROVED_BY: self.approved_by or "",
+            tags.GATE_POINT: self.point or "",
         }
         return {k: v for k, v in values.items() if v}
 
@@ -108,6 +113,7 @@ class GateResult:
             champion_value=_number(values.get(tags.GATE_CHAMPION_VALUE)),
             margin=_number(values.get(tags.GATE_MARGIN)),
             approved_by=values.get(tags.GATE_APPROVED_BY) or None,
+            point=values.get(tags.GATE_POINT) or None,
         )
 
 

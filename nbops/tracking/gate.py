@@ -15,7 +15,7 @@ that cannot be used (:class:`nbops.errors.InfraError`) or an approval that does 
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from nbops.errors import InfraError, InputError
@@ -47,7 +47,10 @@ def decide(client: MlflowClient, retrain: RetrainSpec, experiment_id: str, run_i
         reason=Reason.NO_VERSION,
         message="",
     )
-    stage_run, judged = _stage_run_to_judge(client, retrain, experiment_id, run_id, base)
+    best = _best_point(client, retrain, experiment_id, run_id)
+    if best is not None:
+        base = replace(base, point=best.label, candidates=best.candidates)
+    stage_run, judged = _stage_run_to_judge(client, retrain, experiment_id, run_id, base, best)
     if judged is not None:
         return judged
     found = [] if stage_run is None else query.versions(client, model, stage_run.info.run_id)
@@ -71,18 +74,33 @@ def decide(client: MlflowClient, retrain: RetrainSpec, experiment_id: str, run_i
             f"'{retrain.stage}' or fix retrain.metric.",
         )
     base = replace(base, challenger_value=value)
-    return compare(base, retrain, Contender(str(challenger.version), value), _champion(client, model, metric))
+    decided = compare(base, retrain, Contender(str(challenger.version), value), _champion(client, model, metric))
+    if best is None:
+        return decided
+    return replace(decided, message=f"{decided.message} (the sweep's best point by {metric}: {best.label})")
 
 
 def _stage_run_to_judge(
-    client: MlflowClient, retrain: RetrainSpec, experiment_id: str, run_id: str, base: GateResult
+    client: MlflowClient,
+    retrain: RetrainSpec,
+    experiment_id: str,
+    run_id: str,
+    base: GateResult,
+    best: BestPoint | None = None,
 ) -> tuple[Run | None, GateResult | None]:
-    """The stage run whose version is judged: the run's own, or for a reused stage the one it
-    reused; with a decision already when that one's version was judged then (``reused``)."""
-    stage_run = query.stage_run(client, experiment_id, run_id, retrain.stage)
+    """The stage run whose version is judged: the run's own (of a swept stage: the best point's),
+    or for a reused stage the one it reused; with a decision already when that one's version was
+    judged then (``reused``)."""
+    if best is not None and best.cached is None:
+        return best.run, None
+    stage_run = None if best is not None else query.stage_run(client, experiment_id, run_id, retrain.stage)
     if stage_run is not None:
         return stage_run, None
-    cached = query.stage_run(client, experiment_id, run_id, retrain.stage, StageStatus.CACHED)
+    cached = (
+        best.cached
+        if best is not None
+        else query.stage_run(client, experiment_id, run_id, retrain.stage, StageStatus.CACHED)
+    )
     original = query.reused_run(client, cached) if cached is not None else None
     if cached is None or original is None:
         return None, None
@@ -98,6 +116,41 @@ def _stage_run_to_judge(
         message=f"stage '{retrain.stage}' reused its attempt of run {source}, whose version that run's "
         "gate judged: no new version to judge",
     )
+
+
+@dataclass(frozen=True)
+class BestPoint:
+    """Of a swept gate stage: the point whose version the gate judges, and the other points' versions."""
+
+    label: str
+    run: Run
+    """Its stage run (for a reused point: the run it reused)."""
+    cached: Run | None
+    """Its own stage run when it reused another attempt."""
+    candidates: tuple[str, ...]
+
+
+def _best_point(client: MlflowClient, retrain: RetrainSpec, experiment_id: str, run_id: str) -> BestPoint | None:
+    """Of a swept gate stage, the succeeded point with the best ``retrain.metric`` (the first in sweep
+    order among equals; one without the metric only when none has it); None when not swept."""
+    points = query.point_runs(client, experiment_id, run_id, retrain.stage)
+    if not points:
+        return None
+    scored = []
+    for own in points:
+        cached = own if own.data.tags.get(tags.STATUS) == StageStatus.CACHED.value else None
+        ran = (query.reused_run(client, own) if cached is not None else own) or own
+        scored.append((query.metric(ran, retrain.metric), ran, cached, own.data.tags.get(tags.POINT_LABEL, "")))
+    valued = [s for s in scored if s[0] is not None]
+    sign = 1.0 if retrain.direction == "maximize" else -1.0
+    _, run, cached, label = max(valued, key=lambda s: sign * float(s[0] or 0)) if valued else scored[0]
+    others = [
+        str(v.version)
+        for _, ran, _, _ in scored
+        if ran is not run
+        for v in query.versions(client, retrain.model, ran.info.run_id)
+    ]
+    return BestPoint(label, run, cached, tuple(sorted(others, key=int)))
 
 
 def _champion(client: MlflowClient, model: str, metric: str) -> Contender | None:
@@ -130,6 +183,7 @@ def apply(client: MlflowClient, result: GateResult, parent_run_id: str | None) -
     Raises:
         InfraError: the tracking store cannot be written.
     """
+    _tag_candidates(client, result)
     rejudged = result.reason in (Reason.ALREADY_CHAMPION, Reason.REUSED)
     if result.version is not None and not (rejudged and _has_decision(client, result.model, result.version)):
         for key, value in result.to_tags().items():
@@ -159,6 +213,17 @@ def apply(client: MlflowClient, result: GateResult, parent_run_id: str | None) -
                 what="move the champion alias",
             )
     return result
+
+
+def _tag_candidates(client: MlflowClient, result: GateResult) -> None:
+    """The versions the other points of a swept gate stage registered: tagged as candidates, never aliased."""
+    for version in result.candidates:
+        if version == result.version:
+            continue
+        note = f"another point of the sweep; the gate judged version {result.version} ({result.point})"
+        record.call(
+            client.set_model_version_tag, result.model, version, tags.GATE_CANDIDATE, note, what="tag a candidate"
+        )
 
 
 class ChampionMoved(InfraError):

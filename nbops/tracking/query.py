@@ -69,6 +69,31 @@ def stage_run(
     return max(runs, key=lambda r: int(r.data.tags.get(tags.ATTEMPT) or 0))
 
 
+def point_runs(client: MlflowClient, experiment: str, run_id: str, stage: str) -> list[Run]:
+    """Of a swept ``stage`` in pipeline run ``run_id``: the last attempt's stage run of each point that
+    succeeded or reused one, in point order; ``[]`` when the stage is not swept."""
+    done = (StageStatus.SUCCEEDED.value, StageStatus.CACHED.value)
+    return [r for r in point_attempts(client, experiment, run_id, stage) if r.data.tags.get(tags.STATUS) in done]
+
+
+def point_attempts(client: MlflowClient, experiment: str, run_id: str, stage: str) -> list[Run]:
+    """Of a swept ``stage`` in pipeline run ``run_id``: the last attempt's stage run of each point,
+    however it ended, in point order."""
+    runs = record.call(
+        client.search_runs,
+        [experiment],
+        filter_string=f"tags.`{tags.RUN_ID}` = '{run_id}' and tags.`{tags.STAGE}` = '{stage}'",
+        max_results=50000,
+        what=f"find the points of stage '{stage}'",
+    )
+    last: dict[str, Run] = {}
+    for found in sorted(runs, key=lambda r: int(r.data.tags.get(tags.ATTEMPT) or 0)):
+        point = found.data.tags.get(tags.POINT_ID)
+        if point:
+            last[point] = found
+    return sorted(last.values(), key=lambda r: int(r.data.tags.get(tags.POINT) or 0))
+
+
 def reused_run(client: MlflowClient, cached: Run) -> Run | None:
     """The stage run of the attempt a ``cached`` stage run reused (None: recorded into another store)."""
     from mlflow.exceptions import MlflowException

@@ -89,8 +89,9 @@ def start_stage_run(
     stage: str,
     attempt: int,
     extra_tags: Mapping[str, str],
+    point: int | None = None,
 ) -> str:
-    """Create the nested run of one stage attempt."""
+    """Create the nested run of one stage attempt (of a swept stage: of point ``point``)."""
     run = call(
         client.create_run,
         experiment_id,
@@ -101,7 +102,7 @@ def start_stage_run(
             tags.ATTEMPT: str(attempt),
             **extra_tags,
         },
-        run_name=f"{stage} #{attempt}",
+        run_name=f"{stage}{f'[{point}]' if point is not None else ''} #{attempt}",
         what=f"create the run of stage '{stage}'",
     )
     return str(run.info.run_id)
@@ -166,8 +167,11 @@ def close_orphan(client: MlflowClient, run_id: str, why: str = ORPHANED) -> None
     finish_run(client, run_id, RunStatus.KILLED)
 
 
-def close_predecessors(client: MlflowClient, experiment_id: str, parent_id: str, stage: str, attempt: int) -> list[str]:
-    """Attempt ``attempt`` of ``stage`` has started: the earlier attempts of the stage in the same
+def close_predecessors(
+    client: MlflowClient, experiment_id: str, parent_id: str, stage: str, attempt: int, point_id: str | None = None
+) -> list[str]:
+    """Attempt ``attempt`` of ``stage`` (of its point ``point_id`` when swept) has started: the earlier
+    attempts of the stage (and point) in the same
     pipeline run whose records are still open ended without closing them (a pod or process killed
     mid-cell; a retry starts only once its predecessor has ended), so close them ``KILLED`` now
     rather than when the whole run closes. Returns the runs closed."""
@@ -177,7 +181,8 @@ def close_predecessors(client: MlflowClient, experiment_id: str, parent_id: str,
 
     closed = []
     for run in query.stage_runs(client, experiment_id, parent_id):
-        earlier = run.data.tags.get(tags.STAGE) == stage and int(run.data.tags.get(tags.ATTEMPT) or 0) < attempt
+        same = run.data.tags.get(tags.STAGE) == stage and run.data.tags.get(tags.POINT_ID) == point_id
+        earlier = same and int(run.data.tags.get(tags.ATTEMPT) or 0) < attempt
         if earlier and run.info.status == RunStatus.RUNNING:
             why = f"{ORPHANED}; closed when attempt {attempt} of '{stage}' started"
             close_orphan(client, run.info.run_id, why)

@@ -64,6 +64,7 @@ def _requests(draw: st.DrawFn) -> StageRequest:
         params=draw(st.dictionaries(st.text(), _JSON, max_size=4)),
         promoted=promoted,
         force=draw(st.booleans()),
+        point=draw(st.none() | st.integers(min_value=0, max_value=10_000)),
     )
 
 
@@ -84,7 +85,7 @@ def test_a_request_round_trips_through_its_command_line(request: StageRequest, r
     parsed = exec_stage_cmd.make_context("exec-stage", argv[1:]).params
     assert (parsed["pipeline_file"], parsed["promoted"]) == (request.pipeline_file, request.promoted)
     assert (parsed["stage"], parsed["run_id"], parsed["force"]) == (request.stage, request.run_id, request.force)
-    assert json.loads(parsed["params_json"]) == request.params
+    assert json.loads(parsed["params_json"]) == request.params and parsed["point"] == request.point
     assert parsed["result_file"] == (Path(result_file) if result_file is not None else None)
 
 
@@ -92,7 +93,7 @@ def test_the_command_line_is_what_exec_stage_declares() -> None:
     """Every option of ``exec-stage`` is written, and click reads the request back unchanged."""
     from nbops.cli import exec_stage_cmd
 
-    local = StageRequest(Path("p.yaml"), "fit", "r1", {"C": 0.5, "tags": ["a"]}, force=True)
+    local = StageRequest(Path("p.yaml"), "fit", "r1", {"C": 0.5, "tags": ["a"]}, force=True, point=3)
     promoted = StageRequest(None, "fit", "{{ run_id }}", {}, promoted="ab" * 32)
     argvs = [local.to_argv(Path("out.json")), promoted.to_argv()]
     declared = {opt for param in exec_stage_cmd.params for opt in param.opts}
@@ -101,7 +102,7 @@ def test_the_command_line_is_what_exec_stage_declares() -> None:
         parsed = exec_stage_cmd.make_context("exec-stage", argv[1:]).params
         assert parsed["pipeline_file"] == request.pipeline_file and parsed["promoted"] == request.promoted
         assert (parsed["stage"], parsed["run_id"], parsed["force"]) == (request.stage, request.run_id, request.force)
-        assert json.loads(parsed["params_json"]) == request.params
+        assert json.loads(parsed["params_json"]) == request.params and parsed["point"] == request.point
     assert exec_stage_cmd.make_context("exec-stage", argvs[0][1:]).params["result_file"] == Path("out.json")
 
 

@@ -71,7 +71,7 @@ def test_build_lists_every_file_sorted_with_size_and_sha256(tmp_path: Path) -> N
     ]
     b = manifest.files[1]
     assert (b.size, b.sha256) == (4, hashlib.sha256(b"b,c\n").hexdigest())
-    assert manifest.schema_version == 4 and manifest.inputs == () and manifest.models == () and manifest.carried == ()
+    assert manifest.schema_version == 5 and manifest.point is None and manifest.inputs == () and manifest.models == () and manifest.carried == ()
     assert manifest.notebook == NotebookRef(path="nb/s.ipynb", sha256=NOTEBOOK_SHA)
 
 
@@ -135,7 +135,7 @@ def with_file(path: str) -> dict[str, Any]:
         ({**OLD, "files": "everything"}, "files: Input should be a valid tuple"),
         ({k: v for k, v in OLD.items() if k != "files"}, "files: Field required"),
         ({**OLD, "trusted": True}, "trusted: Extra inputs are not permitted"),
-        ({**OLD, "schema_version": 5}, "schema version 5; this nbops reads 1 to 4"),
+        ({**OLD, "schema_version": 6}, "schema version 6; this nbops reads 1 to 5"),
         ({**OLD, "attempt": 0}, "attempt: Input should be greater than or equal to 1"),
         ({**OLD, "metrics": {"rows": "many"}}, r"metrics\.rows: Input should be a valid number"),
         (["not", "a", "manifest"], r"\(top level\): Input should be a valid dictionary"),
