@@ -71,7 +71,7 @@ def input_dirs(stage: str) -> list[tuple[dict[str, Any], Path]]:
             f"input_dirs('{stage}'): '{stage}' is not a swept upstream stage of '{ctx.stage}' in run {ctx.run_id} "
             f"(swept upstream stages: {known}).{hint}"
         )
-    from nbops.stage.upstream import swept_outputs
+    from nbops.storage.points import swept_outputs
 
     pipeline = _interactive_pipeline()
     if not pipeline.stage(stage).swept:

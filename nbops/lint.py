@@ -22,6 +22,8 @@ from nbops.notebook.tags import METRICS, cell_tags, is_skipped
 from nbops.spec import Loc, Pipeline, Problem, SpecSource, check_spec
 from nbops.stage.contract import load_contract
 
+MAX_MAP_LENGTH = 1024
+"""Airflow's default ``[core] max_map_length``: the mapped task instances one task may have."""
 _NOT_SEARCHED = frozenset({"__pycache__", "node_modules"})
 """Directories (besides hidden ones: .nbops, .git, .venv, .ipynb_checkpoints) no notebook is looked for in."""
 
@@ -53,6 +55,7 @@ def _stage_problems(pipeline: Pipeline, source: SpecSource, name: str) -> list[s
         contract = load_contract(_without_spec_parameters(pipeline, name), name)
         cells, where = contract.notebook.node.cells, contract.where
         problems += _parameter_problems(pipeline, source, name, contract.schema)
+        problems += _sweep_problems(pipeline, source, name, contract.schema)
     except InputError as exc:
         problems.append(str(exc))
         path = pipeline.notebook_path(name)
@@ -114,6 +117,40 @@ def _parameter_problems(pipeline: Pipeline, source: SpecSource, name: str, schem
             continue
         _, refused = override_problems(schema, rundate.resolve(given, rundate.current()))
         found += [Problem((*base, key, param), f"{entry.notebook}: {problem}") for param, problem in refused]
+    return source.render_all(found)
+
+
+def _sweep_problems(pipeline: Pipeline, source: SpecSource, name: str, schema: ParameterSchema) -> list[str]:
+    """Each value of a ``grid`` (or key of a ``foreach`` set) the notebook refuses, at its line; a sweep
+    larger than Airflow's default ``max_map_length``; a ``foreach_from`` read from a swept stage."""
+    if name not in pipeline.spec.stages:
+        return []
+    entry, found = pipeline.spec.stages[name], []
+    notebook = entry.notebook
+    for key, values in (entry.grid or {}).items():
+        for i, value in enumerate(values):
+            _, refused = override_problems(schema, {key: value})
+            found += [Problem(("stages", name, "grid", key, i), f"{notebook}: {problem}") for _, problem in refused]
+    for i, point in enumerate(entry.foreach or ()):
+        _, refused = override_problems(schema, point)
+        found += [Problem(("stages", name, "foreach", i, k), f"{notebook}: {problem}") for k, problem in refused]
+    count = len(pipeline.spec.resolved(name).static_points() or [])
+    if count > MAX_MAP_LENGTH:
+        field = "grid" if entry.grid is not None else "foreach"
+        found.append(
+            Problem(
+                ("stages", name, field),
+                f"{count} points; Airflow maps at most {MAX_MAP_LENGTH} task instances per task by default "
+                "([core] max_map_length): split the sweep, or raise that setting where the DAG runs",
+            )
+        )
+    upstream = entry.foreach_from.stage if entry.foreach_from is not None else None
+    if upstream is not None and upstream in pipeline.spec.stages and pipeline.spec.stages[upstream].swept:
+        found.append(
+            Problem(
+                ("stages", name, "foreach_from", "stage"), f"stage '{upstream}' is swept; read a stage with one output"
+            )
+        )
     return source.render_all(found)
 
 

@@ -1,4 +1,5 @@
-"""The commands only a promoted pipeline's DAG tasks run: ``nbops close-run`` and ``nbops drift-check``.
+"""The commands only a promoted pipeline's DAG tasks run: ``nbops close-run``, ``nbops drift-check`` and
+``nbops sweep-points``.
 
 A task runs in the deployment's working directory, which holds the artifact store and the
 tracking store (``$NBOPS_ARTIFACT_ROOT`` and ``$MLFLOW_TRACKING_URI`` override them), and names
@@ -9,6 +10,7 @@ command prints and the exit code it ends with.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,4 +82,46 @@ def drift_check_command(promoted: str, run_id: str) -> DriftCheck:
     return DriftCheck(f"nbops drift-check: {check.message}", code, check)
 
 
-__all__ = ["ClosedRun", "DriftCheck", "close_run_command", "drift_check_command"]
+XCOM_DIR = Path("/airflow/xcom")
+"""Where a pod's ``return.json`` is read from by the pod operator's XCom sidecar (``do_xcom_push``)."""
+
+
+@dataclass(frozen=True)
+class SweepPoints:
+    """What ``nbops sweep-points`` prints: one pod name per point, the list its mapped task expands over."""
+
+    message: str
+    names: list[str]
+    exit_code: ExitCode = ExitCode.OK
+
+
+def sweep_points_command(promoted: str, stage: str, run_id: str, pod_name: str) -> SweepPoints:
+    """The task before a ``foreach_from`` stage's mapped task: read the parameter sets its upstream stage
+    wrote in run ``run_id``, check them against the notebook, and give one pod name per point (the
+    map index is the point's index). In a pod the list is also written for the XCom sidecar.
+
+    Raises:
+        InputError: the list is missing or bad, or a point's parameters are refused.
+        InfraError: a store cannot be used.
+    """
+    from nbops.stage.points import point_problems
+    from nbops.storage.points import points_of
+
+    pipeline, store, _ = load_target(None, promoted)
+    points = points_of(pipeline, stage, store, run_id)
+    point_problems(pipeline, stage, points, f"lock {promoted[:12]}: stages.{stage}.foreach_from")
+    names = [f"{pod_name}-{p.index}" for p in points]
+    if XCOM_DIR.is_dir():
+        (XCOM_DIR / "return.json").write_text(json.dumps(names), encoding="utf-8")
+    described = "\n".join(f"  {p.label(stage)}" for p in points)
+    return SweepPoints(f"{described}\nnbops sweep-points: stage '{stage}' sweeps {len(points)} point(s)", names)
+
+
+__all__ = [
+    "ClosedRun",
+    "DriftCheck",
+    "SweepPoints",
+    "close_run_command",
+    "drift_check_command",
+    "sweep_points_command",
+]

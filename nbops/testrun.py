@@ -32,6 +32,7 @@ from nbops.spec import Pipeline, load_pipeline
 from nbops.status import ExitCode
 from nbops.storage import layout, open_store
 from nbops.storage.base import ENV_CACHE_DIR
+from nbops.sweep import unit
 from nbops.tracking.store import ENV_TRACKING_URI
 
 ENV_REGISTRY_URI = "MLFLOW_REGISTRY_URI"
@@ -49,6 +50,8 @@ class TestOptions:
     pipeline_file: Path
     nbval: bool = False
     jobs: int | None = None
+    all_points: bool = False
+    """Run every point of a swept stage (default: its first point only)."""
 
 
 @dataclass
@@ -136,6 +139,7 @@ def _run(pipeline: Pipeline, options: TestOptions, report: TestReport) -> None:
             hints=False,
             trigger=TRIGGER,
             run_date=rundate.today(),
+            first_point_only=not options.all_points,
         )
     )
     if run.exit_code != ExitCode.OK:
@@ -171,17 +175,17 @@ def _compare_outputs(pipeline: Pipeline, run: RunSummary, report: TestReport) ->
     import nbformat
 
     store = open_store(pipeline.root)
-    for name in run.stages:
-        done = store.completed(pipeline.name, run.run_id, name)
+    for name, st in run.stages.items():
+        done = store.completed(pipeline.name, run.run_id, unit(st.stage, st.point.id if st.point else None))
         if done is None:
             continue
-        source = nbformat.read(pipeline.notebook_path(name), as_version=4)  # type: ignore[no-untyped-call]
+        source = nbformat.read(pipeline.notebook_path(st.stage), as_version=4)  # type: ignore[no-untyped-call]
         executed = nbformat.read(done / "output.ipynb", as_version=4)  # type: ignore[no-untyped-call]
         try:
             found = compare(source, executed)
         except ValueError as exc:
             raise InputError(
-                f"{pipeline.notebook_path(name)} (stage '{name}'): cannot compare outputs: {exc}"
+                f"{pipeline.notebook_path(st.stage)} (stage '{name}'): cannot compare outputs: {exc}"
             ) from None
         if found:
             report.mismatches[name] = found

@@ -240,6 +240,20 @@ def test_drift_check_exits_with_the_outcome(monkeypatch: pytest.MonkeyPatch, cod
     assert result.output == said + "\n"
 
 
+def test_sweep_points_prints_the_pod_names_as_json_and_maps_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbops.tasks import SweepPoints
+
+    seen: dict[str, Any] = {}
+    listed = SweepPoints("nbops sweep-points: stage 'fit' sweeps 2 point(s)", ["p-fit-0", "p-fit-1"])
+    monkeypatch.setattr("nbops.tasks.sweep_points_command", recording(seen, listed))
+    args = ["sweep-points", "--promoted", "abc", "--stage", "fit", "--run-id", "r1", "--pod-name", "p-fit"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0 and seen["args"] == ("abc", "fit", "r1", "p-fit")
+    assert json.loads(result.stdout) == ["p-fit-0", "p-fit-1"] and "sweeps 2 point(s)" in result.stderr
+    monkeypatch.setattr("nbops.tasks.sweep_points_command", recording({}, InputError("regions.json: not a list")))
+    assert CliRunner().invoke(main, args).exit_code == 2
+
+
 def test_drift_check_maps_errors_to_exit_codes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("nbops.tasks.drift_check_command", recording({}, InputError("no completed monitor attempt")))
     result = invoke("drift-check", "--promoted", "abc", "--run-id", "m1")
@@ -403,6 +417,7 @@ def test_every_command_is_registered() -> None:
         "promote",
         "run",
         "serve",
+        "sweep-points",
         "test",
         "ui",
         "verify-model",

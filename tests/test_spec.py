@@ -197,7 +197,9 @@ def test_every_problem_is_file_line_field_message_and_nearest_name_in_file_order
         f"  - {file}:8: stages.train.need: unknown key; did you mean 'needs'?",
     ]
     assert problems[2].startswith(f"  - {file}:9: stages.train.colour: unknown key (allowed: image, retries, ")
-    assert "notebook, needs, parameters, test_parameters, files, grid, foreach, foreach_from, max_parallel)" in problems[2]
+    assert (
+        "notebook, needs, parameters, test_parameters, files, grid, foreach, foreach_from, max_parallel)" in problems[2]
+    )
     assert problems[3] == f"  - {file}:14: stages.evaluate.needs: unknown stage 'prepar'; did you mean 'prepare'?"
     assert check_pipeline(file)[1] == [p.removeprefix("  - ") for p in problems]
 

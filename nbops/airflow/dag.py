@@ -22,7 +22,7 @@ from nbops.airflow import conf
 from nbops.airflow.notify import failure_notifier
 from nbops.airflow.operator import NbopsStageOperator
 from nbops.airflow.params import dag_params, locked_stage, stage_defaults, swept_conf, type_label
-from nbops.airflow.pod import close_arguments, gate_arguments, pod_arguments, promote_arguments
+from nbops.airflow.pod import close_arguments, gate_arguments, pod_arguments, points_arguments, promote_arguments
 from nbops.airflow.settings import settings_macro
 from nbops.graph import APPROVE_TASK, OUTCOME_TASK, topological_order
 from nbops.sweep import Point, grid_points, list_points
@@ -94,7 +94,7 @@ def check_task(dag: DAG, lock: dict[str, Any] | None = None) -> PythonOperator:
         dag=dag,
         doc_md=conf.DOC,
         python_callable=conf.check_conf,
-        op_kwargs={"valid": sorted(dag.params), "swept": swept_conf(lock) if lock else {}},
+        op_kwargs={"valid": sorted(dag.params), **({"swept": swept} if (swept := swept_conf(lock or {})) else {})},
         retries=0,
     )
 
@@ -131,38 +131,53 @@ def build_dag(lock: dict[str, Any], lock_sha256: str, project_dir: Path) -> DAG:
     )
     check = check_task(dag, lock)
     tasks: dict[str, Any] = {}
+    listing: list[BaseOperator] = []
     for name in stage_order(lock):
-        task = stage_task(dag, lock, lock_sha256, name)
+        task, lists = stage_task(dag, lock, lock_sha256, name)
         for upstream in lock["stages"][name]["settings"]["needs"]:
-            tasks[upstream] >> task
+            tasks[upstream] >> [task, *lists]
         if not lock["stages"][name]["settings"]["needs"]:
             check >> task
         tasks[name] = task
+        listing += lists
     retraining = retrain_tasks(dag, lock, lock_sha256, tasks)
     close = NbopsStageOperator(dag=dag, doc_md=CLOSE_DOC, **close_arguments(lock, lock_sha256))
     # The approval reaches the outcome through promote_champion: a direct link would let a
     # Reject skip the outcome itself.
-    outcome = [*tasks.values(), *(t for t in retraining if t.task_id != APPROVE_TASK)]
-    finish(dag, close, [*tasks.values(), *retraining], outcome, OUTCOME_DOC)
+    outcome = [*tasks.values(), *listing, *(t for t in retraining if t.task_id != APPROVE_TASK)]
+    finish(dag, close, [*tasks.values(), *listing, *retraining], outcome, OUTCOME_DOC)
     return dag
 
 
-def stage_task(dag: DAG, lock: dict[str, Any], lock_sha256: str, name: str) -> Any:
-    """A stage's task: one pod; for a swept stage a mapped task, one pod per point (its map index is
-    the point's index, ``max_parallel`` its concurrency within a DAG run)."""
+def stage_task(dag: DAG, lock: dict[str, Any], lock_sha256: str, name: str) -> tuple[Any, list[BaseOperator]]:
+    """A stage's task (and the task listing its points, for ``foreach_from``): one pod; for a swept
+    stage a mapped task, one pod per point, whose map index is the point's index (``--point {{
+    ti.map_index }}``) and whose pods are named per point; ``max_parallel`` is its concurrency
+    within a DAG run. ``grid`` and ``foreach`` points are expanded from the lock;
+    ``foreach_from`` ones from the ``<stage>_points`` task's list, read when the upstream is done."""
     arguments = pod_arguments(lock, lock_sha256, name)
     settings = lock["stages"][name]["settings"]
+    if not (settings.get("grid") or settings.get("foreach") or settings.get("foreach_from")):
+        return NbopsStageOperator(dag=dag, doc_md=stage_doc(lock, name), **arguments), []
+    pod_name = arguments.pop("name")
+    arguments["arguments"] = [*arguments["arguments"], "--point", "{{ ti.map_index }}"]
     points = locked_points(settings)
-    if points is None:
-        return NbopsStageOperator(dag=dag, doc_md=stage_doc(lock, name), **arguments)
-    argv = arguments.pop("arguments")
+    count = f"{len(points)} points" if points is not None else "points listed at run time by `" + name + "_points`"
     mapped = NbopsStageOperator.partial(
         dag=dag,
-        doc_md=stage_doc(lock, name) + f"\n\nSwept: one mapped task instance per point ({len(points)} points).",
+        doc_md=stage_doc(lock, name) + f"\n\nSwept: one mapped task instance per point ({count}).",
         max_active_tis_per_dagrun=settings.get("max_parallel"),
         **arguments,
     )
-    return mapped.expand(arguments=[[*argv, "--point", str(p.index)] for p in points])
+    if points is not None:
+        return mapped.expand(name=[f"{pod_name}-{p.index}" for p in points]), []
+    lister = NbopsStageOperator(
+        dag=dag,
+        doc_md=f"Lists the points of stage `{name}` from `{settings['foreach_from']['file']}`, written by stage "
+        f"`{settings['foreach_from']['stage']}`; fails (exit 2) when the list is missing or a point is refused.",
+        **points_arguments(lock, lock_sha256, name, pod_name),
+    )
+    return mapped.expand(name=lister.output), [lister]
 
 
 def locked_points(settings: dict[str, Any]) -> list[Point] | None:

@@ -13,6 +13,7 @@ worker holds no MLflow credentials.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -148,24 +149,28 @@ class NbopsStageOperator(KubernetesPodOperator):
         self.log.info("stage %s: %s; no pod started, no notebook ran", request.stage, result.message)
         return True
 
-    def execute_local(self) -> None:
+    def execute_local(self) -> Any:
         """Run the pod's command line here; map its exit code to skip (``skip_on_exit_code``, as
-        the pod operator does), retry or fail."""
+        the pod operator does), retry or fail. With ``do_xcom_push`` the command's last line of
+        output that is a JSON list is the task's result, as the pod's ``return.json`` would be."""
         env = {**os.environ, **{k: v for k, v in self.rendered_env().items() if k not in POD_ONLY_ENV}}
         command = self.command_line()
         self.log.info("running: %s", " ".join(command))
         self._proc = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
         )
+        result = None
         try:
             assert self._proc.stdout is not None  # noqa: S101 - set by stdout=PIPE
             for line in self._proc.stdout:
                 self.log.info("%s", line.rstrip("\n"))
+                if self.do_xcom_push and line.startswith("["):
+                    result = line
             code = self._proc.wait()
         finally:
             self._terminate()
         if code == 0:
-            return
+            return json.loads(result) if result is not None else None
         if code in (self.skip_on_exit_code or ()):
             raise AirflowSkipException(f"command exited {code}: skipped (skip_on_exit_code)")
         message = f"stage command exited {code}; see the log above and the stage's MLflow run"

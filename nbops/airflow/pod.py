@@ -223,6 +223,19 @@ def close_command(lock_sha256: str, monitor: bool = False) -> list[str]:
     return ["close-run", "--promoted", lock_sha256, "--run-id", run_id, "--airflow-json", airflow_json]
 
 
+def points_arguments(lock: dict[str, Any], lock_sha256: str, stage: str, pod_name: str) -> dict[str, Any]:
+    """``nbops sweep-points``: before a ``foreach_from`` stage, the list its mapped task expands over
+    (one pod name per point, pushed as the task's XCom)."""
+    command = ["sweep-points", "--promoted", lock_sha256, "--stage", stage, "--run-id", RUN_ID, "--pod-name", pod_name]
+    arguments = service_arguments(lock, lock_sha256, points_task_id(stage), command)
+    return {**arguments, "do_xcom_push": True}
+
+
+def points_task_id(stage: str) -> str:
+    """The task that lists a ``foreach_from`` stage's points."""
+    return f"{stage}_points"
+
+
 def gate_arguments(lock: dict[str, Any], lock_sha256: str) -> dict[str, Any]:
     """``nbops gate``: challenger against champion, after the stage that registers the challenger.
     With manual approval it exits :attr:`ExitCode.SKIP` when nothing awaits approval (the gate kept the

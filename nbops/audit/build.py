@@ -212,10 +212,10 @@ def _carried(node: AttemptRecord) -> tuple[CarriedInfo, ...]:
 
 def _notebook(lineage: Lineage, node: AttemptRecord) -> NotebookInfo | None:
     """The notebook the attempt ran: as its manifest records it, else its stage run or the sources index."""
-    manifest, copy = node.manifest, lineage.notebooks.get(node.stage)
+    manifest, copy = node.manifest, lineage.notebooks.get(node.spec_stage)
     path = (manifest.notebook.path if manifest else "") or _tag(node.run, tags.NOTEBOOK_PATH)
-    if not path and lineage.sources is not None and node.stage in lineage.sources.notebooks:
-        path = lineage.sources.notebooks[node.stage].path
+    if not path and lineage.sources is not None and node.spec_stage in lineage.sources.notebooks:
+        path = lineage.sources.notebooks[node.spec_stage].path
     sha = (manifest.notebook.sha256 if manifest else "") or _tag(node.run, tags.NOTEBOOK_SHA256)
     if not (path or sha or copy):
         return None
@@ -244,7 +244,7 @@ def _parameters(lineage: Lineage, node: AttemptRecord) -> tuple[tuple[ParameterI
     notes: list[str] = []
     if node.manifest is None and node.run is None:
         return (), notes
-    defaults, problem = _defaults(lineage.notebooks.get(node.stage))
+    defaults, problem = _defaults(lineage.notebooks.get(node.spec_stage))
     if problem:
         notes.append(f"notebook defaults unknown: {problem}")
     if node.manifest is not None:
@@ -252,9 +252,10 @@ def _parameters(lineage: Lineage, node: AttemptRecord) -> tuple[tuple[ParameterI
     else:
         params = node.run.params if node.run is not None else {}
         effective = {k: _decoded(v, defaults.get(k)) for k, v in params.items()}
-    declared = lineage.stage_spec(node.stage).get("parameters")
+    declared = lineage.stage_spec(node.spec_stage).get("parameters")
     spec: Mapping[str, Any] = declared if isinstance(declared, dict) else {}
-    prefix = f"{node.stage}."
+    prefix = f"{node.spec_stage}."
+    point = node.manifest.point.parameters if node.manifest is not None and node.manifest.point else {}
     parent = lineage.parent
     overrides = {k.removeprefix(prefix) for k in (parent.params if parent else {}) if k.startswith(prefix)}
     values = effective | {name: value for name, value in defaults.items() if name not in effective}
@@ -263,7 +264,11 @@ def _parameters(lineage: Lineage, node: AttemptRecord) -> tuple[tuple[ParameterI
         ParameterInfo(
             name=name,
             value=value,
-            source="override" if name in overrides else _origin(name, value, spec, defaults, run_date),
+            source="point"
+            if name in point
+            else "override"
+            if name in overrides
+            else _origin(name, value, spec, defaults, run_date),
             default=defaults.get(name),
             spec=spec.get(name),
         )

@@ -117,6 +117,11 @@ class AttemptRecord:
     """The model versions the manifest seals, as the registry has them now."""
 
     @property
+    def spec_stage(self) -> str:
+        """The stage of the spec (``stage`` less a swept stage's ``/point-<id>``)."""
+        return self.stage.partition("/")[0]
+
+    @property
     def key(self) -> str:
         """``stage#attempt`` (``stage#attempt@run`` in another run), or the stage alone when it never ran."""
         if self.attempt is None:

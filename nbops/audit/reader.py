@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from nbops.audit.lineage import DatasetRecord, ModelInfo, RunRecord, iso
 from nbops.audit.refs import ModelRef
 from nbops.errors import InfraError, InputError, NbopsError
+from nbops.sweep import unit
 from nbops.tracking import record, tags
 from nbops.tracking.store import quiet_downloads, redact_uri
 
@@ -150,7 +151,8 @@ class TrackingReader:
         return found
 
     def stage_runs(self, parent: RunRecord) -> dict[tuple[str, int], RunRecord]:
-        """The pipeline run's stage runs by (stage, attempt); of duplicates, the newest wins."""
+        """The pipeline run's stage runs by (stage, attempt), a swept stage's point by
+        (``stage/point-<id>``, attempt); of duplicates, the newest wins."""
         runs = self.search(
             [parent.experiment_id],
             f"tags.`{tags.PARENT_RUN}` = '{parent.run_id}'",
@@ -160,7 +162,7 @@ class TrackingReader:
         for run in sorted(runs, key=lambda r: (r.start_time or 0, r.run_id)):
             stage, attempt = run.tag(tags.STAGE), parse_int(run.tag(tags.ATTEMPT))
             if run.tag(tags.KIND) == STAGE_KIND and stage and attempt is not None:
-                index[(stage, attempt)] = run
+                index[(unit(stage, run.tag(tags.POINT_ID) or None), attempt)] = run
         return index
 
     # -- artifacts ----------------------------------------------------------------------------------

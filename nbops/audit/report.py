@@ -91,8 +91,8 @@ from nbops.status import ExitCode
 
 SCHEMA = "nbops.audit/1"
 
-Origin = Literal["default", "spec", "run date", "override"]
-"""Where a parameter's value came from: the notebook's default, the spec, or an override."""
+Origin = Literal["default", "spec", "run date", "override", "point"]
+"""Where a parameter's value came from: the notebook's default, the spec, an override, or a sweep's point."""
 
 __all__ = [
     "MODEL_SCOPE",

@@ -286,7 +286,7 @@ def _manifest_record(node: AttemptRecord, run: RunRecord, actual: str) -> Check:
 def _notebook(lineage: Lineage, node: AttemptRecord, copied: set[str]) -> Iterator[Check]:
     """The notebook copy hashes to its sha256 (once per copy), and every record names that sha256."""
     key = node.key
-    copy = lineage.notebooks.get(node.stage)
+    copy = lineage.notebooks.get(node.spec_stage)
     if copy is None:
         detail = f"{key}: no sha256 of the stage's notebook is recorded, so its source cannot be found"
         yield Check.failed(f"{key} notebook copy", detail, scope=key)

@@ -35,6 +35,7 @@ from nbops.provenance import SOURCES_ARTIFACT, Sources, spec_rel
 from nbops.status import RunStatus, StageStatus
 from nbops.storage import Store, layout
 from nbops.storage.manifest import Manifest, ManifestInput, ReusedAttempt, parse_manifest
+from nbops.sweep import unit
 from nbops.tracking import tags
 
 if TYPE_CHECKING:
@@ -120,6 +121,9 @@ class Walker:
         index = self.tracking.stage_runs(parent)
         stages = list(self._spec_stages(lineage))
         stages += sorted({stage for stage, _ in index} - set(stages))
+        # a swept stage is audited point by point (its units are ``stage/point-<id>``)
+        swept = {s.partition("/")[0] for s, _ in index if "/" in s}
+        stages = [s for s in stages if s not in swept]
         chosen = [self._stage_attempt(lineage, stage, index) for stage in _upstream_first(stages, lineage)]
         for attempt in chosen:
             if attempt.expects_manifest:
@@ -229,7 +233,7 @@ class Walker:
     # -- attempts --------------------------------------------------------------------------------
 
     def _attempt(self, lineage: Lineage, run: RunRecord, *, role: Role, expects_manifest: bool = True) -> AttemptRecord:
-        stage, number = run.tag(tags.STAGE), parse_int(run.tag(tags.ATTEMPT))
+        stage, number = unit(run.tag(tags.STAGE), run.tag(tags.POINT_ID) or None), parse_int(run.tag(tags.ATTEMPT))
         node = AttemptRecord(stage=stage, attempt=number, role=role, run=run, expects_manifest=expects_manifest)
         rel = run.tag(tags.ATTEMPT_PATH)
         if not rel and number is not None and stage:
@@ -261,12 +265,13 @@ class Walker:
     def _notebook(self, lineage: Lineage, node: AttemptRecord) -> None:
         """Make sure the stage's notebook copy is known: without a sources index, its place
         follows from the hash the manifest or the stage run records."""
-        if not node.stage or node.stage in lineage.notebooks:
+        stage = node.stage.partition("/")[0]  # a point's notebook is its stage's
+        if not stage or stage in lineage.notebooks:
             return
         sha = node.manifest.notebook.sha256 if node.manifest is not None else ""
         sha = sha or (node.run.tag(tags.NOTEBOOK_SHA256) if node.run is not None else "")
         if _is_sha(sha):
-            lineage.notebooks[node.stage] = self._copy(notebook_rel(sha), sha, indexed=False)
+            lineage.notebooks[stage] = self._copy(notebook_rel(sha), sha, indexed=False)
 
     def _follow(
         self,
@@ -284,13 +289,13 @@ class Walker:
             lineage.attempts.append(node)
             return
         edges: list[tuple[str, int, str, ManifestInput | ReusedAttempt, Role]] = [
-            (consumed.stage, consumed.attempt, _other_run(consumed.location, lineage), consumed, "upstream")
+            (consumed.unit, consumed.attempt, _other_run(consumed.location, lineage), consumed, "upstream")
             for consumed in manifest.inputs
         ]
         if manifest.reused is not None:  # a cached attempt: the one it stands for comes first
             reused = manifest.reused
             other = "" if layout.run_key(reused.run_id) == _audited_key(lineage) else layout.run_key(reused.run_id)
-            edges.append((manifest.stage, reused.attempt, other, reused, "reused"))
+            edges.append((manifest.unit, reused.attempt, other, reused, "reused"))
         for stage, number, other, named, role in edges:
             key = f"{stage}#{number}" + (f"@{other}" if other else "")
             upstream = next((a for a in lineage.attempts if a.key == key), None)

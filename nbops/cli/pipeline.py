@@ -3,6 +3,7 @@ the two every DAG runs (``exec-stage`` for each stage, ``close-run`` last)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -113,10 +114,12 @@ def run_cmd(
 @PIPELINE_ARG
 @click.option("--nbval", is_flag=True, help="Also compare executed outputs with those stored in the notebooks.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Stages run at once (default: cores).")
-def test_cmd(pipeline_file: Path, nbval: bool, jobs: int | None) -> None:
+@click.option("--all-points", is_flag=True, help="Run every point of a swept stage (default: its first point).")
+def test_cmd(pipeline_file: Path, nbval: bool, jobs: int | None, all_points: bool) -> None:
     """Lint, then run the whole pipeline with each stage's `test_parameters` in a throwaway store
-    and experiment: no production run, registry version, alias move or alert. With a monitor,
-    its notebook then runs once against the test run's champion (--dry-run).
+    and experiment: no production run, registry version, alias move or alert; a swept stage runs
+    its first point only unless --all-points. With a monitor, its notebook then runs once
+    against the test run's champion (--dry-run).
 
     Exit 0 when everything passed; 1 when a notebook failed (naming the stage and the cell) or,
     with --nbval, an output differs; 2 for lint problems; 3 infrastructure. On a failure the
@@ -124,7 +127,7 @@ def test_cmd(pipeline_file: Path, nbval: bool, jobs: int | None) -> None:
     """
     from nbops.testrun import TestOptions, test_command
 
-    outcome = test_command(TestOptions(pipeline_file=pipeline_file, nbval=nbval, jobs=jobs))
+    outcome = test_command(TestOptions(pipeline_file=pipeline_file, nbval=nbval, jobs=jobs, all_points=all_points))
     click.echo(outcome.message, err=True)
     exit_process(outcome.exit_code)
 
@@ -190,4 +193,20 @@ def close_run_cmd(promoted: str, run_id: str, airflow_json: str) -> None:
     finish(close_run_command(promoted, run_id, airflow_json), err=True)
 
 
-COMMANDS = (init_cmd, lint_cmd, run_cmd, test_cmd, exec_stage_cmd, promote_cmd, close_run_cmd)
+@click.command("sweep-points")
+@maps_errors
+@click.option("--promoted", metavar="LOCK_SHA256", required=True, help="The promoted pipeline's lock sha256.")
+@click.option("--stage", required=True, help="The stage swept with foreach_from.")
+@click.option("--run-id", required=True, help="The pipeline run whose upstream attempt wrote the list.")
+@click.option("--pod-name", required=True, help="The stage pod's name; each point's is NAME-<index>.")
+def sweep_points_cmd(promoted: str, stage: str, run_id: str, pod_name: str) -> None:
+    """Read a foreach_from sweep's parameter sets and print one pod name per point as a JSON list
+    (the DAG's mapped task expands over it). Exit 2 when the list is missing or refused."""
+    from nbops.tasks import sweep_points_command
+
+    points = sweep_points_command(promoted, stage, run_id, pod_name)
+    click.echo(points.message, err=True)
+    click.echo(json.dumps(points.names))
+
+
+COMMANDS = (init_cmd, lint_cmd, run_cmd, test_cmd, exec_stage_cmd, promote_cmd, close_run_cmd, sweep_points_cmd)

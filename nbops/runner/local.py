@@ -25,8 +25,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from nbops import rundate
-from nbops.context import ENV_TRIGGER
-from nbops.errors import InputError, NbopsError
+from nbops.context import ENV_FIRST_POINT_ONLY, ENV_TRIGGER
+from nbops.errors import NbopsError
 from nbops.graph import MONITOR_STAGE, descendants
 from nbops.runner import plan, units
 from nbops.runner.interrupt import RunInterrupted, RunSignals
@@ -111,7 +111,9 @@ class _LocalRun:
         uri = self.summary.tracking_uri = tracking_uri(layout.state_dir(pipeline.root))
         self.jobs = options.jobs or os.cpu_count() or 1
         self.env = dict(
-            os.environ, **{ENV_TRACKING_URI: uri, ENV_TRIGGER: options.trigger, rundate.ENV_RUN_DATE: run_date}
+            os.environ,
+            **{ENV_TRACKING_URI: uri, ENV_TRIGGER: options.trigger, rundate.ENV_RUN_DATE: run_date},
+            **({ENV_FIRST_POINT_ONLY: "1"} if options.first_point_only else {}),
         )
         self.log_dir = layout.run_dir(store.local_root, pipeline.name, run_id) / ".logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -143,7 +145,7 @@ class _LocalRun:
                 if running >= self.jobs:
                     break
                 ready = units.ready(states, self.graph, st) and not st.sweep_pending
-                if self._at_limit(st):
+                if units.at_limit(states, self.pipeline, st):
                     continue
                 if st.state is StageState.PENDING and ready and self._reused(st):
                     continue
@@ -159,35 +161,11 @@ class _LocalRun:
     def _expand(self) -> None:
         """Replace each ``foreach_from`` placeholder whose upstream stages are done by its points."""
         assert self.pipeline is not None and self.store is not None  # noqa: S101 - prepare() ran
-        for st in list(self.summary.stages.values()):
-            if (
-                not st.sweep_pending
-                or st.state is not StageState.PENDING
-                or not units.ready(self.summary.stages, self.graph, st)
-            ):
-                continue
-            try:
-                self.summary.stages = units.expand(
-                    self.summary.stages,
-                    st,
-                    self.pipeline,
-                    self.store,
-                    self.summary.run_id,
-                    self.options.first_point_only,
-                )
-            except NbopsError as exc:
-                units.refuse_pending(st, InputError(str(exc)) if not isinstance(exc, InputError) else exc)
-                self._fail(st)
-
-    def _at_limit(self, st: StageRun) -> bool:
-        """Whether ``st`` is a point of a sweep that already runs ``max_parallel`` points."""
-        assert self.pipeline is not None  # noqa: S101 - prepare() ran
-        limit = self.pipeline.stage(st.stage).max_parallel if st.point is not None else None
-        return (
-            limit is not None
-            and st.state is not StageState.RUNNING
-            and units.running(self.summary.stages, st.stage) >= limit
+        self.summary.stages, refused = units.expand_ready(
+            self.summary.stages, self.graph, self.pipeline, self.store, self.summary.run_id, self.options
         )
+        for st in refused:
+            self._fail(st)
 
     def _start_early(self) -> None:
         """Start the stage commands of the next stages to become ready, up to ``jobs`` of them, so

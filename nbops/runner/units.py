@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from nbops.errors import InputError
+from nbops.errors import InputError, NbopsError
+from nbops.runner.plan import RunOptions
 from nbops.runner.state import StageRun
 from nbops.spec import Pipeline
-from nbops.stage.points import point_problems, points_of
+from nbops.stage.points import point_problems
 from nbops.status import StageState
 from nbops.storage import Store
+from nbops.storage.points import points_of
 from nbops.sweep import Point
 
 Units = dict[str, StageRun]
@@ -69,6 +71,34 @@ def expand(
     for name, unit in units.items():
         expanded.update(_points(st.stage, points[:1] if first_point_only else points) if unit is st else {name: unit})
     return expanded
+
+
+def expand_ready(
+    units: Units,
+    graph: Mapping[str, tuple[str, ...]],
+    pipeline: Pipeline,
+    store: Store,
+    run_id: str,
+    options: RunOptions,
+) -> tuple[Units, list[StageRun]]:
+    """The units with every ``foreach_from`` placeholder whose upstream stages are done replaced by its
+    points; and the placeholders refused (their list missing or bad), marked failed with exit 2."""
+    refused = []
+    for st in list(units.values()):
+        if not st.sweep_pending or st.state is not StageState.PENDING or not ready(units, graph, st):
+            continue
+        try:
+            units = expand(units, st, pipeline, store, run_id, options.first_point_only)
+        except NbopsError as exc:
+            refuse_pending(st, exc if isinstance(exc, InputError) else InputError(str(exc)))
+            refused.append(st)
+    return units, refused
+
+
+def at_limit(units: Mapping[str, StageRun], pipeline: Pipeline | None, st: StageRun) -> bool:
+    """Whether ``st`` is a point of a sweep that already runs ``max_parallel`` points."""
+    limit = pipeline.stage(st.stage).max_parallel if pipeline is not None and st.point is not None else None
+    return limit is not None and st.state is not StageState.RUNNING and running(units, st.stage) >= limit
 
 
 def running(units: Mapping[str, StageRun], stage: str) -> int:

@@ -136,7 +136,7 @@ class ResolvedStage(_Model):
 
     def static_points(self) -> list[sweep.Point] | None:
         """The points the spec itself lists (grid or foreach); None when the stage is not swept or its
-        points are known only at run time (``foreach_from``: :func:`nbops.stage.points.points_of`)."""
+        points are known only at run time (``foreach_from``: :func:`nbops.storage.points.points_of`)."""
         if self.grid is not None:
             return sweep.grid_points(self.grid)
         if self.foreach is not None:

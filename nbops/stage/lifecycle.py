@@ -29,7 +29,7 @@ from nbops.errors import InfraError, NbopsError
 from nbops.lock import notebook_rel
 from nbops.notebook.outcome import Outcome, Terminated
 from nbops.notebook.redact import Redactor
-from nbops.stage import carried, points
+from nbops.stage import carried
 from nbops.stage.contract import load_contract
 from nbops.stage.load import load, materialize
 from nbops.stage.phases import Archived, Claimed, Executed, Located, Prepared, Recorded, Sealed
@@ -38,7 +38,7 @@ from nbops.stage.slots import AttemptHooks, CacheHit
 from nbops.stage.tracker import Recording
 from nbops.stage.upstream import grouped, upstream_attempts
 from nbops.status import StageStatus
-from nbops.storage import layout, open_store
+from nbops.storage import layout, open_store, points
 from nbops.storage.atomic import write_atomic
 from nbops.tracking.store import ENV_TRACKING_URI, experiment_location, tracking_uri
 

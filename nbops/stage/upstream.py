@@ -17,6 +17,7 @@ from nbops.stage.slots import Upstream
 from nbops.storage import Store, layout
 from nbops.storage.lineage import attempt_that_ran
 from nbops.storage.manifest import ManifestInput, PointRef, file_sha256
+from nbops.storage.points import completed_points
 from nbops.sweep import unit
 
 
@@ -53,38 +54,13 @@ def _points(
     store: Store, pipeline: Pipeline, run_id: str, stage: str
 ) -> tuple[dict[str, tuple[Path, ManifestInput]], list[int]]:
     """The completed points of a swept stage in this run, in point order, and the indices of those missing."""
-    from nbops.stage.points import points_of
-
-    try:
-        points = points_of(pipeline, stage, store, run_id)
-    except InputError:  # a foreach_from list not written yet: none of its points ran
-        return {}, [0]
+    done, missing = completed_points(store, pipeline, run_id, stage)
     found: dict[str, tuple[Path, ManifestInput]] = {}
-    missing = []
-    for point in points:
+    for point, attempt in done:
         where = unit(stage, point.id)
-        done = store.completed(pipeline.name, run_id, where)
-        if done is None:
-            missing.append(point.index)
-            continue
-        path, consumed = resolved(store, pipeline.name, run_id, where, done)
+        path, consumed = resolved(store, pipeline.name, run_id, where, attempt)
         found[where] = (path, consumed.model_copy(update={"stage": stage, "point": PointRef(**point.to_json())}))
     return found, missing
-
-
-def swept_outputs(store: Store, pipeline: Pipeline, stage: str) -> list[tuple[dict[str, Any], Path]] | None:
-    """``(parameters, outputs)`` of every point of swept ``stage`` in the newest run that completed them
-    all (monitor runs left out), or None: what ``nbops.input_dirs`` reads interactively."""
-    base = store.local_root / "runs" / pipeline.name
-    mirrored = [p.name for p in base.iterdir() if p.is_dir()] if base.is_dir() else []
-    newest = store.latest_run_key(pipeline.name)
-    for run in dict.fromkeys([*([newest] if newest else []), *sorted(mirrored, reverse=True)]):
-        if run.startswith(layout.MONITOR_RUN_PREFIX):
-            continue
-        found, missing = _points(store, pipeline, run, stage)
-        if found and not missing:
-            return [(dict(c.point.parameters), path) for path, c in found.values() if c.point is not None]
-    return None
 
 
 def grouped(

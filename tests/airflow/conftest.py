@@ -42,11 +42,13 @@ def render(
     try_number: int = 1,
     xcom: dict[str, Any] | None = None,
     run_type: str = "scheduled",
+    map_index: int = -1,
 ) -> Any:
     """Render a task's templates as a worker would for a DAG run, then build its pod (dry run).
 
     ``xcom``: the results of upstream tasks by task id, as ``ti.xcom_pull(task_ids=...)`` returns them;
-    ``run_type``: what started the DAG run (``asset_triggered``: the drift asset).
+    ``run_type``: what started the DAG run (``asset_triggered``: the drift asset); ``map_index``: the
+    task instance of a mapped task (an unmapped one, :meth:`MappedOperator.unmap`).
     """
     dag = task.dag
     merged = copy.deepcopy(dag.params)
@@ -58,7 +60,7 @@ def render(
         task_id=task.task_id,
         run_id=run_id,
         try_number=try_number,
-        map_index=-1,
+        map_index=map_index,
         xcom_pull=lambda task_ids=None, **_: (xcom or {}).get(task_ids),
     )
     context = {

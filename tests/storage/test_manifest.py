@@ -71,7 +71,13 @@ def test_build_lists_every_file_sorted_with_size_and_sha256(tmp_path: Path) -> N
     ]
     b = manifest.files[1]
     assert (b.size, b.sha256) == (4, hashlib.sha256(b"b,c\n").hexdigest())
-    assert manifest.schema_version == 5 and manifest.point is None and manifest.inputs == () and manifest.models == () and manifest.carried == ()
+    assert (
+        manifest.schema_version == 5
+        and manifest.point is None
+        and manifest.inputs == ()
+        and manifest.models == ()
+        and manifest.carried == ()
+    )
     assert manifest.notebook == NotebookRef(path="nb/s.ipynb", sha256=NOTEBOOK_SHA)
 
 
