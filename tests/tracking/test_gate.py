@@ -243,3 +243,46 @@ def test_two_gates_deciding_at_once_cannot_both_promote(registry: Registry) -> N
     again = registry.decide(a)  # judged again, against the new champion: 0.95 loses to 0.97
     assert (again.decision, again.champion_version) == (Decision.KEPT, vb)
     assert registry.champion() == vb
+
+
+def _point(registry: Registry, run_id: str, index: int, auc: float | None, status: str = "succeeded") -> str:
+    """A point of a swept ``evaluate`` in pipeline run ``run_id`` that registered a version; returns it."""
+    label = f"evaluate[{index}] C={index}"
+    run = registry.client.create_run(
+        registry.experiment,
+        tags={
+            tags.RUN_ID: run_id,
+            tags.STAGE: "evaluate",
+            tags.STATUS: status,
+            tags.ATTEMPT: "1",
+            tags.POINT: str(index),
+            tags.POINT_ID: f"{index:012x}",
+            tags.POINT_LABEL: label,
+        },
+    )
+    if auc is not None:
+        registry.client.log_metric(run.info.run_id, "auc", auc)
+    if not registry.client.search_registered_models(f"name = '{MODEL}'"):
+        registry.client.create_registered_model(MODEL)
+    source = registry.root / "models" / f"{run_id}-{index}"
+    source.mkdir(parents=True)
+    return str(registry.client.create_model_version(MODEL, str(source), run_id=run.info.run_id).version)
+
+
+@pytest.mark.parametrize(("direction", "best"), [("maximize", 2), ("minimize", 0)])
+def test_a_swept_stage_s_best_point_is_the_challenger_and_the_others_are_candidates(
+    registry: Registry, direction: str, best: int
+) -> None:
+    versions = [_point(registry, "sweep-1", i, auc) for i, auc in enumerate([0.80, 0.90, 0.95, 0.95])]
+    _point(registry, "sweep-1", 4, 0.99, status="failed")  # a failed point is never judged
+    result = registry.decide("sweep-1", direction=direction)
+    assert (result.decision, result.reason) == (Decision.PROMOTED, Reason.FIRST_VERSION)
+    assert result.version == versions[best] and registry.champion() == versions[best]
+    assert result.point == f"evaluate[{best}] C={best}"  # the first of equal points wins
+    assert f"the sweep's best point by auc: evaluate[{best}] C={best}" in result.message
+    judged = registry.client.get_model_version(MODEL, versions[best])
+    assert judged.tags[tags.GATE_POINT] == result.point
+    for version in (v for v in versions if v != versions[best]):
+        tagged = registry.client.get_model_version(MODEL, version).tags
+        assert tags.GATE_DECISION not in tagged and tags.GATE_CANDIDATE in tagged
+    assert not registry.client.get_model_version(MODEL, versions[best]).tags.get(tags.GATE_CANDIDATE)
