@@ -23,6 +23,10 @@ Slots: "attempt:" and "run:" name where a concern plugs in (declared once, stage
       gate.py                   the registry gate              run: stage_done
                                 (retrain.py; the pure rule: tracking/decision.py)
       alerting.py               the failure alert (alerts.py)  run: run_ended
+      sweeps.py                 the sweeps' leaderboards       run: run_ended
+                                (tracking/leaderboard.py)
+    sweep.py                    a swept stage's points: ids, labels, grid and list; storage/points.py
+                                (foreach_from lists, completed points), runner/units.py (scheduled)
     stage/command.py            one stage attempt: the driver that chains the phases
     stage/lifecycle.py          the phases, a record in and a record out (records: stage/phases.py)
     stage/attempt_record.py     what an attempt writes about itself: tags, manifest
