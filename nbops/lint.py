@@ -122,7 +122,7 @@ def _parameter_problems(pipeline: Pipeline, source: SpecSource, name: str, schem
 
 def _sweep_problems(pipeline: Pipeline, source: SpecSource, name: str, schema: ParameterSchema) -> list[str]:
     """Each value of a ``grid`` (or key of a ``foreach`` set) the notebook refuses, at its line; a sweep
-    larger than Airflow's default ``max_map_length``; a ``foreach_from`` read from a swept stage."""
+    larger than Airflow's default ``max_map_length``."""
     if name not in pipeline.spec.stages:
         return []
     entry, found = pipeline.spec.stages[name], []
@@ -142,13 +142,6 @@ def _sweep_problems(pipeline: Pipeline, source: SpecSource, name: str, schema: P
                 ("stages", name, field),
                 f"{count} points; Airflow maps at most {MAX_MAP_LENGTH} task instances per task by default "
                 "([core] max_map_length): split the sweep, or raise that setting where the DAG runs",
-            )
-        )
-    upstream = entry.foreach_from.stage if entry.foreach_from is not None else None
-    if upstream is not None and upstream in pipeline.spec.stages and pipeline.spec.stages[upstream].swept:
-        found.append(
-            Problem(
-                ("stages", name, "foreach_from", "stage"), f"stage '{upstream}' is swept; read a stage with one output"
             )
         )
     return source.render_all(found)

@@ -104,12 +104,10 @@ def sweep_points_command(promoted: str, stage: str, run_id: str, pod_name: str) 
         InputError: the list is missing or bad, or a point's parameters are refused.
         InfraError: a store cannot be used.
     """
-    from nbops.stage.points import point_problems
-    from nbops.storage.points import points_of
+    from nbops.stage.points import runtime_points
 
     pipeline, store, _ = load_target(None, promoted)
-    points = points_of(pipeline, stage, store, run_id)
-    point_problems(pipeline, stage, points, f"lock {promoted[:12]}: stages.{stage}.foreach_from")
+    points = runtime_points(pipeline, stage, store, run_id, f"lock {promoted[:12]}: stages.{stage}.foreach_from")
     names = [f"{pod_name}-{p.index}" for p in points]
     if XCOM_DIR.is_dir():
         (XCOM_DIR / "return.json").write_text(json.dumps(names), encoding="utf-8")

@@ -3,9 +3,11 @@ index, labels, and every way a sweep can be written wrong."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from nbops.spec import PipelineSpec
@@ -80,3 +82,35 @@ def test_the_spec_resolves_a_sweep_and_its_keys() -> None:
 def test_a_sweep_written_wrong_is_refused_saying_why(train: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
         _spec(train)
+
+
+def test_a_foreach_from_that_reads_a_swept_stage_is_a_spec_problem_at_its_line(tmp_path: Path) -> None:
+    from nbops.spec import check_spec
+
+    spec = {
+        "name": "x",
+        "stages": {
+            "prep": {"notebook": "p.ipynb", "grid": {"n": [1, 2]}},
+            "train": {"notebook": "t.ipynb", "needs": ["prep"], "foreach_from": {"stage": "prep", "file": "s.json"}},
+        },
+    }
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    (problem,) = check_spec(path).problems
+    assert (
+        problem
+        == f"{path}:14: stages.train.foreach_from.stage: stage 'prep' is swept itself; read a stage with one output"
+    )
+
+
+def test_a_foreach_from_list_the_store_cannot_give_fails_the_stage_with_the_store_s_exit_code() -> None:
+    from nbops.errors import InfraError, InputError
+    from nbops.runner.state import StageRun
+    from nbops.runner.units import refuse_pending
+    from nbops.status import StageState
+
+    unreadable, refused = StageRun("train", sweep_pending=True), StageRun("fit", sweep_pending=True)
+    refuse_pending(unreadable, InfraError("s3://b: unreachable"))
+    refuse_pending(refused, InputError("sets.json: not a list"))
+    assert (unreadable.state, unreadable.exit_code, unreadable.message) == (StageState.FAILED, 3, "s3://b: unreachable")
+    assert (refused.state, refused.exit_code) == (StageState.FAILED, 2)

@@ -87,14 +87,14 @@ def new_dag(lock: dict[str, Any], project_dir: Path, **kwargs: Any) -> DAG:
     )
 
 
-def check_task(dag: DAG, lock: dict[str, Any] | None = None) -> PythonOperator:
+def check_task(dag: DAG, swept: dict[str, str] | None = None) -> PythonOperator:
     """The DAG's first task: the trigger conf checked whole against the DAG's params."""
     return PythonOperator(
         task_id=conf.TASK_ID,
         dag=dag,
         doc_md=conf.DOC,
         python_callable=conf.check_conf,
-        op_kwargs={"valid": sorted(dag.params), **({"swept": swept} if (swept := swept_conf(lock or {})) else {})},
+        op_kwargs={"valid": sorted(dag.params), **({"swept": swept} if swept else {})},
         retries=0,
     )
 
@@ -129,7 +129,7 @@ def build_dag(lock: dict[str, Any], lock_sha256: str, project_dir: Path) -> DAG:
         doc_md=doc_md(lock, lock_sha256),
         params=dag_params(lock),
     )
-    check = check_task(dag, lock)
+    check = check_task(dag, swept_conf(lock))
     tasks: dict[str, Any] = {}
     listing: list[BaseOperator] = []
     for name in stage_order(lock):

@@ -91,7 +91,7 @@ def swept_keys(lock: dict[str, Any], stage: str) -> list[str]:
 def swept_conf(lock: dict[str, Any]) -> dict[str, str]:
     """Each swept parameter's conf key, with the spec field that sweeps it (``check_conf`` refuses them)."""
     found = {}
-    for stage, locked in lock.get("stages", {}).items():
+    for stage, locked in lock["stages"].items():
         field = "grid" if locked["settings"].get("grid") else "foreach"
         found.update({param_key(stage, k): f"stages.{stage}.{field}" for k in swept_keys(lock, stage)})
     return found

@@ -162,7 +162,12 @@ class _LocalRun:
         """Replace each ``foreach_from`` placeholder whose upstream stages are done by its points."""
         assert self.pipeline is not None and self.store is not None  # noqa: S101 - prepare() ran
         self.summary.stages, refused = units.expand_ready(
-            self.summary.stages, self.graph, self.pipeline, self.store, self.summary.run_id, self.options
+            self.summary.stages,
+            self.graph,
+            self.pipeline,
+            self.store,
+            self.summary.run_id,
+            self.options.first_point_only,
         )
         for st in refused:
             self._fail(st)

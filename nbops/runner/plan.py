@@ -14,6 +14,7 @@ from nbops import rundate
 from nbops.errors import InputError, NbopsError, did_you_mean, format_problems
 from nbops.graph import MONITOR_STAGE, descendants, topological_order
 from nbops.notebook.overrides import parse_assignments, validate_overrides
+from nbops.notebook.parameters import ParameterSchema
 from nbops.spec import Pipeline
 from nbops.stage.contract import coerce_overrides, load_contract
 from nbops.stage.points import point_problems
@@ -105,7 +106,7 @@ def checked_params(
             typed = {**given, **coerce_overrides(contract.schema, raw.get(name, {}), contract.where, name)}
             given = rundate.resolve({**contract.stage.parameters, **typed}, run_date or rundate.today())
             validate_overrides(contract.schema, given, contract.where)
-            problems += sweep_problems(pipeline, name, raw.get(name, {}))
+            problems += sweep_problems(pipeline, name, raw.get(name, {}), contract.schema)
             result[name] = typed
         except NbopsError as exc:
             problems.append(str(exc))
@@ -114,30 +115,23 @@ def checked_params(
     return result
 
 
-def sweep_problems(pipeline: Pipeline, stage: str, raw: Mapping[str, str]) -> list[str]:
-    """A swept stage's problems: ``-p`` on a swept parameter, a point the notebook refuses, a
-    ``foreach_from`` list read from a stage that is itself swept."""
+def sweep_problems(pipeline: Pipeline, stage: str, raw: Mapping[str, str], schema: ParameterSchema) -> list[str]:
+    """A swept stage's problems: ``-p`` on a swept parameter, a point its notebook (``schema``) refuses."""
     resolved = pipeline.stage(stage)
-    if not resolved.swept:
+    static = resolved.static_points()
+    if not static:  # not swept, or swept over a list read at run time
         return []
     sweep = "grid" if resolved.grid is not None else "foreach"
     problems = [
-        f"-p {stage}.{name}: '{name}' is swept by stages.{stage}.{sweep} ({len(resolved.static_points() or [])} "
-        f"points); change the {sweep} in {pipeline.path.name}, or give -p only for parameters the sweep leaves alone"
+        f"-p {stage}.{name}: '{name}' is swept by stages.{stage}.{sweep} ({len(static)} points); change the "
+        f"{sweep} in {pipeline.path.name}, or give -p only for parameters the sweep leaves alone"
         for name in raw
         if name in resolved.sweep_keys
     ]
-    source = resolved.foreach_from
-    if source is not None and source.stage in pipeline.spec.stages and pipeline.stage(source.stage).swept:
-        problems.append(
-            f"stages.{stage}.foreach_from: stage '{source.stage}' is swept itself; read a stage with one output"
-        )
-    static = resolved.static_points()
-    if static:
-        try:
-            point_problems(pipeline, stage, static, f"{pipeline.path}: stages.{stage}.{sweep}")
-        except NbopsError as exc:
-            problems.append(str(exc))
+    try:
+        point_problems(schema, stage, static, f"{pipeline.path}: stages.{stage}.{sweep}")
+    except NbopsError as exc:
+        problems.append(str(exc))
     return problems
 
 

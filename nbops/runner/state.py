@@ -52,8 +52,6 @@ class StageRun:
     """Of a swept stage: the point this unit runs."""
     sweep_pending: bool = False
     """A ``foreach_from`` stage whose points are known once its upstream stage has written them."""
-    metrics: dict[str, float] = field(default_factory=dict)
-    """What its last attempt logged (a point's row of the sweep's leaderboard)."""
 
     def __post_init__(self) -> None:
         self.stage = self.stage or self.name
@@ -73,7 +71,6 @@ class StageRun:
         self.duration = duration
         self.outcome, self.attempt, self.mlflow_run_id = result.status, result.attempt, result.mlflow_run_id
         self.exit_code = result.exit_code
-        self.metrics = dict(result.metrics)
         self.message = self.message or result.message
         self.detail = tuple(result.detail)
 

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from nbops.errors import InputError, NbopsError
-from nbops.runner.plan import RunOptions
+from nbops.errors import NbopsError
 from nbops.runner.state import StageRun
 from nbops.spec import Pipeline
-from nbops.stage.points import point_problems
+from nbops.stage.points import runtime_points
 from nbops.status import StageState
 from nbops.storage import Store
-from nbops.storage.points import points_of
 from nbops.sweep import Point
 
 Units = dict[str, StageRun]
@@ -64,9 +62,9 @@ def expand(
 
     Raises:
         InputError: the list is missing or bad, or a point's parameters are refused.
+        InfraError: the store cannot be read.
     """
-    points = points_of(pipeline, st.stage, store, run_id)
-    point_problems(pipeline, st.stage, points, f"{pipeline.path}: stages.{st.stage}.foreach_from")
+    points = runtime_points(pipeline, st.stage, store, run_id, f"{pipeline.path}: stages.{st.stage}.foreach_from")
     expanded: Units = {}
     for name, unit in units.items():
         expanded.update(_points(st.stage, points[:1] if first_point_only else points) if unit is st else {name: unit})
@@ -79,18 +77,18 @@ def expand_ready(
     pipeline: Pipeline,
     store: Store,
     run_id: str,
-    options: RunOptions,
+    first_point_only: bool = False,
 ) -> tuple[Units, list[StageRun]]:
     """The units with every ``foreach_from`` placeholder whose upstream stages are done replaced by its
-    points; and the placeholders refused (their list missing or bad), marked failed with exit 2."""
+    points; and the placeholders refused (their list missing or bad, or unreadable), marked failed."""
     refused = []
     for st in list(units.values()):
         if not st.sweep_pending or st.state is not StageState.PENDING or not ready(units, graph, st):
             continue
         try:
-            units = expand(units, st, pipeline, store, run_id, options.first_point_only)
+            units = expand(units, st, pipeline, store, run_id, first_point_only)
         except NbopsError as exc:
-            refuse_pending(st, exc if isinstance(exc, InputError) else InputError(str(exc)))
+            refuse_pending(st, exc)
             refused.append(st)
     return units, refused
 
@@ -112,6 +110,7 @@ def stage_complete(units: Mapping[str, StageRun], stage: str) -> bool:
     return bool(mine) and all(u.state.done for u in mine)
 
 
-def refuse_pending(st: StageRun, exc: InputError) -> None:
-    """A ``foreach_from`` placeholder whose list could not be read fails with the input error's code."""
+def refuse_pending(st: StageRun, exc: NbopsError) -> None:
+    """A ``foreach_from`` placeholder whose list could not be read fails with the error's own exit code
+    (2 for a missing or refused list, 3 for a store that cannot be read)."""
     st.state, st.exit_code, st.message, st.tries = StageState.FAILED, int(exc.exit_code), str(exc), 1

@@ -13,11 +13,17 @@ from nbops.spec.source import Loc, Problem
 
 
 def graph_problems(spec: PipelineSpec) -> list[Problem]:
-    """Stage names, unknown ``needs`` and cycles, all found in one pass; the stage the gate follows."""
+    """Stage names, unknown ``needs`` and cycles, all found in one pass; the stage the gate follows; a
+    ``foreach_from`` that reads a swept stage."""
     problems = stage_problems(spec.stages, list(spec.stages))
     if spec.retrain is not None and spec.retrain.stage not in spec.stages:
         name = spec.retrain.stage
         problems.append(Problem(("retrain", "stage"), f"unknown stage '{name}'{did_you_mean(name, spec.stages)}"))
+    for name, stage in spec.stages.items():
+        source = stage.foreach_from.stage if stage.foreach_from is not None else None
+        if source in spec.stages and spec.stages[source].swept:
+            where = ("stages", name, "foreach_from", "stage")
+            problems.append(Problem(where, f"stage '{source}' is swept itself; read a stage with one output"))
     if spec.monitor is not None and spec.retrain is None:
         problems.append(
             Problem(

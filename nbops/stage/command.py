@@ -140,7 +140,6 @@ def result_of(sealed: Sealed, duration_s: float, phases: dict[str, float]) -> St
         duration_s=duration_s,
         message=lifecycle.message(claimed.prepared, outcome),
         failed_cell=outcome.cell_index,
-        metrics=dict(outcome.metrics),
         phases=dict(phases),
         detail=_detail(sealed),
     )

@@ -6,19 +6,20 @@ from __future__ import annotations
 from nbops import rundate
 from nbops.errors import InputError, format_problems
 from nbops.notebook.overrides import override_problems
+from nbops.notebook.parameters import ParameterSchema
 from nbops.spec import Pipeline
+from nbops.storage import Store
+from nbops.storage.points import points_of
 from nbops.sweep import Point
 
 
-def point_problems(pipeline: Pipeline, stage: str, points: list[Point], where: str) -> None:
-    """Refuse points whose parameters the notebook's contract does not take, or not with those types.
+def point_problems(schema: ParameterSchema, stage: str, points: list[Point], where: str) -> None:
+    """Refuse points whose parameters the notebook's contract (``schema``) does not take, or not with
+    those types.
 
     Raises:
         InputError: every problem of every point at once, each naming the point.
     """
-    from nbops.stage.contract import load_contract
-
-    schema = load_contract(pipeline, stage, run_date=rundate.current()).schema
     problems = []
     for point in points:
         _, refused = override_problems(schema, dict(point.parameters))
@@ -27,3 +28,18 @@ def point_problems(pipeline: Pipeline, stage: str, points: list[Point], where: s
         raise InputError(
             format_problems(f"{where}: {len(problems)} problem(s) in the sweep of stage '{stage}':", problems)
         )
+
+
+def runtime_points(pipeline: Pipeline, stage: str, store: Store, run_id: str, where: str) -> list[Point]:
+    """The points of ``stage`` in run ``run_id`` (a ``foreach_from`` list as its upstream stage wrote
+    it), checked against the notebook's contract: what the runner and the DAG's ``<stage>_points``
+    task expand.
+
+    Raises:
+        InputError: the list is missing or bad, or a point's parameters are refused.
+    """
+    from nbops.stage.contract import load_contract
+
+    points = points_of(pipeline, stage, store, run_id)
+    point_problems(load_contract(pipeline, stage, run_date=rundate.current()).schema, stage, points, where)
+    return points

@@ -171,8 +171,6 @@ class StageResult:
     duration_s: float = 0.0
     message: str = ""
     failed_cell: int | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    """The metrics the attempt logged (a reused attempt: those of the attempt it stands for)."""
     phases: dict[str, float] = field(default_factory=dict)
     """Seconds spent in each phase of the attempt that ran (prepare, claim, run, archive, ...)."""
     detail: list[str] = field(default_factory=list)

@@ -105,7 +105,7 @@ def test_a_widened_grid_runs_only_its_new_points(project: Project) -> None:
     assert second.returncode == 0, second.stderr
     ran = [line.split()[3] for line in second.stderr.splitlines() if line.startswith("[") and " ok " in line]
     cached = [line.split()[3] for line in second.stderr.splitlines() if " cache " in line]
-    assert ran == ["train[6]", "train[7]", "pick"]
+    assert sorted(ran[:2]) == ["train[6]", "train[7]"] and ran[2:] == ["pick"]  # the new points run at once
     assert cached == ["prep", *[f"train[{i}]" for i in range(6)]]
 
 
