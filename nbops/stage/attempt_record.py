@@ -19,12 +19,13 @@ from nbops.context import ENV_AIRFLOW, ENV_IMAGE, ENV_TRIGGER
 from nbops.status import StageStatus
 from nbops.storage import layout
 from nbops.storage.manifest import CarriedFile, Manifest, NotebookRef, PointRef, SealedModel, build_manifest
+from nbops.storage.start import AttemptStart, StartParameter, origins
 from nbops.tracking import record, tags
 from nbops.tracking.who import who_tags
 
 if TYPE_CHECKING:
     from nbops.notebook.outcome import Outcome
-    from nbops.stage.phases import Claimed, Prepared
+    from nbops.stage.phases import Claimed, Located, Prepared
     from nbops.storage.manifest import ManifestInput
 
 
@@ -268,4 +269,31 @@ def manifest(claimed: Claimed, outcome: Outcome, mlflow_run_id: str, models: tup
         models=models,
         carried=tuple(CarriedFile(path=f.path, sha256=f.sha256) for f in prepared.carried),
         point=PointRef(**prepared.point.to_json()) if prepared.point is not None else None,
+    )
+
+
+def start(located: Located, number: int, reuses: str | None = None) -> AttemptStart:
+    """The start record of attempt ``number`` (``attempt.json``): what it runs with and where each
+    parameter's value came from (DESIGN §18)."""
+    prepared = located.prepared
+    stage, env = prepared.stage, environment.current()
+    point = dict(prepared.point.parameters) if prepared.point is not None else None
+    came = origins(list(prepared.effective), dict(stage.parameters), dict(prepared.request.params), point)
+    return AttemptStart(
+        pipeline=prepared.pipeline.name,
+        run_id=prepared.request.run_id,
+        stage=stage.name,
+        attempt=number,
+        point=PointRef(**prepared.point.to_json()) if prepared.point is not None else None,
+        notebook=NotebookRef(path=stage.notebook, sha256=prepared.contract.notebook.sha256),
+        parameters={k: StartParameter(value=v, origin=came[k]) for k, v in prepared.effective.items()},
+        inputs=located.consumed,
+        carried=tuple(f.path for f in prepared.carried),
+        git_commit=prepared.git.commit,
+        git_dirty=prepared.git.dirty,
+        image=image(),
+        environment=env.description,
+        packages=env.packages,
+        started_at=datetime.now(UTC).isoformat(),
+        reuses=reuses,
     )

@@ -184,6 +184,8 @@ def claim(located: Located, link: RecorderLink | None, hit: CacheHit | None = No
     attempt = prepared.store.claim(prepared.pipeline.name, run_id, prepared.unit)
     outputs = attempt.workdir / "outputs"
     outputs.mkdir()
+    reuses = hit.reused().location if hit is not None else None
+    prepared.store.begin(attempt, attempt_record.start(located, attempt.number, reuses).to_bytes())
     if own:
         log(f"stage '{prepared.label}' of run {run_id}: attempt {attempt.number} in {attempt.location}")
     plain, swept = grouped(located.inputs, located.consumed)

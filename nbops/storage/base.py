@@ -54,6 +54,32 @@ class Store(ABC):
         """Copy the attempt into the store: exactly the files ``manifest`` lists (checked against
         their sha256), or, for an attempt that did not succeed, everything it wrote."""
 
+    def begin(self, attempt: Attempt, start: bytes) -> None:
+        """Write the attempt's start record (``attempt.json``, :mod:`nbops.storage.start`) into its
+        directory; a remote store also puts it in the store at once.
+
+        Raises:
+            InfraError: it could not be written.
+        """
+        from nbops.storage.atomic import write_atomic
+        from nbops.storage.start import START
+
+        write_atomic(attempt.workdir / START, start)
+
+    @abstractmethod
+    def checkpoint(self, attempt: Attempt, name: str) -> None:
+        """Copy the attempt's file ``name`` as it is now into the store while the attempt runs (the
+        partial notebook); nothing to do where the attempt directory is the store.
+
+        Raises:
+            InfraError: the store did not take it.
+        """
+
+    @abstractmethod
+    def attempt_numbers(self, pipeline: str, run_id: str, stage: str) -> list[int]:
+        """The numbers of every claimed attempt of ``stage`` (a unit: ``stage/point-<id>`` for a
+        point) in the run, sealed or not, lowest first."""
+
     @abstractmethod
     def seal(self, attempt: Attempt, manifest: Manifest) -> None:
         """Write the manifest: the attempt's last write and the proof that it finished."""

@@ -29,6 +29,12 @@ class LocalStore(Store):
     def upload(self, attempt: Attempt, manifest: Manifest | None = None) -> None:
         """Nothing to copy: the stage wrote into the store directly."""
 
+    def checkpoint(self, attempt: Attempt, name: str) -> None:
+        """Nothing to copy: the attempt directory is in the store."""
+
+    def attempt_numbers(self, pipeline: str, run_id: str, stage: str) -> list[int]:
+        return [n for n, _ in layout.attempts(layout.stage_dir(self.root, pipeline, run_id, stage))]
+
     def seal(self, attempt: Attempt, manifest: Manifest) -> None:
         write_manifest(attempt.workdir, manifest)
 

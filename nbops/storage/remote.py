@@ -33,6 +33,7 @@ from nbops.storage import layout
 from nbops.storage.atomic import replacing, write_atomic
 from nbops.storage.base import Attempt, Store, sha256_matches_name
 from nbops.storage.manifest import Manifest, file_sha256, list_files, parse_manifest
+from nbops.storage.start import START
 
 T = TypeVar("T")
 
@@ -108,6 +109,17 @@ class RemoteStore(Store):
             if manifest is not None and file_sha256(path) != entry.sha256:
                 raise InfraError(f"{path}: changed after the manifest was built (still being written?); not sealed.")
             self._retry(f"upload {self._url(key)}", self.fs.put_file, str(path), self._key(key))
+
+    def begin(self, attempt: Attempt, start: bytes) -> None:
+        super().begin(attempt, start)
+        self.checkpoint(attempt, START)
+
+    def checkpoint(self, attempt: Attempt, name: str) -> None:
+        key = f"{attempt.workdir.relative_to(self.local_root).as_posix()}/{name}"
+        self._retry(f"upload {self._url(key)}", self.fs.put_file, str(attempt.workdir / name), self._key(key))
+
+    def attempt_numbers(self, pipeline: str, run_id: str, stage: str) -> list[int]:
+        return sorted(self._attempt_numbers(_stage_rel(pipeline, run_id, stage)))
 
     def seal(self, attempt: Attempt, manifest: Manifest) -> None:
         key = f"{attempt.workdir.relative_to(self.local_root).as_posix()}/{layout.MANIFEST}"
