@@ -288,7 +288,7 @@ def start(located: Located, number: int, reuses: str | None = None) -> AttemptSt
         notebook=NotebookRef(path=stage.notebook, sha256=prepared.contract.notebook.sha256),
         parameters={k: StartParameter(value=v, origin=came[k]) for k, v in prepared.effective.items()},
         inputs=located.consumed,
-        carried=tuple(f.path for f in prepared.carried),
+        carried=tuple(CarriedFile(path=f.path, sha256=f.sha256) for f in prepared.carried),
         git_commit=prepared.git.commit,
         git_dirty=prepared.git.dirty,
         image=image(),

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nbops.errors import InfraError, format_problems
-from nbops.storage.manifest import ManifestInput, NotebookRef, PointRef
+from nbops.storage.manifest import CarriedFile, ManifestInput, NotebookRef, PointRef
 
 START = "attempt.json"
 START_SCHEMA_VERSION = 1
@@ -48,7 +48,7 @@ class AttemptStart(BaseModel):
     notebook: NotebookRef
     parameters: dict[str, StartParameter] = Field(description="Effective parameters and their origins.")
     inputs: tuple[ManifestInput, ...] = Field((), description="Upstream attempts it consumes, in the order read.")
-    carried: tuple[str, ...] = Field((), description="Paths of the helper files it carries.")
+    carried: tuple[CarriedFile, ...] = Field((), description="The helper files it carries, by content.")
     git_commit: str | None = None
     git_dirty: bool | None = None
     image: str | None = None
