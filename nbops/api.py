@@ -9,6 +9,7 @@ directory that is never mistaken for a run, and logging goes to an interactive M
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,12 @@ def log_model(model: Any, name: str = "model", registered_model_name: str | None
         mlflow.start_run(run_id=run_id)
     module = importlib.import_module(f"mlflow.{flavor}")
     in_pipeline = StageContext.from_env() is not None
+    if not {"pip_requirements", "extra_pip_requirements", "conda_env"} & set(kwargs):
+        from nbops.requirements import pinned_requirements
+
+        found = pinned_requirements(model, also=_flavor_requirements(module, flavor, kwargs))
+        if found is not None:  # else MLflow infers them, as it would without nbops
+            kwargs["pip_requirements"] = found
     info = module.log_model(
         model, name=name, registered_model_name=registered_model_name if in_pipeline else None, **kwargs
     )
@@ -157,6 +164,19 @@ def log_model(model: Any, name: str = "model", registered_model_name: str | None
             f"one deliberately: mlflow.register_model('{info.model_uri}', '{registered_model_name}')"
         )
     return info
+
+
+def _flavor_requirements(module: Any, flavor: str, kwargs: dict[str, Any]) -> list[str]:
+    """The distributions the MLflow flavor itself needs to save and load a model (e.g. ``skops``)."""
+    if flavor == "sklearn":
+        fmt = kwargs.get("serialization_format") or module._get_default_serialization_format()
+        pinned = module.get_default_pip_requirements(
+            include_cloudpickle=fmt == module.SERIALIZATION_FORMAT_CLOUDPICKLE,
+            include_skops=fmt == module.SERIALIZATION_FORMAT_SKOPS,
+        )
+    else:
+        pinned = module.get_default_pip_requirements()
+    return [re.split(r"[<>=!~;\[ ]", str(r), maxsplit=1)[0] for r in pinned]
 
 
 def _active_run_id() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata as metadata
 import os
 from pathlib import Path
 
@@ -126,6 +127,11 @@ def test_outside_a_pipeline_run_a_model_is_logged_but_never_registered(
         run = client.get_run(info.run_id)
         assert run.data.tags["nbops.kind"] == "interactive"
         assert client.get_experiment(run.info.experiment_id).name == "api-interactive"
+        # Requirements read from the model, pinned: no inference subprocess, nothing this process imported.
+        required = Path(mlflow.pyfunc.get_model_dependencies(info.model_uri)).read_text().split()
+        assert f"scikit-learn=={metadata.version('scikit-learn')}" in required
+        assert f"skops=={metadata.version('skops')}" in required  # the flavor saves with skops
+        assert any(r.startswith("mlflow==") for r in required) and not any(r.startswith("pytest") for r in required)
     finally:
         mlflow.end_run()
         mlflow.set_tracking_uri("")
