@@ -134,3 +134,18 @@ def test_store_calls_follow_the_artifact_store_policy(
     ):
         store.publish("locks/x.json", b"{}")
     assert lasting.hits == ARTIFACT_STORE.attempts
+
+
+def test_a_start_record_and_checkpoints_reach_the_store_while_the_attempt_runs(s3: S3Server, tmp_path: Path) -> None:
+    writer, reader = RemoteStore(ROOT, tmp_path / "writer"), RemoteStore(ROOT, tmp_path / "reader")
+    attempt = writer.claim("p", "r", "up")
+    rel = "runs/p/r/up/attempt-1"
+    writer.begin(attempt, b'{"start": 1}\n')
+    assert reader.read_bytes(f"{rel}/attempt.json") == b'{"start": 1}\n'  # before any upload
+    assert reader.attempt_numbers("p", "r", "up") == [1] and reader.completed("p", "r", "up") is None
+    for cells in ("one", "two"):
+        (attempt.workdir / "output.ipynb").write_text(cells)
+        writer.checkpoint(attempt, "output.ipynb")
+        assert reader.read_bytes(f"{rel}/output.ipynb") == cells.encode()
+    writer.claim("p", "r", "up")
+    assert reader.attempt_numbers("p", "r", "up") == [1, 2]
