@@ -70,6 +70,14 @@ def lint_cmd(pipeline_file: Path) -> None:
     show_default=True,
     help="Seconds before the first retry of a stage that failed for a retryable reason (exit 3); doubled each time.",
 )
+@click.option(
+    "--progress",
+    type=click.Choice(["auto", "live", "plain", "off"]),
+    default="auto",
+    show_default=True,
+    help="Each running stage's cell, time and last printed line: redrawn in place (live), "
+    "a line per cell (plain), or not at all; auto is live on a terminal, else plain.",
+)
 def run_cmd(
     pipeline_file: Path,
     stages: tuple[str, ...],
@@ -80,6 +88,7 @@ def run_cmd(
     run_date: str | None,
     force: tuple[str, ...],
     retry_delay: float,
+    progress: str,
 ) -> None:
     """Run the pipeline locally, one subprocess per stage, independent stages in parallel.
 
@@ -100,6 +109,7 @@ def run_cmd(
         jobs=jobs,
         run_id=run_id,
         retry_delay=retry_delay,
+        progress=progress,
     )
     try:
         summary = run_pipeline(options)

@@ -33,6 +33,7 @@ from traitlets.config import Config
 
 from nbops.context import WITHHELD
 from nbops.notebook.outcome import Outcome, StageTimedOut, Terminated
+from nbops.notebook.progress import CellClock
 from nbops.notebook.tags import is_skipped
 from nbops.status import StageStatus
 
@@ -53,13 +54,15 @@ class Hooks:
 
     ``source_index`` maps each cell of the executed notebook to its index in the source
     notebook (None for the injected-parameters cell); ``metrics_cells`` is keyed by position
-    in the executed notebook; ``save`` writes the notebook whenever Papermill would.
+    in the executed notebook; ``save`` writes the notebook whenever Papermill would;
+    ``progress`` is told when each code cell that runs starts, prints and completes.
     """
 
     kernel_env: Callable[[], dict[str, str]] = dict
     metrics_cells: dict[int, list[str]] = field(default_factory=dict)
     source_index: list[int | None] | None = None
     save: Callable[[Any], None] | None = None
+    progress: CellClock | None = None
     outcome: Outcome = field(default_factory=Outcome)
 
     def source(self, index: int) -> int | None:
@@ -120,18 +123,29 @@ class NbopsClient(PapermillNotebookClient):  # type: ignore[misc]
                 cell.execution_count = None
                 cell.metadata.setdefault("nbops", {})["skipped"] = True
                 continue
+            clock = hooks.progress if cell.cell_type == "code" else None
             try:
                 self.nb_man.cell_start(cell, index)
+                if clock is not None:
+                    clock.started(source)
                 self.execute_cell(cell, index)
             except (CellExecutionError, CellTimeoutError, DeadKernelError, Terminated) as exc:
                 self._cell_stopped(index, exc)
                 break
             finally:
                 self.nb_man.cell_complete(self.nb.cells[index], cell_index=index)
+                if clock is not None:
+                    clock.done()
             if index in hooks.metrics_cells:
                 outcome.metrics.update(self._read_metrics(hooks.metrics_cells[index]))
         if outcome.status in _KERNEL_GONE:
             self._give_up()
+
+    def process_message(self, *args: Any, **kwargs: Any) -> Any:
+        output = super().process_message(*args, **kwargs)
+        if output is not None and self.nbops_hooks.progress is not None:
+            self.nbops_hooks.progress.printed(output)
+        return output
 
     def _cell_stopped(self, index: int, exc: BaseException) -> None:
         """Record why the cell at ``index`` ended the run, and say so on the cell if nbclient would not."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ast
 import copy
+import math
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,9 +16,10 @@ from nbformat import NotebookNode
 
 from nbops.notebook.archive import NotebookArchive
 from nbops.notebook.overrides import check_injected_source
+from nbops.notebook.progress import CellClock, CellProgress
 from nbops.notebook.reader import KERNEL_NAME
 from nbops.notebook.redact import RedactingStream, Redactor
-from nbops.notebook.tags import INJECTED, METRICS, cell_tags
+from nbops.notebook.tags import INJECTED, METRICS, cell_tags, is_skipped
 from nbops.status import StageStatus
 
 if TYPE_CHECKING:
@@ -28,6 +31,10 @@ SOURCE_INDEX = "nbops_source_index"
 until :func:`execute` takes it off (the archive never shows it)."""
 AUTOSAVE_SECONDS = 30
 """While a cell runs and prints, the notebook is saved at most this often (Papermill's default)."""
+CHECKPOINT_SECONDS = 5.0
+"""While the notebook runs, its saves are checkpointed (copied to a remote store) at most this
+often; ``NBOPS_CHECKPOINT_SECONDS`` sets another interval (0: every save; not a number: this)."""
+ENV_CHECKPOINT_SECONDS = "NBOPS_CHECKPOINT_SECONDS"
 KERNEL_ENV = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 """Set in the kernel unless the stage's environment sets them. MLflow's artifact progress bars
 (widgets, now that the runner has ipywidgets) are nbops's record-keeping, not the notebook's output."""
@@ -99,6 +106,8 @@ def execute(
     kernel_env: Callable[[], dict[str, str]],
     start_timeout: int = 60,
     early_kernel: EarlyKernel | None = None,
+    progress: Callable[[CellProgress], None] | None = None,
+    checkpoint: Callable[[], None] | None = None,
 ) -> tuple[NotebookNode, Outcome]:
     """Run a parameterized notebook; the executed notebook is saved, secrets masked, as it runs.
 
@@ -113,12 +122,17 @@ def execute(
     or a second one while the first is handled, propagates: callers catch ``Terminated``
     around this call too. Infrastructure trouble (the kernel does not start, nbclient breaks
     down) raises. ``early_kernel`` (started in ``cwd``) is used instead of starting one, and
-    shut down at the end like one.
+    shut down at the end like one. ``progress`` is told of each code cell's start, printed lines
+    (masked) and completion; ``checkpoint`` is called after a save of the running notebook, at
+    most every :data:`CHECKPOINT_SECONDS` (the final save is the caller's to copy).
     """
     redactor = Redactor.from_env()
     archive = NotebookArchive(output_path, redactor)
     nb = _prepared(nb, input_path, output_path)
-    hooks = _hooks(nb, kernel_env, archive)
+    hooks = _hooks(nb, kernel_env, _checkpointed(archive.save, checkpoint))
+    if progress is not None:
+        runs = sum(1 for cell in nb.cells if cell.cell_type == "code" and not is_skipped(cell))
+        hooks.progress = CellClock(runs, progress, redactor.text)
     _run_engine(
         nb,
         hooks,
@@ -147,7 +161,34 @@ def _prepared(nb: NotebookNode, input_path: Path, output_path: Path) -> Notebook
     return result
 
 
-def _hooks(nb: NotebookNode, kernel_env: Callable[[], dict[str, str]], archive: NotebookArchive) -> Hooks:
+def _checkpointed(save: Callable[[Any], None], checkpoint: Callable[[], None] | None) -> Callable[[Any], None]:
+    """``save``, followed by ``checkpoint`` when the last checkpoint is old enough (the first save's at once)."""
+    if checkpoint is None:
+        return save
+    every = checkpoint_seconds()
+    last = -math.inf
+
+    def saved(nb: Any) -> None:
+        nonlocal last
+        save(nb)
+        if time.monotonic() - last >= every:
+            last = time.monotonic()
+            checkpoint()
+
+    return saved
+
+
+def checkpoint_seconds(env: dict[str, str] | None = None) -> float:
+    """The checkpoint interval: :data:`ENV_CHECKPOINT_SECONDS` when it is a number >= 0, else the default."""
+    text = (os.environ if env is None else env).get(ENV_CHECKPOINT_SECONDS, "")
+    try:
+        value = float(text)
+    except ValueError:
+        return CHECKPOINT_SECONDS
+    return value if value >= 0 and math.isfinite(value) else CHECKPOINT_SECONDS
+
+
+def _hooks(nb: NotebookNode, kernel_env: Callable[[], dict[str, str]], save: Callable[[Any], None]) -> Hooks:
     """The engine's inputs for ``nb``: the kernel's environment (:data:`KERNEL_ENV` under the
     stage's), the metrics cells, and each cell's source index, taken off the cells here."""
     from nbops.notebook.engine import Hooks
@@ -165,7 +206,7 @@ def _hooks(nb: NotebookNode, kernel_env: Callable[[], dict[str, str]], archive: 
             if c.cell_type == "code" and METRICS in cell_tags(c)
         },
         source_index=[cell.metadata.pop(SOURCE_INDEX, None) for cell in nb.cells],
-        save=archive.save,
+        save=save,
     )
 
 

@@ -70,6 +70,8 @@ def run_pipeline(options: RunOptions, hooks: RunHooks) -> RunSummary:
             run.summary.interrupted = run.summary.interrupted or f"stopped by {type(exc).__name__}"
             run.stop_all()
             run.close_recorder()
+            if run.progress is not None:
+                run.progress.close()
             raise
         signals.defer()
         return run.finish()
@@ -129,7 +131,8 @@ class _LocalRun:
         self.summary.parent_run_id = self.record.info.parent_run_id
         if any(st.process is not None for st in self.summary.stages.values()):
             self.recorder.warm()  # else at the first stage command: a run of reused stages needs no HTML
-        self.progress = Progress(pipeline.name, run_id, [st.label for st in self.summary.stages.values()])
+        labels = [st.label for st in self.summary.stages.values()]
+        self.progress = Progress(pipeline.name, run_id, labels, options.progress)
         self.progress.start(self.jobs, self.summary.parent_run_id)
 
     def schedule(self) -> None:
@@ -279,6 +282,7 @@ class _LocalRun:
         st.duration = time.monotonic() - st.started
         stage = self.pipeline.stage(st.stage)
         if st.process.poll() is None:
+            self.progress.watch(st)
             if st.duration > stage.timeout + BACKSTOP_S:
                 stop([st.process])
                 st.message = f"stage timeout of {stage.timeout} s exceeded and the stage command did not stop itself"
@@ -357,6 +361,8 @@ class _LocalRun:
     def finish(self) -> RunSummary:
         """Close the record with the run's outcome, fill the ``run_ended`` slot, print the summary."""
         self.close_recorder()
+        if self.progress is not None:
+            self.progress.close()
         summary = self.summary
         stages = list(summary.stages.values())
         failed = [s for s in stages if s.state.failed]

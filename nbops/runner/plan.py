@@ -58,6 +58,9 @@ class RunOptions:
     """Run a swept stage on its first point only (``nbops test``)."""
     hints: bool = True
     """End with the command that shows the run (``nbops ui``) or resumes it (not for a throwaway store)."""
+    progress: str = "auto"
+    """How running stages' cells are shown: ``live`` (redrawn in place), ``plain`` (lines),
+    ``off``, or ``auto`` (live when stderr is a terminal, else plain)."""
 
 
 def select_stages(

@@ -1,4 +1,5 @@
-"""What ``nbops run`` prints, all to stderr: live progress lines and the final summary table."""
+"""What ``nbops run`` prints, all to stderr: a line per stage event, each running stage's
+progress (:mod:`nbops.runner.live`) and the final summary table."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nbops.runner.live import Board
 from nbops.status import PipelineOutcome, StageState
 
 if TYPE_CHECKING:
@@ -23,12 +25,14 @@ def say(text: str) -> None:
 
 
 class Progress:
-    """Prints one timestamped line per stage event."""
+    """Prints one timestamped line per stage event, and shows what the running stages do in
+    ``mode`` (one of :data:`nbops.runner.live.MODES`)."""
 
-    def __init__(self, pipeline: str, run_id: str, stages: list[str]) -> None:
+    def __init__(self, pipeline: str, run_id: str, stages: list[str], mode: str = "auto") -> None:
         self.pipeline, self.run_id, self.stages = pipeline, run_id, stages
         self.width = min(max(len(s) for s in stages), 40)
         self.t0 = time.monotonic()
+        self.board = Board(mode, lambda stage, text: self._say("", stage, text))
 
     def _say(self, mark: str, stage: str, text: str) -> None:
         elapsed = time.monotonic() - self.t0
@@ -40,6 +44,15 @@ class Progress:
             f"nbops run {self.pipeline}: run {self.run_id}, {len(self.stages)} stage(s), "
             f"{jobs} at a time (MLflow run {parent_run})"
         )
+        self.board.start()
+
+    def watch(self, st: StageRun) -> None:
+        """``st`` is running: show what it is doing (its log is read now and then)."""
+        self.board.watch(st)
+
+    def close(self) -> None:
+        """Stop showing the running stages (before the summary, or when the run breaks off)."""
+        self.board.stop()
 
     def started(self, stage: str, tries: int = 1) -> None:
         """A stage command was launched (``tries`` counts launches in this run)."""
@@ -47,6 +60,7 @@ class Progress:
 
     def succeeded(self, st: StageRun) -> None:
         """A stage finished with exit 0."""
+        self.board.end(st)
         self._say("ok", st.label, f"{st.duration:.1f}s  attempt {st.attempt}  mlflow {st.mlflow_run_id}")
 
     def cached(self, st: StageRun) -> None:
@@ -55,6 +69,7 @@ class Progress:
 
     def retrying(self, st: StageRun, delay: float, retries: int) -> None:
         """A retryable failure: the stage runs again after ``delay`` seconds."""
+        self.board.end(st)
         self._say(
             "retry",
             st.label,
@@ -64,6 +79,7 @@ class Progress:
 
     def failed(self, st: StageRun) -> None:
         """A stage failed or was stopped; show why and where its log is."""
+        self.board.end(st)
         mark = "KILL" if st.state is StageState.KILLED else "FAIL"
         self._say(mark, st.label, f"exit {st.exit_code} after {st.duration:.1f}s: {st.message}")
         for line in st.detail:  # where it failed: source line, traceback's last lines, executed notebook

@@ -30,6 +30,7 @@ from nbops.lock import notebook_rel
 from nbops.notebook.outcome import Outcome, Terminated
 from nbops.notebook.redact import Redactor
 from nbops.stage import carried
+from nbops.stage.checkpoint import checkpoints
 from nbops.stage.contract import load_contract
 from nbops.stage.load import load, materialize
 from nbops.stage.phases import Archived, Claimed, Executed, Located, Prepared, Recorded, Sealed
@@ -216,8 +217,13 @@ def claim(located: Located, link: RecorderLink | None, hit: CacheHit | None = No
 
 
 def run(claimed: Claimed, workspace: Workspace, signals: AttemptSignals, started: float) -> Executed:
-    """Execute the notebook within the stage timeout; every outcome is returned, none raised."""
+    """Execute the notebook within the stage timeout; every outcome is returned, none raised.
+
+    Each cell's progress is printed to stdout (:mod:`nbops.notebook.progress`: the stage's log,
+    a pod's log under Airflow); the partial notebook is checkpointed to the store as it is saved.
+    """
     from nbops.notebook.execute import execute
+    from nbops.notebook.progress import LinePrinter
 
     prepared, tracker = claimed.prepared, claimed.tracker
     stage = prepared.stage
@@ -239,6 +245,8 @@ def run(claimed: Claimed, workspace: Workspace, signals: AttemptSignals, started
             cell_timeout=stage.cell_timeout,
             kernel_env=kernel_env,
             early_kernel=workspace.kernel,
+            progress=LinePrinter(sys.stdout),
+            checkpoint=checkpoints(prepared.store, claimed.attempt, log),
         )
     except Terminated as exc:  # in the few statements before the engine took over
         outcome.stopped_by(exc)
