@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -62,3 +65,40 @@ def test_the_stage_timeout_is_its_own_outcome_with_its_limit(project: Project) -
     assert run.data.tags["nbops.timeout_s"] == "15"
     assert run.data.tags["nbops.error"] == "StageTimeout"
     assert "stage timeout of 15 s" in run.data.tags["nbops.error_message"]
+
+
+@pytest.mark.integration
+def test_the_stage_log_follows_each_cell_with_its_last_printed_line(project: Project) -> None:
+    """The stage command's stdout (its log; a pod's log under Airflow) carries a started and a
+    done line per cell, which read back as the runner reads them, secrets masked."""
+    from nbops.notebook.progress import DONE, STARTED, parse
+
+    cells = [
+        ("import os\nprint('loading')", []),
+        ("print('token', os.environ['WAREHOUSE_TOKEN'])", []),
+        ("print('last')\n6 * 7", []),
+    ]
+    project.write_spec({"name": "logged", "stages": {"s": {"notebook": project.add_notebook("s", cells)}}})
+    secret = "s3cr3t-Value-4242"
+    ran = subprocess.run(
+        [sys.executable, "-m", "nbops", "exec-stage", "--pipeline", "pipeline.yaml", "--stage", "s", "--run-id", "r1"],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "WAREHOUSE_TOKEN": secret},
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert secret not in ran.stdout
+    events = [e for e in map(parse, ran.stdout.splitlines()) if e is not None]
+    ends = [(e.kind, e.position, e.total, e.line) for e in events if e.kind != "running"]
+    assert ends == [
+        (STARTED, 1, 3, ""),
+        (DONE, 1, 3, "loading"),
+        (STARTED, 2, 3, ""),
+        (DONE, 2, 3, "token ***"),
+        (STARTED, 3, 3, ""),
+        (DONE, 3, 3, "42"),
+    ]
+    assert "nbops: cell 2/3 done in " in ran.stdout
