@@ -13,7 +13,8 @@ Slots: "attempt:" and "run:" name where a concern plugs in (declared once, stage
     monitor.py promote.py serve.py
     runs.py                     nbops run with nbops's slots filled
     runner/local.py             the local runner: schedules attempts, reads outcomes; plan.py
-                                (what to run), state.py, record.py (parent run), report.py
+                                (what to run), state.py, record.py (parent run), report.py,
+                                live.py (each running stage's cell, read from its log)
     airflow/                    DAGs (dag.py), pods (pod.py), the stage operator (operator.py)
     audit/                      nbops audit
     plugins/                    slot implementations and their composition (__init__.py):
@@ -36,6 +37,8 @@ Slots: "attempt:" and "run:" name where a concern plugs in (declared once, stage
                                 model-signing), checked again by audit/ and serve.py
     stage/result.py             the stage command line (StageRequest.to_argv / from_argv), results
     notebook/execute.py         executing a notebook: Papermill, kernel (engine.py), outcome
+    notebook/progress.py        a running notebook's cell events and their lines in the stage log;
+                                stage/checkpoint.py: the partial notebook copied to the store
     context.py                  the kernel's environment variables (StageContext.to_env; set in
                                 stage/lifecycle.py:claim)
     notebook/parameters.py      the parameters contract; overrides.py: -p values; tags.py: cell tags

@@ -53,7 +53,7 @@ def test_run_builds_options(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr("nbops.runs.run", fake)
     args = ["run", "p.yaml", "--from", "train", "-p", "train.C=2", "-j", "3", "--retry-delay", "0.5"]
-    result = CliRunner().invoke(main, args)
+    result = CliRunner().invoke(main, [*args, "--progress", "plain"])
     assert result.exit_code == 0, result.output
     options = seen["options"]
     assert (options.pipeline_file, options.from_stage, options.params, options.jobs, options.retry_delay) == (
@@ -63,6 +63,11 @@ def test_run_builds_options(monkeypatch: pytest.MonkeyPatch) -> None:
         3,
         0.5,
     )
+    assert options.progress == "plain"
+    CliRunner().invoke(main, args)
+    assert seen["options"].progress == "auto"
+    refused = CliRunner().invoke(main, [*args, "--progress", "sometimes"])
+    assert refused.exit_code == 2 and "--progress" in refused.output
 
 
 def test_run_passes_the_checked_run_date_and_forced_stages(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -98,7 +98,8 @@ class Board:
 
     def __init__(self, mode: str, say: Callable[[str, str], None], console: Console | None = None) -> None:
         if mode == "auto":
-            mode = "live" if _stderr_console(console).is_terminal else "plain"
+            terminal = _stderr_console(console)
+            mode = "live" if terminal.is_terminal and not terminal.is_dumb_terminal else "plain"
         self.mode = mode
         self._say = say
         self._console = console
