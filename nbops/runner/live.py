@@ -85,7 +85,7 @@ class _Watch:
             return stage, "starting", "", ""
         cell = f"cell {event.position}/{event.total}"
         if event.kind == DONE:
-            return stage, cell, f"done in {event.elapsed:.1f}s", event.line
+            return stage, f"{cell} done", f"{event.elapsed:.1f}s", event.line
         return stage, cell, f"{event.elapsed + now - self.since:.1f}s", event.line
 
 
