@@ -330,6 +330,42 @@ def test_audit_maps_errors_to_exit_codes(monkeypatch: pytest.MonkeyPatch) -> Non
     assert invoke("audit", "clf/1").exit_code == 3
 
 
+class _Diff:
+    def __init__(self, code: int) -> None:
+        self.exit_code = code
+
+    def to_text(self) -> str:
+        return "nbops diff p: ...\n"
+
+    def to_json(self) -> str:
+        return '{"schema": "nbops.diff/1"}'
+
+    def to_html(self) -> str:
+        return '<meta name="generator" content="nbops diff">'
+
+
+@pytest.mark.parametrize("code", [0, 1])
+def test_diff_passes_runs_and_exits_with_the_result(monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr("nbops.attempts.diff.diff_runs", recording(seen, _Diff(code)))
+    result = invoke("diff", "r1", "r2", "--stage", "fit", "--pipeline", "p.yaml")
+    assert result.exit_code == code
+    assert seen["args"] == (Path("p.yaml"), "r1", "r2", "fit")
+    assert result.output == "nbops diff p: ...\n"
+
+
+def test_diff_json_html_and_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr("nbops.attempts.diff.diff_runs", recording({}, _Diff(1)))
+    page = tmp_path / "d.html"
+    result = invoke("diff", "r1", "r2", "--json", "--html", str(page))
+    assert result.exit_code == 1 and result.stdout == '{"schema": "nbops.diff/1"}\n'
+    assert result.stderr == f"nbops diff: wrote {page}\n" and "nbops diff" in page.read_text()
+    monkeypatch.setattr("nbops.attempts.diff.diff_runs", recording({}, InputError("run 'x': no such run")))
+    assert invoke("diff", "x", "r2").exit_code == 2
+    monkeypatch.setattr("nbops.attempts.diff.diff_runs", recording({}, InfraError("cannot read")))
+    assert invoke("diff", "r1", "r2").exit_code == 3
+
+
 @pytest.mark.parametrize(
     ("module", "args", "expected"),
     [
@@ -413,6 +449,7 @@ def test_every_command_is_registered() -> None:
         "approve",
         "audit",
         "close-run",
+        "diff",
         "drift-check",
         "exec-stage",
         "gate",
