@@ -19,6 +19,7 @@ from nbops.attempts.diff_render import (
     line_class,
     number_text,
     param_text,
+    parameter_change,
     side_text,
     upstream_text,
     value_text,
@@ -51,10 +52,10 @@ section.stage > header { display: flex; gap: 1em; align-items: baseline; }
 .badge { font-size: .85em; padding: .1em .5em; border-radius: 3px; }
 p.sames { color: #555; margin: .8em 0 0; }
 .cell { border: 1px solid #e3e6ea; border-radius: 4px; margin: .5em 0; }
-.cell > div { background: #f6f8fa; padding: .2em .6em; font-size: .9em; color: #444; }
+.cell > .head { background: #f6f8fa; padding: .2em .6em; font-size: .9em; color: #444; }
 .cell pre { margin: 0; padding: .3em 0; overflow-x: auto; white-space: pre-wrap; }
 .cell pre span { display: block; padding: 0 .6em; }
-.label { color: #888; font-size: .8em; padding: .2em .6em; }
+.label { color: #888; font-size: .75em; padding: .3em .6em 0; text-transform: uppercase; letter-spacing: .04em; }
 span.add { background: #e6ffec; } span.del { background: #ffebe9; } span.gap { color: #888; background: #f6f8fa; }
 """
 
@@ -110,7 +111,7 @@ def _section(section: Section) -> str:
 
 def _change_row(change: Change) -> str:
     if isinstance(change, ParameterChange):
-        cells = (change.name, param_text(change.a), param_text(change.b), "")
+        cells = (change.name, param_text(change.a), param_text(change.b), parameter_change(change))
     elif isinstance(change, MetricChange):
         delta = delta_text(change) if change.delta is not None else ""
         cells = (change.name, number_text(change.a), number_text(change.b), delta)
@@ -122,7 +123,7 @@ def _change_row(change: Change) -> str:
 
 
 def _cell(cell: CellChange) -> str:
-    parts = [f'<div class="cell"><div>{escape(cell_heading(cell))}</div>']
+    parts = [f'<div class="cell"><div class="head">{escape(cell_heading(cell))}</div>']
     for label, lines in (("source", cell.source), ("outputs", cell.outputs)):
         if lines:
             body = "".join(

@@ -113,7 +113,7 @@ def lines_diff(a: str, b: str, context: int = CONTEXT) -> tuple[Line, ...]:
     end = 0
     for group in difflib.SequenceMatcher(None, old, new, autojunk=False).get_grouped_opcodes(context):
         if group[0][1] > end:
-            found.append(Line("…", "unchanged lines left out"))
+            found.append(_gap(group[0][1] - end))
         for tag, i1, i2, j1, j2 in group:
             if tag == "equal":
                 found.extend(Line(" ", line) for line in old[i1:i2])
@@ -122,8 +122,12 @@ def lines_diff(a: str, b: str, context: int = CONTEXT) -> tuple[Line, ...]:
                 found.extend(Line("+", line) for line in new[j1:j2])
         end = group[-1][2]
     if end < len(old):
-        found.append(Line("…", "unchanged lines left out"))
+        found.append(_gap(len(old) - end))
     return tuple(found)
+
+
+def _gap(count: int) -> Line:
+    return Line("…", f"{count} unchanged line{'s' if count != 1 else ''}")
 
 
 def outputs_text(cell: dict[str, Any]) -> str:
@@ -162,8 +166,10 @@ def _data_text(mime: str, value: Any) -> str:
 def _output(output: dict[str, Any]) -> dict[str, Any]:
     """An output without its metadata, execution count and widget views."""
     kept = {k: v for k, v in output.items() if k not in ("metadata", "execution_count", "transient")}
-    if "data" in kept:
-        kept["data"] = {m: v for m, v in kept["data"].items() if m != _WIDGET_VIEW}
+    if "text" in kept:
+        kept["text"] = _text(kept["text"])
+    if "data" in kept:  # multiline strings joined, as nbformat reads them
+        kept["data"] = {m: _text(v) if isinstance(v, list) else v for m, v in kept["data"].items() if m != _WIDGET_VIEW}
     if kept.get("output_type") in ("execute_result", "display_data"):
         kept["metadata"] = {}
     if kept.get("output_type") == "execute_result":

@@ -161,6 +161,14 @@ def param_text(param: Param | None) -> str:
     return f"{'null' if param.value is None else value_text(param.value)} ({param.origin})"
 
 
+def parameter_change(change: ParameterChange) -> str:
+    """``value``, ``origin``, ``value and origin``, ``only in A`` or ``only in B``."""
+    if change.a is None or change.b is None:
+        return "only in B" if change.a is None else "only in A"
+    differs = [n for n in ("value", "origin") if getattr(change.a, n) != getattr(change.b, n)]
+    return " and ".join(differs)
+
+
 def number_text(value: float | None) -> str:
     return "absent" if value is None else f"{value:g}"
 

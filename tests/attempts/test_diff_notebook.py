@@ -32,7 +32,7 @@ def executed(cells: list[tuple[str, list[dict[str, Any]]]], *, run: int = 0) -> 
     return dict(nbformat.from_dict(nb))
 
 
-def stream(text: str) -> dict[str, Any]:
+def stream(text: str | list[str]) -> dict[str, Any]:
     return {"output_type": "stream", "name": "stdout", "text": text}
 
 
@@ -47,6 +47,13 @@ def test_run_to_run_noise_is_not_a_difference() -> None:
     b = executed([*cells, ("bar()", [widget("m2")])], run=1)
     assert compare(a, b, outputs=True) == ()
     assert [c["source"] for c in normalised(a, outputs=True)["cells"]] == ["n = 1", "print(n)", "bar()"]
+
+
+def test_outputs_stored_as_lists_of_lines_compare_as_text() -> None:
+    lines = {"output_type": "execute_result", "data": {"text/plain": ["27"]}, "metadata": {}, "execution_count": 1}
+    a = executed([("x", [stream(["a\n", "b\n"]), lines])])  # type: ignore[list-item]
+    b = executed([("x", [stream("a\nb\n"), {**lines, "data": {"text/plain": "27"}}])], run=1)
+    assert compare(a, b, outputs=True) == ()
 
 
 def test_one_output_that_differs_is_one_changed_cell_with_source_indexes() -> None:
@@ -74,9 +81,9 @@ def test_long_cells_keep_context_around_changes() -> None:
     old = "\n".join(f"line {i}" for i in range(20))
     new = old.replace("line 10", "line ten")
     shown = lines_diff(old, new)
-    assert shown[0] == Line("…", "unchanged lines left out")
+    assert shown[0] == Line("…", "8 unchanged lines")
     assert [line.text for line in shown if line.op == " "] == ["line 8", "line 9", "line 11", "line 12"]
-    assert shown[-1] == Line("…", "unchanged lines left out")
+    assert shown[-1] == Line("…", "7 unchanged lines")
     assert lines_diff(old, old) == ()
 
 
