@@ -108,7 +108,8 @@ def diff_runs(pipeline_file: Path, run_a: str, run_b: str, stage: str | None = N
     for unit in units:
         a = diff_read.read(store, pipeline, key_a, unit)
         b = diff_read.read(store, pipeline, key_b, unit)
-        found.append(compare_unit(store, unit, a, b, cache))
+        if a is not None or b is not None:  # a stage that started in neither run is no difference
+            found.append(compare_unit(store, unit, a, b, cache))
     return RunDiff(pipeline.name, store.url, key_a, key_b, tuple(found))
 
 

@@ -46,6 +46,9 @@ def test_points_are_matched_by_id_and_a_failed_point_is_compared(project: Projec
     assert units["prep"].same and units["prep"].b is not None and units["prep"].b.cached
     assert result.exit_code == 1
 
+    itself = diff_runs(project.pipeline, b, b)
+    assert itself.exit_code == 0 and "pick" not in [u.unit for u in itself.units]  # started in neither
+
     only = diff_runs(project.pipeline, a, b, points[1])
     assert [u.unit for u in only.units] == [points[1]]
     done = project.nbops("diff", a, b, "--stage", unit("train", "000000000000"))
