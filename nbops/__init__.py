@@ -17,6 +17,8 @@ Slots: "attempt:" and "run:" name where a concern plugs in (declared once, stage
                                 live.py (each running stage's cell, read from its log)
     airflow/                    DAGs (dag.py), pods (pod.py), the stage operator (operator.py)
     audit/                      nbops audit
+    attempts/                   nbops logs, debug: one attempt looked back at on either store (find.py),
+                                its cells as text (text.py), reopened pinned to its inputs (debug.py)
     plugins/                    slot implementations and their composition (__init__.py):
       reuse.py                  reuse of a completed attempt   attempt: reuse_key, before_claim,
                                 (key and index: stage/cache.py)         after_seal

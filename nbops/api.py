@@ -1,9 +1,12 @@
 """The notebook API: the same calls interactively and inside a pipeline run.
 
 In a run, the stage command exports the run's context (see :mod:`nbops.context`) and the
-kernel inherits ``MLFLOW_RUN_ID``. Interactively, inputs come from the latest successful
-local run of the pipeline found above the working directory, outputs go to a scratch
-directory that is never mistaken for a run, and logging goes to an interactive MLflow run.
+kernel inherits ``MLFLOW_RUN_ID``. In a directory made by ``nbops debug``, its pin file
+(:data:`nbops.context.PIN_FILE`) stands for that context: inputs are the upstream attempts the
+debugged attempt consumed, outputs go to a scratch directory inside it. Otherwise, interactively,
+inputs come from the latest successful local run of the pipeline found above the working
+directory, outputs go to a scratch directory that is never mistaken for a run, and logging goes
+to an interactive MLflow run.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from nbops.context import ENV_PIPELINE_FILE, StageContext
+from nbops.context import ENV_PIPELINE_FILE, StageContext, find_pin
 from nbops.errors import InputError
 from nbops.spec import Pipeline, load_pipeline
 from nbops.storage import Store, layout, open_store
@@ -29,7 +32,7 @@ def input_dir(stage: str) -> Path:
     Raises:
         InputError: the stage is not upstream of this one, or has never completed.
     """
-    ctx = StageContext.from_env()
+    ctx = StageContext.current()
     if ctx is not None and stage in ctx.swept:
         raise InputError(_use_input_dirs(stage, len(ctx.swept[stage])))
     if ctx is not None:
@@ -62,7 +65,7 @@ def input_dirs(stage: str) -> list[tuple[dict[str, Any], Path]]:
         InputError: the stage is not swept (use :func:`input_dir`), not upstream of this one, or no
             run has completed it.
     """
-    ctx = StageContext.from_env()
+    ctx = StageContext.current()
     if ctx is not None:
         if stage in ctx.swept:
             return list(ctx.swept[stage])
@@ -104,7 +107,7 @@ def _ran(store: Store, pipeline: str, stage: str, done: Path) -> Path:
 
 def output_dir() -> Path:
     """Directory where this stage writes its output files (hashed into the manifest)."""
-    ctx = StageContext.from_env()
+    ctx = StageContext.current()
     if ctx is not None:
         return ctx.output_dir
     pipeline = _interactive_pipeline()
@@ -198,12 +201,30 @@ def _active_run_id() -> str:
 
 
 def find_pipeline_file() -> Path | None:
-    """``$NBOPS_PIPELINE_FILE``, else the nearest ``pipeline.yaml`` in the working directory or a parent."""
+    """``$NBOPS_PIPELINE_FILE``, else the one a ``nbops debug`` pin names, else the nearest
+    ``pipeline.yaml`` in the working directory or a parent."""
     named = os.environ.get(ENV_PIPELINE_FILE, "").strip()
     if named:
         return Path(named)
+    pinned = pinned_pipeline_file()
+    if pinned is not None:
+        return pinned
     here = Path.cwd().resolve()
     return next((d / PIPELINE_FILE for d in (here, *here.parents) if (d / PIPELINE_FILE).is_file()), None)
+
+
+def pinned_pipeline_file() -> Path | None:
+    """The pipeline file named by the ``nbops debug`` pin above the working directory, if any."""
+    import json
+
+    pin = find_pin()
+    if pin is None:
+        return None
+    try:
+        named = json.loads(pin.read_text(encoding="utf-8")).get("pipeline_file")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return Path(named) if isinstance(named, str) and named else None
 
 
 def resolve_pipeline_file(path: Path) -> Path:

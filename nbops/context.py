@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nbops.errors import InputError
+
 ENV_PIPELINE = "NBOPS_PIPELINE"
 ENV_PIPELINE_FILE = "NBOPS_PIPELINE_FILE"
 ENV_RUN_ID = "NBOPS_RUN_ID"
@@ -91,6 +93,69 @@ class StageContext:
                 for k, points in json.loads(env.get(ENV_SWEPT_INPUTS) or "{}").items()
             },
         )
+
+    def to_pin(self, about: dict[str, Any]) -> bytes:
+        """The pin file's bytes for a directory holding this context's ``output_dir`` (kept relative to
+        it, so the directory may move) and ``about`` (what ``nbops debug`` says of the attempt)."""
+        body = {
+            "schema": PIN_SCHEMA,
+            **about,
+            "pipeline": self.pipeline,
+            "run_id": self.run_id,
+            "stage": self.stage,
+            "attempt": self.attempt,
+            "output_dir": str(self.output_dir),
+            "inputs": {k: str(v) for k, v in self.inputs.items()},
+            "swept": {k: [{"parameters": p, "path": str(v)} for p, v in pts] for k, pts in self.swept.items()},
+        }
+        return (json.dumps(body, indent=2, default=str) + "\n").encode("utf-8")
+
+    @classmethod
+    def from_pin(cls, path: Path) -> StageContext:
+        """The context a pin file holds; its ``output_dir`` resolved against the file's directory.
+
+        Raises:
+            InputError: the file cannot be read or is not a pin.
+        """
+        try:
+            body = json.loads(path.read_text(encoding="utf-8"))
+            return cls(
+                pipeline=str(body["pipeline"]),
+                run_id=str(body["run_id"]),
+                stage=str(body["stage"]),
+                attempt=int(body["attempt"]),
+                output_dir=path.parent / str(body["output_dir"]),
+                inputs={k: Path(v) for k, v in dict(body["inputs"]).items()},
+                swept={
+                    k: [(dict(p["parameters"]), Path(p["path"])) for p in points]
+                    for k, points in dict(body.get("swept") or {}).items()
+                },
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InputError(f"{path}: not a readable nbops debug pin ({exc}); run nbops debug again.") from None
+
+    @classmethod
+    def current(cls) -> StageContext | None:
+        """The context of the current pipeline run, else the one pinned by ``nbops debug`` for the
+        working directory (:func:`find_pin`), else None (plain interactive work)."""
+        ctx = cls.from_env()
+        if ctx is not None:
+            return ctx
+        pin = find_pin()
+        return cls.from_pin(pin) if pin is not None else None
+
+
+PIN_FILE = "nbops-debug.json"
+"""Written by ``nbops debug`` at the top of the directory where it materialises an attempt: the
+interactive stage context of a notebook run anywhere under it (Jupyter, ``papermill`` and
+``jupyter nbconvert --execute`` start the kernel in the notebook's directory)."""
+PIN_SCHEMA = "nbops.debug/1"
+
+
+def find_pin(start: Path | None = None) -> Path | None:
+    """The pin file in ``start`` (the working directory) or its nearest parent that has one."""
+    here = (start or Path.cwd()).resolve()
+    return next((d / PIN_FILE for d in (here, *here.parents) if (d / PIN_FILE).is_file()), None)
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,28 @@ def test_in_a_run_inputs_come_from_the_context(monkeypatch: pytest.MonkeyPatch, 
         nbops.input_dir("zzz")
 
 
+def test_in_a_debug_directory_the_pin_stands_for_the_context(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from nbops.api import find_pipeline_file
+    from nbops.context import PIN_FILE, StageContext
+
+    swept = {"fit": [({"C": 1.0}, tmp_path / "p0")]}
+    pinned = StageContext("p", "r", "b", 1, Path("outputs"), {"a": tmp_path / "a"}, swept)
+    (tmp_path / "debug" / "nb").mkdir(parents=True)
+    pin = pinned.to_pin({"pipeline_file": str(tmp_path / "pipeline.yaml")})
+    (tmp_path / "debug" / PIN_FILE).write_bytes(pin)
+    monkeypatch.chdir(tmp_path / "debug" / "nb")
+    assert nbops.input_dir("a") == tmp_path / "a"
+    assert nbops.input_dirs("fit") == swept["fit"]
+    assert nbops.output_dir() == tmp_path / "debug" / "outputs"
+    assert find_pipeline_file() == tmp_path / "pipeline.yaml"
+    with pytest.raises(InputError, match="not a completed upstream stage of 'b' in run r"):
+        nbops.input_dir("zzz")
+    running = StageContext("p", "r2", "b", 3, tmp_path / "out", {"a": tmp_path / "a2"})
+    for key, value in running.to_env().items():  # a pipeline run's own context comes first
+        monkeypatch.setenv(key, value)
+    assert nbops.input_dir("a") == tmp_path / "a2" and nbops.output_dir() == tmp_path / "out"
+
+
 def test_log_model_rejects_unknown_flavors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_RUN_ID", "x")
     with pytest.raises(InputError, match="no MLflow flavor known"):

@@ -449,12 +449,14 @@ def test_every_command_is_registered() -> None:
         "approve",
         "audit",
         "close-run",
+        "debug",
         "diff",
         "drift-check",
         "exec-stage",
         "gate",
         "init",
         "lint",
+        "logs",
         "monitor",
         "promote",
         "run",
@@ -464,6 +466,31 @@ def test_every_command_is_registered() -> None:
         "ui",
         "verify-model",
     ]
+
+
+def test_logs_passes_its_options_and_exits_with_what_following_ended_with(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbops.attempts.logs import Followed
+
+    seen: dict[str, Any] = {}
+
+    def logs_command(stage: str, **kwargs: Any) -> Followed:
+        seen.update(kwargs, stage=stage)
+        kwargs["write"]("[0] In [1]: x = 1\n")
+        return Followed(3, "a newer attempt started")
+
+    monkeypatch.setattr("nbops.attempts.logs.logs_command", logs_command)
+    args = ["logs", "train", "--run", "r1", "--attempt", "2", "--point", "1", "-f", "--timeout", "5"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 3
+    assert result.stdout == "[0] In [1]: x = 1\n" and "nbops: a newer attempt started" in result.stderr
+    assert {k: seen[k] for k in ("stage", "run", "number", "point", "follow", "timeout")} == {
+        "stage": "train",
+        "run": "r1",
+        "number": 2,
+        "point": 1,
+        "follow": True,
+        "timeout": 5.0,
+    }
 
 
 @pytest.mark.integration

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nbops.context import GitState, StageContext, git_state
+from nbops.context import PIN_FILE, GitState, StageContext, find_pin, git_state
+from nbops.errors import InputError
 
 pytestmark = pytest.mark.unit
 
@@ -22,6 +23,23 @@ def test_context_round_trips_through_the_environment(monkeypatch: pytest.MonkeyP
     for key, value in ctx.to_env().items():
         monkeypatch.setenv(key, value)
     assert StageContext.from_env() == ctx
+
+
+def test_a_debug_pin_holds_the_context_relative_to_its_directory(tmp_path: Path) -> None:
+    swept = {"fit": [({"C": 1.0}, tmp_path / "p0"), ({"C": 10.0}, tmp_path / "p1")]}
+    ctx = StageContext("p", "r1", "train", 2, Path("outputs"), {"prep": tmp_path / "in"}, swept)
+    (tmp_path / "a" / "nb").mkdir(parents=True)
+    (tmp_path / "a" / PIN_FILE).write_bytes(ctx.to_pin({"pipeline_file": "/x/pipeline.yaml"}))
+    (tmp_path / "a").rename(tmp_path / "moved")  # the directory may move: outputs stay inside it
+    pin = find_pin(tmp_path / "moved" / "nb")
+    assert pin == tmp_path / "moved" / PIN_FILE
+    read = StageContext.from_pin(pin)
+    assert read.output_dir == tmp_path / "moved" / "outputs"
+    assert (read.inputs, read.swept, read.run_id, read.attempt) == (ctx.inputs, swept, "r1", 2)
+    assert find_pin(tmp_path) is None
+    pin.write_text("{}")
+    with pytest.raises(InputError, match="not a readable nbops debug pin"):
+        StageContext.from_pin(pin)
 
 
 def test_git_state_of_the_checkout_and_of_the_sources(tmp_path: Path) -> None:

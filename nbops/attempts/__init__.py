@@ -5,6 +5,9 @@
 | module  | job                                                                          |
 |---------|------------------------------------------------------------------------------|
 | `find`  | `AttemptRef`: a run's attempt on a local or remote store, its records and files |
+| `text`  | an executed notebook's cells as text; where each came from, how it ended       |
+| `logs`  | `nbops logs`: an attempt's cells, whole or followed as they finish             |
+| `debug` | `nbops debug`: an attempt in a directory pinned to the inputs it consumed      |
 | `diff`  | `nbops diff`: two runs compared unit by unit (`diff_runs`, `RunDiff`)         |
 | `diff_read` | what the diff reads of a run's attempt and of the attempt that ran it        |
 | `diff_sections` | the sections' typed changes and their pure comparison rules             |

@@ -10,6 +10,7 @@ itself, so a stage still running in a pod is seen as far as it has saved.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nbops.errors import InputError
@@ -158,3 +159,52 @@ def that_ran(ref: AttemptRef) -> AttemptRef:
     if reused is None:
         return ref
     return AttemptRef(ref.store, ref.pipeline, layout.run_key(reused.run_id), ref.unit, reused.attempt)
+
+
+def named(
+    store: Store, pipeline: Pipeline, stage: str, run: str | None, number: int | None, point: int | None
+) -> AttemptRef:
+    """The attempt a command line names: ``stage`` (with ``point``, the index of a point of a swept
+    stage) in run ``run`` (the newest when None), attempt ``number`` (the newest when None).
+
+    Raises:
+        InputError: an unknown stage or run, no such attempt, a swept stage without a point (the
+            points are named), a point out of range or given to a stage that is not swept.
+    """
+    from nbops.storage.points import points_of
+
+    resolved = pipeline.stage(stage)
+    if stage not in pipeline.spec.stages:
+        raise InputError(f"stage '{stage}': not a stage of {pipeline.path} (stages: {', '.join(pipeline.spec.stages)})")
+    key = run_key_of(store, pipeline, run)
+    if not resolved.swept:
+        if point is not None:
+            raise InputError(f"stage '{stage}' is not swept (no grid, foreach or foreach_from); leave out --point.")
+        return attempt(store, pipeline, key, stage, number)
+    found = points_of(pipeline, stage, store, key)
+    if point is None or not 0 <= point < len(found):
+        listed = "; ".join(f"{p.index}: {p.label(stage)}" for p in found[:20]) + ("; ..." if len(found) > 20 else "")
+        given = "name one" if point is None else f"--point {point} is out of range; name one"
+        raise InputError(
+            f"stage '{stage}' is swept over {len(found)} points in run {key}; {given} with --point INDEX ({listed})."
+        )
+    return attempt(store, pipeline, key, unit(stage, found[point].id), number)
+
+
+def open_named(
+    pipeline_file: Path | None, stage: str, run: str | None, number: int | None, point: int | None
+) -> tuple[Pipeline, AttemptRef]:
+    """The pipeline (``pipeline_file``, else found upward as the notebook API finds it) and the attempt
+    the command line names (:func:`named`) on its store.
+
+    Raises:
+        InputError: a bad pipeline file, or see :func:`named`.
+        InfraError: the store cannot be read.
+    """
+    from nbops.api import PIPELINE_FILE, resolve_pipeline_file
+    from nbops.spec import load_pipeline
+    from nbops.storage import open_store
+
+    pipeline = load_pipeline(pipeline_file if pipeline_file is not None else resolve_pipeline_file(Path(PIPELINE_FILE)))
+    store = open_store(pipeline.root)
+    return pipeline, named(store, pipeline, stage, run, number, point)

@@ -10,6 +10,7 @@ or a signal, 4 an audit found a mismatch, 99 nothing to do (Airflow skips the ta
 | `pipeline`   | init, lint, run, test, promote, and the DAG's exec-stage and close-run |
 | `retraining` | gate, approve, monitor, and the monitor DAG's drift-check             |
 | `models`     | audit, serve, ui                                                      |
+| `attempts`   | logs, debug: one stage attempt's cells, reopened for debugging         |
 | `diff`       | diff: two runs compared stage by stage                                |
 | `base`       | the pipeline file argument, error and exit handling                   |
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import click
 
-from nbops.cli import diff, models, pipeline, retraining
+from nbops.cli import attempts, diff, models, pipeline, retraining
 from nbops.cli.base import PROCESS
 from nbops.cli.pipeline import exec_stage_cmd
 
@@ -29,7 +30,7 @@ def main() -> None:
     """Take tagged Jupyter notebooks to production."""
 
 
-for _command in (*pipeline.COMMANDS, *retraining.COMMANDS, *models.COMMANDS, *diff.COMMANDS):
+for _command in (*pipeline.COMMANDS, *retraining.COMMANDS, *models.COMMANDS, *attempts.COMMANDS, *diff.COMMANDS):
     main.add_command(_command)
 
 
