@@ -202,7 +202,8 @@ def _message(
     if view.stopped_at is not None and view.status is not None and not view.status.succeeded:
         lines += [f"  {INDENT}{line}" for line in _where(view, view.stopped_at)]
     for record, path in consumed:
-        lines.append(f"  input_dir('{record.stage}'): attempt {record.attempt} of '{record.unit}', {path}")
+        call = f"input_dirs('{record.stage}')[{record.point.index}]" if record.point else f"input_dir('{record.stage}')"
+        lines.append(f"  {call}: {path}")
     lines += [f"  not in the store, left out: {path}" for path in missing]
     rerun = notebook.with_suffix(".rerun.ipynb").name
     lines += [

@@ -36,6 +36,11 @@ def test_logs_of_a_failed_stage_mark_the_failing_cell(runs: Runs) -> None:
     assert "run later-run" in newest.stdout.splitlines()[0]
     assert "[injected parameters] In [2]: value = 2" in newest.stdout
     assert "    up wrote 2" in newest.stdout
+    # A reuse ran no notebook: the attempt it reused is shown.
+    cached = runs.project.nbops("logs", "up", "--run", "cache-run")
+    assert cached.returncode == 0, cached.stderr
+    assert f"# cached: it reused stage 'up' attempt 1 of run {runs.failed}, shown here" in cached.stdout
+    assert "    up wrote 1" in cached.stdout and cached.stdout.endswith("# succeeded\n")
 
 
 @pytest.mark.integration
