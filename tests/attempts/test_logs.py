@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import queue
-import subprocess
-import threading
-import time
 from pathlib import Path
 
 import nbformat
@@ -15,6 +11,7 @@ from nbops.attempts.find import AttemptRef
 from nbops.attempts.logs import follow_attempt
 from nbops.storage.local import LocalStore
 from tests.attempts.conftest import Runs
+from tests.attempts.pipelines import follow_running_stage
 from tests.conftest import Project
 
 
@@ -64,60 +61,12 @@ def test_logs_name_points_and_refuse_unknown_names(runs: Runs) -> None:
     assert "0: sweep[0] k=1; 1: sweep[1] k=2" in swept.stderr
 
 
-WAITS = [
-    ("import time\nfrom pathlib import Path\nprint('early cell')", []),
-    ("print('second cell')", []),
-    ("while not Path({flag!r}).exists():\n    time.sleep(0.05)\nprint('released')", []),
-    ("raise RuntimeError('late failure')", []),
-]
-
-
-def _lines(proc: subprocess.Popen[str]) -> queue.Queue[str]:
-    found: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            found.put(line.rstrip("\n"))
-
-    threading.Thread(target=pump, daemon=True).start()
-    return found
-
-
-def _until(lines: queue.Queue[str], wanted: str, seconds: float) -> list[str]:
-    seen: list[str] = []
-    deadline = time.monotonic() + seconds
-    while wanted not in seen:
-        seen.append(lines.get(timeout=max(0.1, deadline - time.monotonic())))
-    return seen
-
-
 @pytest.mark.integration
 def test_follow_prints_cells_as_they_finish_and_exits_with_the_stage_s_code(project: Project) -> None:
-    flag = project.root / "release"
-    cells = [(source.replace("{flag!r}", repr(str(flag))), tags) for source, tags in WAITS]
-    project.write_spec({"name": "follow", "stages": {"waits": {"notebook": project.add_notebook("waits", cells)}}})
-    runner = project.popen("run")
-    try:
-        deadline = time.monotonic() + 120
-        while not list(project.root.glob(".nbops/artifacts/runs/follow/*/waits/attempt-1/output.ipynb")):
-            assert runner.poll() is None and time.monotonic() < deadline, runner.communicate()
-            time.sleep(0.05)
-        follower = project.popen("logs", "waits", "--follow")
-        lines = _lines(follower)
-        early = _until(lines, "    second cell", 60)
-        assert "[0] In [1]: import time" in early and "    early cell" in early
-        assert follower.poll() is None and runner.poll() is None and not flag.exists()  # still running
-        flag.touch()
-        rest = _until(lines, "# cell 3 (In [4]) raised RuntimeError: late failure", 60)
-        assert "    released" in rest and "[3] In [4]: raise RuntimeError('late failure')  <-- failed here" in rest
-        assert follower.wait(timeout=30) == 1
-        assert runner.wait(timeout=60) == 1
-    finally:
-        for proc in (runner, *([follower] if "follower" in locals() else [])):
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    def started() -> bool:
+        return bool(list(project.root.glob(".nbops/artifacts/runs/follow/*/waits/attempt-1/output.ipynb")))
+
+    follow_running_stage(project, {}, started)
 
 
 def _attempt(tmp_path: Path, number: int = 1) -> AttemptRef:

@@ -1,5 +1,5 @@
 """nbops logs and nbops debug of a run made on an s3:// store, read back through an empty cache (as
-from a laptop after a run in pods)."""
+from a laptop after a run in pods); nbops logs --follow of a stage running on it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from nbops.context import PIN_FILE
-from tests.attempts.pipelines import run_id, two_stages
+from tests.attempts.pipelines import follow_running_stage, run_id, two_stages
 from tests.attempts.test_debug import papermill
 from tests.conftest import Project
 from tests.s3server import BUCKET, S3Server, started
@@ -61,3 +61,16 @@ def test_logs_and_debug_read_the_s3_store(s3: S3Server, project: Project, tmp_pa
     rerun = papermill(target / "nb" / "down.ipynb")
     assert "ValueError: refused 1" in rerun.stdout + rerun.stderr
     assert (target / "outputs" / "seen.txt").read_text() == "11"
+
+
+@pytest.mark.integration
+def test_follow_a_stage_running_on_the_s3_store(s3: S3Server, project: Project, tmp_path: Path) -> None:
+    store = f"s3://{BUCKET}/store"
+    env = {**s3.env(), "NBOPS_ARTIFACT_ROOT": store, "NBOPS_CACHE_DIR": str(tmp_path / "cache")}
+
+    def started() -> bool:
+        return any(key.endswith("/waits/attempt-1/output.ipynb") for key in s3.keys("store/runs/follow/"))
+
+    # Every save checkpointed (the default is at most every 5 s, and the waiting cell saves nothing).
+    follow_running_stage(project, {**env, "NBOPS_CHECKPOINT_SECONDS": "0"}, started)
+    assert not (project.root / ".nbops" / "artifacts").exists()
