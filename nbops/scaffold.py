@@ -164,6 +164,8 @@ stages:
 GITIGNORE = """\
 # nbops's local state: the MLflow database, stage attempts, artifacts, logs.
 .nbops/
+# Attempts reopened with nbops debug.
+debug/
 .ipynb_checkpoints/
 __pycache__/
 """

@@ -18,7 +18,9 @@ def _attempt_options(command: Callable[..., Any]) -> Callable[..., Any]:
         (
             click.argument("stage"),
             click.option("--run", "run", metavar="RUN", help="The run id nbops run printed (default: the newest run)."),
-            click.option("--attempt", "number", type=click.IntRange(min=1), help="Attempt number (default: newest)."),
+            click.option(
+                "--attempt", "number", type=click.IntRange(min=1), metavar="N", help="Attempt number (default: newest)."
+            ),
             click.option(
                 "--point", type=click.IntRange(min=0), metavar="INDEX", help="The point of a swept stage, by index."
             ),
