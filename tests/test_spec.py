@@ -235,3 +235,17 @@ def test_a_cycle_points_at_a_need_that_closes_it(tmp_path: Path) -> None:
     lines = text.splitlines()
     assert lines[line - 1].strip().startswith("needs: [")
     assert [ln for ln in lines[:line] if re.fullmatch(r"  \w+:", ln)][-1] == f"  {stage}:"  # in that stage's entry
+
+
+def test_a_directory_nbops_debug_made_never_travels_with_a_stage(tmp_path: Path) -> None:
+    from nbops.context import PIN_FILE
+    from nbops.spec.pipeline import REOPENED_PIN
+
+    assert REOPENED_PIN == PIN_FILE
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text("name: p\nfiles: ['**/*.py']\nstages:\n  a: {notebook: nb/a.ipynb}\n")
+    for rel in ("nb/helper.py", "lib/util.py", "debug/a-r1-attempt-1/nb/helper.py", "debug/a-r1-attempt-1/x.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x = 1\n")
+    (tmp_path / "debug" / "a-r1-attempt-1" / PIN_FILE).write_text("{}")
+    assert load_pipeline(spec).stage_files("a") == ["lib/util.py", "nb/helper.py"]

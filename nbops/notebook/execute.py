@@ -7,6 +7,7 @@ import copy
 import math
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -124,25 +125,30 @@ def execute(
     down) raises. ``early_kernel`` (started in ``cwd``) is used instead of starting one, and
     shut down at the end like one. ``progress`` is told of each code cell's start, printed lines
     (masked) and completion; ``checkpoint`` is called after a save of the running notebook, at
-    most every :data:`CHECKPOINT_SECONDS` (the final save is the caller's to copy).
+    most every :data:`CHECKPOINT_SECONDS`, a late save's once that interval is over (the final save is the
+    caller's to copy).
     """
     redactor = Redactor.from_env()
     archive = NotebookArchive(output_path, redactor)
     nb = _prepared(nb, input_path, output_path)
-    hooks = _hooks(nb, kernel_env, _checkpointed(archive.save, checkpoint))
+    checkpoints = _Checkpoints(archive.save, checkpoint)
+    hooks = _hooks(nb, kernel_env, checkpoints.saved)
     if progress is not None:
         runs = sum(1 for cell in nb.cells if cell.cell_type == "code" and not is_skipped(cell))
         hooks.progress = CellClock(runs, progress, redactor.text)
-    _run_engine(
-        nb,
-        hooks,
-        redactor,
-        input_path=input_path,
-        cwd=cwd,
-        cell_timeout=cell_timeout,
-        start_timeout=start_timeout,
-        early_kernel=early_kernel,
-    )
+    try:
+        _run_engine(
+            nb,
+            hooks,
+            redactor,
+            input_path=input_path,
+            cwd=cwd,
+            cell_timeout=cell_timeout,
+            start_timeout=start_timeout,
+            early_kernel=early_kernel,
+        )
+    finally:
+        checkpoints.close()
     nb.metadata["nbops"] = _status_metadata(hooks.outcome)
     archive.save(nb)
     return archive.masked(), hooks.outcome
@@ -161,21 +167,51 @@ def _prepared(nb: NotebookNode, input_path: Path, output_path: Path) -> Notebook
     return result
 
 
-def _checkpointed(save: Callable[[Any], None], checkpoint: Callable[[], None] | None) -> Callable[[Any], None]:
-    """``save``, followed by ``checkpoint`` when the last checkpoint is old enough (the first save's at once)."""
-    if checkpoint is None:
-        return save
-    every = checkpoint_seconds()
-    last = -math.inf
+class _Checkpoints:
+    """``save``, followed by ``checkpoint`` when the last checkpoint is old enough (the first save's at
+    once); a save that comes too soon is checkpointed once the interval is over, from a timer, so the
+    cells that finished before a long silent cell reach the store while it runs. :meth:`close` stops
+    them before the final save, which the caller copies: no checkpoint can land after it."""
 
-    def saved(nb: Any) -> None:
-        nonlocal last
-        save(nb)
-        if time.monotonic() - last >= every:
-            last = time.monotonic()
-            checkpoint()
+    def __init__(self, save: Callable[[Any], None], checkpoint: Callable[[], None] | None) -> None:
+        self.save, self.checkpoint = save, checkpoint
+        self.every = checkpoint_seconds()
+        self.last = -math.inf
+        self.lock = threading.Lock()
+        self.timer: threading.Timer | None = None
+        self.closed = checkpoint is None
 
-    return saved
+    def saved(self, nb: Any) -> None:
+        self.save(nb)
+        with self.lock:
+            if self.closed:
+                return
+            due = self.last + self.every - time.monotonic()
+            if due <= 0:
+                self._checkpoint()
+            elif self.timer is None:
+                self.timer = threading.Timer(due, self._deferred)
+                self.timer.daemon = True
+                self.timer.start()
+
+    def _deferred(self) -> None:
+        with self.lock:
+            self.timer = None
+            if not self.closed:
+                self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        assert self.checkpoint is not None  # noqa: S101 - not closed
+        self.last = time.monotonic()
+        self.checkpoint()
+
+    def close(self) -> None:
+        """No checkpoint from now on (one under way is waited for)."""
+        with self.lock:
+            self.closed = True
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
 
 
 def checkpoint_seconds(env: dict[str, str] | None = None) -> float:

@@ -201,8 +201,9 @@ class Pipeline(_Model):
         found = set()
         for glob in resolved.files:
             for match in root.glob(glob):
-                if match.is_file() and ".nbops" not in match.relative_to(root).parts:
-                    found.add(match.relative_to(root).as_posix())
+                rel = match.relative_to(root)
+                if match.is_file() and ".nbops" not in rel.parts and not _reopened(root, rel):
+                    found.add(rel.as_posix())
         found.discard(Path(resolved.notebook).as_posix())
         return sorted(found)
 
@@ -213,6 +214,16 @@ class Pipeline(_Model):
     def needs(self) -> dict[str, tuple[str, ...]]:
         """The dependency graph: stage -> upstream stages."""
         return {name: s.needs for name, s in self.spec.stages.items()}
+
+
+REOPENED_PIN = "nbops-debug.json"
+"""The pin file of a directory ``nbops debug`` made (``nbops.context.PIN_FILE``): what is under it is
+a reopened attempt's copy, never a file of the working tree that travels with a stage."""
+
+
+def _reopened(root: Path, rel: Path) -> bool:
+    """Whether ``rel`` lies in a directory ``nbops debug`` made (one holding :data:`REOPENED_PIN`)."""
+    return any((root / parent / REOPENED_PIN).is_file() for parent in rel.parents if parent != Path("."))
 
 
 def stage_globs(notebook: str, pipeline: tuple[str, ...], stage: tuple[str, ...]) -> tuple[str, ...]:

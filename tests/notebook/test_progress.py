@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import nbformat
@@ -175,6 +176,35 @@ def test_checkpoints_follow_saves_at_most_as_often_as_set(
     else:
         assert len(seen) == 1
     assert set(seen) == {2}
+
+
+@pytest.mark.integration
+def test_a_save_that_came_too_soon_is_checkpointed_while_a_silent_cell_runs_and_never_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NBOPS_CHECKPOINT_SECONDS", "1")
+    output = tmp_path / "out.ipynb"
+    seen: list[list[str]] = []
+
+    def checkpoint() -> None:
+        cells = nbformat.read(output, as_version=4).cells
+        seen.append([c.metadata.get("papermill", {}).get("status", "") for c in cells])
+
+    execute(
+        parameterize(notebook([("print('a')", []), ("import time\ntime.sleep(3)", [])]), {}, "nb"),
+        input_path=tmp_path / "in.ipynb",
+        output_path=output,
+        cwd=tmp_path,
+        cell_timeout=None,
+        kernel_env=dict,
+        checkpoint=checkpoint,
+    )
+    # The first cell's end and the second's start came within a second of the first checkpoint:
+    # the timer copied them while the second cell slept.
+    assert ["completed", "running"] in seen
+    count = len(seen)
+    time.sleep(1.5)
+    assert len(seen) == count  # closed with the run: nothing lands after the final save
 
 
 @pytest.mark.unit
