@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
@@ -144,6 +145,19 @@ def test_a_failing_cell_is_reported_done_and_nothing_after_it(tmp_path: Path) ->
     ]
 
 
+def checkpointed(tmp_path: Path, cells: list[tuple[str, list[str]]], checkpoint: Callable[[], None]) -> None:
+    """Execute a notebook of ``cells`` into ``tmp_path / 'out.ipynb'`` with ``checkpoint``."""
+    execute(
+        parameterize(notebook(cells), {}, "nb"),
+        input_path=tmp_path / "in.ipynb",
+        output_path=tmp_path / "out.ipynb",
+        cwd=tmp_path,
+        cell_timeout=None,
+        kernel_env=dict,
+        checkpoint=checkpoint,
+    )
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize(("every", "expected"), [("0", "every save"), (None, "first save only")])
 def test_checkpoints_follow_saves_at_most_as_often_as_set(
@@ -162,15 +176,7 @@ def test_checkpoints_follow_saves_at_most_as_often_as_set(
     def checkpoint() -> None:  # the file is written before each checkpoint
         seen.append(len(nbformat.read(output, as_version=4).cells))
 
-    execute(
-        parameterize(notebook([("a = 1", []), ("b = 2", [])]), {}, "nb"),
-        input_path=tmp_path / "in.ipynb",
-        output_path=output,
-        cwd=tmp_path,
-        cell_timeout=None,
-        kernel_env=dict,
-        checkpoint=checkpoint,
-    )
+    checkpointed(tmp_path, [("a = 1", []), ("b = 2", [])], checkpoint)
     if expected == "every save":
         assert len(seen) >= 5  # notebook start, then a start and an end per cell
     else:
@@ -190,15 +196,7 @@ def test_a_save_that_came_too_soon_is_checkpointed_while_a_silent_cell_runs_and_
         cells = nbformat.read(output, as_version=4).cells
         seen.append([c.metadata.get("papermill", {}).get("status", "") for c in cells])
 
-    execute(
-        parameterize(notebook([("print('a')", []), ("import time\ntime.sleep(3)", [])]), {}, "nb"),
-        input_path=tmp_path / "in.ipynb",
-        output_path=output,
-        cwd=tmp_path,
-        cell_timeout=None,
-        kernel_env=dict,
-        checkpoint=checkpoint,
-    )
+    checkpointed(tmp_path, [("print('a')", []), ("import time\ntime.sleep(3)", [])], checkpoint)
     # The first cell's end and the second's start came within a second of the first checkpoint:
     # the timer copied them while the second cell slept.
     assert ["completed", "running"] in seen
