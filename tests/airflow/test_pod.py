@@ -6,6 +6,7 @@ the --force and trigger of a run the drift asset started."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -304,6 +305,20 @@ def test_a_stage_pod_on_an_s3_store_runs_here(project: Project, s3: S3Server, mo
     assert stage_run.data.metrics == {"n2": 4} and stage_run.info.status == "FINISHED"
     assert stage_run.info.artifact_uri.startswith(f"{root}/mlflow/")
     assert list((project.root / "pod-home" / ".cache" / "nbops").rglob("notebooks/*.ipynb"))
+    # The pod's log (what Airflow shows as the task's log) follows the cells; from a workstation the
+    # attempt is read back from the store by the run id Airflow gave it.
+    pod_log = result.stdout + result.stderr
+    assert "nbops: cell 1/3 started" in pod_log and "nbops: cell 3/3 done in" in pod_log
+    logs = subprocess.run(
+        [sys.executable, "-m", "nbops", "logs", "fit", "--run", SCHEDULED_RUN_ID, "--pipeline", str(project.pipeline)],
+        env={**os.environ, "NBOPS_CACHE_DIR": str(project.root / "workstation")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert logs.returncode == 0, logs.stderr
+    assert "[injected parameters] In [2]: n = 2" in logs.stdout and "[1] In [3]: import nbops" in logs.stdout
 
 
 def test_the_gate_approval_and_monitor_pods_validate_strictly(loop_manual: Project) -> None:
