@@ -145,4 +145,18 @@ def finish_report(summary: RunSummary, options: RunOptions, slot_lines: list[str
         return "\n".join([*lines, f"\nRun {summary.run_id} {why}."])
     which = "stopped" if summary.interrupted else "failed"
     resume = resume_command(options, summary.run_id, first, nbops_command())
-    return "\n".join([*lines, f"\nRun {summary.run_id} {why}. Resume from the {which} stage with:", f"  {resume}"])
+    lines += [f"\nRun {summary.run_id} {why}. Resume from the {which} stage with:", f"  {resume}"]
+    if failed and failed[0].attempt and not summary.interrupted:  # it ran: it has cells to show
+        lines += _look_back(failed[0], summary.run_id)
+    return "\n".join(lines)
+
+
+def _look_back(st: StageRun, run_id: str) -> list[str]:
+    """How to read the failed stage's cells and reopen it where it failed (``nbops logs``, ``nbops debug``)."""
+    point = f" --point {st.point.index}" if st.point is not None else ""
+    run = shlex.quote(run_id)
+    return [
+        "Read its cells, or reopen it where it failed with the inputs it had:",
+        f"  {nbops_command()} logs {st.stage} --run {run}{point}",
+        f"  {nbops_command()} debug {st.stage} --run {run}{point}",
+    ]

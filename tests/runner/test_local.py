@@ -85,6 +85,10 @@ def test_resume_from_a_stage_reuses_upstream_outputs(project: Project) -> None:
         ln.strip() for ln in first.stderr.splitlines() if ln.strip().startswith("nbops run") and "--from" in ln
     )
     assert "--from down" in resume
+    for hint in ("logs", "debug"):  # the failed attempt's cells, and the attempt reopened where it failed
+        printed = next(ln.strip() for ln in first.stderr.splitlines() if ln.strip().startswith(f"nbops {hint} down"))
+        looked = project.nbops(*printed.split()[1:])
+        assert looked.returncode == 0 and "AssertionError" in looked.stdout, looked.stderr
     second = project.nbops(*resume.split()[1:], "-p", "down.fail=false")
     assert second.returncode == 0, second.stdout + second.stderr
     assert len(project.attempts("resume", "up")) == 1  # not re-run
