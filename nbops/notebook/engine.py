@@ -141,10 +141,13 @@ class NbopsClient(PapermillNotebookClient):  # type: ignore[misc]
         if outcome.status in _KERNEL_GONE:
             self._give_up()
 
-    def process_message(self, *args: Any, **kwargs: Any) -> Any:
-        output = super().process_message(*args, **kwargs)
-        if output is not None and self.nbops_hooks.progress is not None:
-            self.nbops_hooks.progress.printed(output)
+    def process_message(self, msg: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        output = super().process_message(msg, *args, **kwargs)
+        clock = self.nbops_hooks.progress
+        if clock is not None and output is not None:
+            clock.printed(output)
+        elif clock is not None and msg.get("msg_type") == "update_display_data":  # a display updated in place
+            clock.printed({"output_type": "display_data", "data": msg.get("content", {}).get("data", {})})
         return output
 
     def _cell_stopped(self, index: int, exc: BaseException) -> None:

@@ -83,6 +83,21 @@ SHAPED: dict[str, tuple[dict[str, str], list[tuple[str, str, list[str]]]]] = {
             ("code", "x = 1", []),
         ],
     ),
+    # The shapes of nbclient's update-display-id.ipynb and of a progress display: a display updated
+    # in place by its id, and output cleared and printed again (clear_output(wait=True)).
+    "display_updates": (
+        KERNELSPEC,
+        [
+            ("code", PARAMS[0], PARAMS[1]),
+            (
+                "code",
+                "from IPython.display import clear_output, display\nshown = display('step 0', display_id=True)\n"
+                "for i in range(1, 4):\n    shown.update(f'step {i}')",
+                [],
+            ),
+            ("code", "for epoch in range(3):\n    clear_output(wait=True)\n    print(f'epoch {epoch}')", []),
+        ],
+    ),
     # About 4 MB on stdout in one cell.
     "prints_megabytes": (
         KERNELSPEC,

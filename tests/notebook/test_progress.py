@@ -14,7 +14,7 @@ from nbops.notebook import progress
 from nbops.notebook.execute import execute, parameterize
 from nbops.notebook.progress import DONE, RUNNING, STARTED, CellProgress, LinePrinter, last_line, parse
 from nbops.status import StageStatus
-from tests.conftest import notebook
+from tests.conftest import FILES, notebook
 
 SECRET = "s3cr3t-Value-4242"
 
@@ -211,3 +211,27 @@ def test_the_checkpoint_interval_falls_back_to_the_default(value: str, seconds: 
     from nbops.notebook.execute import checkpoint_seconds
 
     assert checkpoint_seconds({"NBOPS_CHECKPOINT_SECONDS": value}) == seconds
+
+
+@pytest.mark.integration
+def test_displays_updated_in_place_and_cleared_output_show_their_latest_line(tmp_path: Path) -> None:
+    """The shapes of nbclient's update-display-id.ipynb and of a progress display (clear_output):
+    the progress names the latest value, and the archived notebook, read by nbops logs, keeps it alone."""
+    from nbops.attempts.text import NotebookText
+
+    events: list[CellProgress] = []
+    source = nbformat.read(FILES / "display_updates.ipynb", as_version=4)
+    executed, _ = execute(
+        parameterize(source, {}, "display_updates.ipynb"),
+        input_path=FILES / "display_updates.ipynb",
+        output_path=tmp_path / "out.ipynb",
+        cwd=tmp_path,
+        cell_timeout=None,
+        kernel_env=dict,
+        progress=events.append,
+    )
+    done = {e.source: e.line for e in events if e.kind == DONE}
+    assert done == {0: "", 1: "'step 3'", 2: "epoch 2"}
+    text = NotebookText(executed).render()
+    assert "'step 3'" in text and "'step 0'" not in text
+    assert "epoch 2" in text and "epoch 1" not in text
