@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -102,15 +102,7 @@ def test_the_engine_reports_each_cell_that_runs_with_secrets_masked(
     injected cell four code cells run, numbered 1 to 4 whatever their source index."""
     monkeypatch.setenv("WAREHOUSE_TOKEN", SECRET)
     events: list[CellProgress] = []
-    _, outcome = execute(
-        parameterize(_cells(), {"n": 2}, "nb"),
-        input_path=tmp_path / "in.ipynb",
-        output_path=tmp_path / "out.ipynb",
-        cwd=tmp_path,
-        cell_timeout=None,
-        kernel_env=dict,
-        progress=events.append,
-    )
+    _, outcome = executed(tmp_path, parameterize(_cells(), {"n": 2}, "nb"), progress=events.append)
     assert outcome.status is StageStatus.SUCCEEDED
     starts = [(e.position, e.total, e.source) for e in events if e.kind == STARTED]
     assert starts == [(1, 4, 0), (2, 4, None), (3, 4, 3), (4, 4, 4)]  # the injected cell follows the parameters
@@ -145,16 +137,16 @@ def test_a_failing_cell_is_reported_done_and_nothing_after_it(tmp_path: Path) ->
     ]
 
 
-def checkpointed(tmp_path: Path, cells: list[tuple[str, list[str]]], checkpoint: Callable[[], None]) -> None:
-    """Execute a notebook of ``cells`` into ``tmp_path / 'out.ipynb'`` with ``checkpoint``."""
-    execute(
-        parameterize(notebook(cells), {}, "nb"),
+def executed(tmp_path: Path, nb: nbformat.NotebookNode, **hooks: Any) -> tuple[Any, Any]:
+    """Execute the parameterized ``nb`` into ``tmp_path / 'out.ipynb'`` with ``hooks`` (progress, checkpoint)."""
+    return execute(
+        nb,
         input_path=tmp_path / "in.ipynb",
         output_path=tmp_path / "out.ipynb",
         cwd=tmp_path,
         cell_timeout=None,
         kernel_env=dict,
-        checkpoint=checkpoint,
+        **hooks,
     )
 
 
@@ -176,7 +168,7 @@ def test_checkpoints_follow_saves_at_most_as_often_as_set(
     def checkpoint() -> None:  # the file is written before each checkpoint
         seen.append(len(nbformat.read(output, as_version=4).cells))
 
-    checkpointed(tmp_path, [("a = 1", []), ("b = 2", [])], checkpoint)
+    executed(tmp_path, parameterize(notebook([("a = 1", []), ("b = 2", [])]), {}, "nb"), checkpoint=checkpoint)
     if expected == "every save":
         assert len(seen) >= 5  # notebook start, then a start and an end per cell
     else:
@@ -196,7 +188,11 @@ def test_a_save_that_came_too_soon_is_checkpointed_while_a_silent_cell_runs_and_
         cells = nbformat.read(output, as_version=4).cells
         seen.append([c.metadata.get("papermill", {}).get("status", "") for c in cells])
 
-    checkpointed(tmp_path, [("print('a')", []), ("import time\ntime.sleep(3)", [])], checkpoint)
+    executed(
+        tmp_path,
+        parameterize(notebook([("print('a')", []), ("import time\ntime.sleep(3)", [])]), {}, "nb"),
+        checkpoint=checkpoint,
+    )
     # The first cell's end and the second's start came within a second of the first checkpoint:
     # the timer copied them while the second cell slept.
     assert ["completed", "running"] in seen
@@ -221,17 +217,9 @@ def test_displays_updated_in_place_and_cleared_output_show_their_latest_line(tmp
 
     events: list[CellProgress] = []
     source = nbformat.read(FILES / "display_updates.ipynb", as_version=4)
-    executed, _ = execute(
-        parameterize(source, {}, "display_updates.ipynb"),
-        input_path=FILES / "display_updates.ipynb",
-        output_path=tmp_path / "out.ipynb",
-        cwd=tmp_path,
-        cell_timeout=None,
-        kernel_env=dict,
-        progress=events.append,
-    )
+    ran, _ = executed(tmp_path, parameterize(source, {}, "display_updates.ipynb"), progress=events.append)
     done = {e.source: e.line for e in events if e.kind == DONE}
     assert done == {0: "", 1: "'step 3'", 2: "epoch 2"}
-    text = NotebookText(executed).render()
+    text = NotebookText(ran).render()
     assert "'step 3'" in text and "'step 0'" not in text
     assert "epoch 2" in text and "epoch 1" not in text
