@@ -10,18 +10,17 @@ copy under the cache directory, uploaded when the notebook is done, manifest las
 from __future__ import annotations
 
 import hashlib
-import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nbops.cachedir import ENV_CACHE_DIR as ENV_CACHE_DIR
+from nbops.cachedir import cache_dir as cache_dir
 from nbops.storage import layout
 
 if TYPE_CHECKING:
     from nbops.storage.manifest import Manifest
-
-ENV_CACHE_DIR = "NBOPS_CACHE_DIR"
 
 
 @dataclass(frozen=True)
@@ -150,12 +149,3 @@ class Store(ABC):
 def sha256_matches_name(raw: bytes, rel: str) -> bool:
     """Whether content-addressed bytes still hash to the name they are stored under."""
     return hashlib.sha256(raw).hexdigest() == Path(rel).name.split(".")[0]
-
-
-def cache_dir() -> Path:
-    """Local mirror of remote roots: ``$NBOPS_CACHE_DIR`` or the user's cache directory."""
-    value = os.environ.get(ENV_CACHE_DIR, "").strip()
-    if value:
-        return Path(value).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
-    return Path(base) / "nbops"

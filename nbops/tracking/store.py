@@ -2,7 +2,8 @@
 
 The embedded default is SQLite beside the pipeline file. Parallel stages share that file,
 so the URI carries a generous busy timeout, the schema is created once under a file lock
-and the database is switched to WAL so readers never block writers.
+(a new database is a copy of one MLflow migrated once, :mod:`nbops.tracking.template`) and the
+database is switched to WAL so readers never block writers.
 """
 
 from __future__ import annotations
@@ -102,9 +103,13 @@ def _init_sqlite(uri: str, db: Path) -> None:
     with FileLock(str(db) + ".lock", timeout=SQLITE_BUSY_TIMEOUT_S):
         if marker.exists():
             return
-        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+        from nbops.tracking import template
 
-        SqlAlchemyStore(uri, default_artifact_root=(db.parent / "mlflow-artifacts").as_uri())  # type: ignore[no-untyped-call]
+        artifact_root = (db.parent / "mlflow-artifacts").as_uri()
+        if not template.seed(db, artifact_root):
+            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+            SqlAlchemyStore(uri, default_artifact_root=artifact_root)  # type: ignore[no-untyped-call]
         with sqlite3.connect(db, timeout=SQLITE_BUSY_TIMEOUT_S) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
         marker.touch()
