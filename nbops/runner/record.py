@@ -17,6 +17,7 @@ from nbops.stage.slots import RunInfo
 from nbops.status import PipelineOutcome
 from nbops.storage import Store
 from nbops.tracking import pipeline_run, record, tags
+from nbops.tracking.sqlite_client import record_client
 from nbops.tracking.store import experiment_location, open_client
 from nbops.tracking.who import who_tags
 
@@ -54,7 +55,7 @@ def open_record(
     Raises:
         InfraError: the tracking or artifact store cannot be used.
     """
-    client = open_client(info.tracking_uri)
+    client = record_client(info.tracking_uri, pipeline.name) or open_client(info.tracking_uri)
     experiment = record.ensure_experiment(
         client, pipeline.name, experiment_location(info.tracking_uri, store.mlflow_location)
     )

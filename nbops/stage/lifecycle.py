@@ -208,6 +208,7 @@ def claim(located: Located, link: RecorderLink | None, hit: CacheHit | None = No
         stage_tags=attempt_record.stage_tags(prepared, attempt.number),
         parameters=dict(prepared.effective),
         point=(prepared.point.index, prepared.point.id) if prepared.point is not None else None,
+        reuse=hit is not None,
     )
     tracker.start()
     return Claimed(located=located, attempt=attempt, kernel_vars=kernel_vars, tracker=tracker, hit=hit)

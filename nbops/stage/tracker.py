@@ -12,6 +12,7 @@ from nbops.errors import InfraError
 from nbops.retry import TRACKING_RECORD
 from nbops.status import RunStatus
 from nbops.tracking import pipeline_run, record, tags
+from nbops.tracking.sqlite_client import record_client
 from nbops.tracking.store import open_client
 
 if TYPE_CHECKING:
@@ -55,10 +56,13 @@ class StageTracker:
         stage_tags: dict[str, str],
         parameters: dict[str, Any],
         point: tuple[int, str] | None = None,
+        reuse: bool = False,
     ) -> None:
         self._args = (uri, experiment, artifact_location, run_id, stage, attempt, parent_tags, stage_tags, parameters)
         self._point = point
         """Of a swept stage: the point's index and id."""
+        self._reuse = reuse
+        """The record of a reused attempt: no notebook, no model; written without MLflow where it can be."""
         self._thread = threading.Thread(target=self._setup, name="nbops-tracking", daemon=True)
         self._error: BaseException | None = None
         self.client: MlflowClient | None = None
@@ -72,7 +76,7 @@ class StageTracker:
     def _setup(self) -> None:
         uri, experiment, location, run_id, stage, attempt, parent_tags, stage_tags, parameters = self._args
         try:
-            client = open_client(uri)
+            client = (self._reuse and record_client(uri, experiment)) or open_client(uri)
             exp_id = record.ensure_experiment(client, experiment, location)
             self.parent_id = pipeline_run.get_or_create(client, exp_id, experiment, run_id, parent_tags)
             index, point_id = self._point if self._point is not None else (None, None)

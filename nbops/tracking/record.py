@@ -43,6 +43,18 @@ class Consumed(Protocol):
     def location(self) -> str: ...
 
 
+def entities_of(client: MlflowClient) -> Any:
+    """The records ``client`` takes: ``mlflow.entities``, or the stand-ins of a client that
+    writes MLflow's tables itself (:mod:`nbops.tracking.sqlite_client`), so that recording
+    through it imports no MLflow."""
+    own = getattr(client, "entities", None)
+    if own is not None:
+        return own
+    import mlflow.entities
+
+    return mlflow.entities
+
+
 def _is_transient(exc: BaseException) -> bool:
     text = str(exc).lower()
     return "database is locked" in text or "database table is locked" in text or "busy" in text
@@ -118,9 +130,7 @@ def param_text(value: Any) -> str:
 
 def log_parameters(client: MlflowClient, run_id: str, parameters: Mapping[str, Any]) -> None:
     """Log injected parameters as MLflow params (:func:`param_text`)."""
-    from mlflow.entities import Param
-
-    params = [Param(name, param_text(value)) for name, value in parameters.items()]
+    params = [entities_of(client).Param(name, param_text(value)) for name, value in parameters.items()]
     if params:
         call(client.log_batch, run_id, params=params, what="log parameters")
 
@@ -129,21 +139,23 @@ def log_batch(client: MlflowClient, run_id: str, metrics: Mapping[str, float], t
     """Final metric values and tags in one call."""
     import time
 
-    from mlflow.entities import Metric, RunTag
-
+    found = entities_of(client)
     now = int(time.time() * 1000)
-    batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
-    labels = [RunTag(k, str(v)) for k, v in tags.items()]
+    batch = [found.Metric(k, float(v), now, 0) for k, v in metrics.items()]
+    labels = [found.RunTag(k, str(v)) for k, v in tags.items()]
     if batch or labels:
         call(client.log_batch, run_id, metrics=batch, tags=labels, what="log metrics and tags")
 
 
 def set_tags(client: MlflowClient, run_id: str, tags: Mapping[str, str]) -> None:
     """Set several tags in one call."""
-    from mlflow.entities import RunTag
-
     if tags:
-        call(client.log_batch, run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()], what="set tags")
+        call(
+            client.log_batch,
+            run_id,
+            tags=[entities_of(client).RunTag(k, str(v)) for k, v in tags.items()],
+            what="set tags",
+        )
 
 
 def log_files(client: MlflowClient, run_id: str, files: list[Path], artifact_path: str | None = None) -> None:
@@ -198,20 +210,19 @@ def log_upstream(client: MlflowClient, run_id: str, inputs: Sequence[Consumed]) 
     """
     if not inputs:
         return
-    from mlflow.entities import Dataset, DatasetInput, InputTag
-
+    found = entities_of(client)
     datasets = []
     for consumed in inputs:
         profile = {"manifest_sha256": consumed.manifest_sha256, "stage": consumed.stage, "attempt": consumed.attempt}
         remote = "://" in consumed.location
-        dataset = Dataset(
+        dataset = found.Dataset(
             name=consumed.stage,
             digest=consumed.manifest_sha256[:DIGEST_LENGTH],
             source_type=consumed.location.split("://", 1)[0] if remote else "local",
             source=json.dumps({"uri": consumed.location}),
             profile=json.dumps(profile, sort_keys=True),
         )
-        datasets.append(DatasetInput(dataset, tags=[InputTag(tags.DATASET_CONTEXT, UPSTREAM)]))
+        datasets.append(found.DatasetInput(dataset, tags=[found.InputTag(tags.DATASET_CONTEXT, UPSTREAM)]))
     call(client.log_inputs, run_id, datasets=datasets, what="log the upstream attempts as dataset inputs")
 
 

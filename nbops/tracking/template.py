@@ -40,13 +40,14 @@ def head_revision() -> str:
     return str(_get_latest_schema_revision())  # type: ignore[no-untyped-call]
 
 
-def revision_of(db: Path) -> str | None:
-    """The alembic revision of the MLflow database ``db``; None when it is missing, damaged or not one."""
+def revision_of(db: Path, check: bool = True) -> str | None:
+    """The alembic revision of the MLflow database ``db``; None when it is missing, not one or
+    (``check``: SQLite's quick check, which reads the whole file) damaged."""
     if not db.is_file():
         return None
     try:
         with contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)) as conn:
-            if conn.execute("PRAGMA quick_check").fetchone() != ("ok",):
+            if check and conn.execute("PRAGMA quick_check").fetchone() != ("ok",):
                 return None
             rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
     except sqlite3.Error:
