@@ -45,7 +45,9 @@ Slots: "attempt:" and "run:" name where a concern plugs in (declared once, stage
                                 stage/lifecycle.py:claim)
     notebook/parameters.py      the parameters contract; overrides.py: -p values; tags.py: cell tags
     tracking/                   MLflow: reads (query.py), writes (record.py), tag names (tags.py),
-                                the parent run (pipeline_run.py), who ran it (who.py)
+                                the parent run (pipeline_run.py), who ran it (who.py), a new
+                                store from a template (template.py), the record of an unchanged
+                                re-run without MLflow (sqlite_client.py)
     storage/                    the artifact store, attempts, manifests
     spec/                       the pipeline spec and its messages
     status.py                   outcomes: exit codes, stage status, runner state, pipeline outcome

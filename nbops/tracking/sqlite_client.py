@@ -108,9 +108,17 @@ class SqliteClient:
         self._db = db
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with contextlib.closing(sqlite3.connect(self._db, timeout=SQLITE_BUSY_TIMEOUT_S)) as conn, conn:
-            yield conn
+    def _tx(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """One transaction; a writing one takes the write lock first (``BEGIN IMMEDIATE``), so that it
+        waits its turn with MLflow's writers instead of failing to upgrade a read."""
+        with contextlib.closing(sqlite3.connect(self._db, timeout=SQLITE_BUSY_TIMEOUT_S, isolation_level=None)) as conn:
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     # -- experiments ------------------------------------------------------------------------
 
@@ -131,7 +139,7 @@ class SqliteClient:
         return Experiment(str(row[0]), name, row[1], tags)
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             conn.execute(
                 "INSERT INTO experiment_tags (key, value, experiment_id) VALUES (?, ?, ?)"
                 " ON CONFLICT (key, experiment_id) DO UPDATE SET value = excluded.value",
@@ -150,7 +158,7 @@ class SqliteClient:
         for key, value in tags.items():
             _check(key, value, TAG_VALUE_LIMIT)
         run_id, now = uuid.uuid4().hex, _now()
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             row = conn.execute(
                 "SELECT artifact_location, lifecycle_stage FROM experiments WHERE experiment_id = ?",
                 (int(experiment_id),),
@@ -203,13 +211,13 @@ class SqliteClient:
             return _runs(conn, " AND ".join(where), tuple(args), order, max_results)
 
     def delete_run(self, run_id: str) -> None:
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             conn.execute(
                 "UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = ? WHERE run_uuid = ?", (_now(), run_id)
             )
 
     def set_terminated(self, run_id: str, status: str = RunStatus.FINISHED) -> None:
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             _active(conn, run_id)
             conn.execute("UPDATE runs SET status = ?, end_time = ? WHERE run_uuid = ?", (status, _now(), run_id))
 
@@ -226,7 +234,7 @@ class SqliteClient:
             _check(param.key, param.value, PARAM_VALUE_LIMIT)
         for tag in tags:
             _check(tag.key, tag.value, TAG_VALUE_LIMIT)
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             _active(conn, run_id)
             for param in params:
                 have = conn.execute("SELECT value FROM params WHERE key = ? AND run_uuid = ?", (param.key, run_id))
@@ -245,7 +253,7 @@ class SqliteClient:
 
     def log_inputs(self, run_id: str, datasets: Sequence[entities.DatasetInput] = ()) -> None:
         unique = {(d.dataset.name, d.dataset.digest): d for d in reversed(datasets)}
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             experiment_id = _active(conn, run_id)
             for (name, digest), given in reversed(unique.items()):
                 found = conn.execute(

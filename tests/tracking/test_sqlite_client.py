@@ -148,3 +148,39 @@ def test_only_a_store_at_this_mlflows_revision_is_written_without_it(uri: str, t
 def test_an_experiment_whose_artifacts_live_elsewhere_goes_through_mlflow(uri: str) -> None:
     record.ensure_experiment(open_client(uri), "remote", "s3://bucket/mlflow")
     assert record_client(uri, "remote") is None
+
+
+def test_writers_beside_mlflow_lose_nothing(uri: str) -> None:
+    """Runs recorded at once by this client in two threads and by MLflow in another process all land."""
+    import subprocess
+    import sys
+    import threading
+
+    code = (
+        "import sys\nfrom nbops.tracking import record\nfrom nbops.tracking.store import open_client\n"
+        "c = open_client(sys.argv[1]); e = record.ensure_experiment(c, 'equal', None)\n"
+        "for n in range(15):\n"
+        "    r = record.start_stage_run(c, e, 'p', stage='mlflow', attempt=n + 1, extra_tags={})\n"
+        "    record.log_parameters(c, r, {'n': n}); record.finish_run(c, r, 'FINISHED')\n"
+    )
+    other = subprocess.Popen([sys.executable, "-c", code, uri], stderr=subprocess.PIPE, text=True)
+
+    def write(name: str) -> None:
+        fast = record_client(uri, PIPELINE)
+        assert fast is not None
+        exp = record.ensure_experiment(fast, PIPELINE, None)
+        for n in range(15):
+            run = record.start_stage_run(fast, exp, "p", stage=name, attempt=n + 1, extra_tags={})
+            record.log_parameters(fast, run, {"n": n})
+            record.finish_run(fast, run, "FINISHED")
+
+    threads = [threading.Thread(target=write, args=(name,)) for name in ("one", "two")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    _, err = other.communicate(timeout=300)
+    assert other.returncode == 0, err
+    runs = open_client(uri).search_runs([open_client(uri).get_experiment_by_name(PIPELINE).experiment_id])
+    finished = sorted((r.data.tags[tags.STAGE], r.data.params["n"]) for r in runs if r.info.status == "FINISHED")
+    assert finished == sorted((s, str(n)) for s in ("one", "two", "mlflow") for n in range(15))
