@@ -55,10 +55,9 @@ def open_record(
     Raises:
         InfraError: the tracking or artifact store cannot be used.
     """
-    client = record_client(info.tracking_uri, pipeline.name) or open_client(info.tracking_uri)
-    experiment = record.ensure_experiment(
-        client, pipeline.name, experiment_location(info.tracking_uri, store.mlflow_location)
-    )
+    location = experiment_location(info.tracking_uri, store.mlflow_location)
+    client = record_client(info.tracking_uri, pipeline.name, location) or open_client(info.tracking_uri)
+    experiment = record.ensure_experiment(client, pipeline.name, location)
     git = git_state(pipeline.root)
     parent = pipeline_run.get_or_create(
         client,

@@ -57,10 +57,13 @@ class Recorder:
         self.close()
 
     def warm(self) -> None:
-        """Warm up the HTML export in the background (the first stage's archive waits for it)."""
+        """Warm up the HTML export and MLflow in the background (the first stage's archive and the
+        rest of its record wait for them; its set-up does without MLflow where it can)."""
         from nbops.notebook import html
+        from nbops.tracking.store import warm_mlflow
 
         html.prepare()
+        warm_mlflow()
 
     def env(self, launch: str) -> dict[str, str]:
         """The environment a stage command needs to record through this recorder as ``launch``."""

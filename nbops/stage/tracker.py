@@ -12,8 +12,8 @@ from nbops.errors import InfraError
 from nbops.retry import TRACKING_RECORD
 from nbops.status import RunStatus
 from nbops.tracking import pipeline_run, record, tags
-from nbops.tracking.sqlite_client import record_client
-from nbops.tracking.store import open_client
+from nbops.tracking.sqlite_client import SqliteClient, record_client
+from nbops.tracking.store import open_client, warm_mlflow
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -62,7 +62,8 @@ class StageTracker:
         self._point = point
         """Of a swept stage: the point's index and id."""
         self._reuse = reuse
-        """The record of a reused attempt: no notebook, no model; written without MLflow where it can be."""
+        """The record of a reused attempt: no notebook, no model, so all of it is written without MLflow
+        where it can be (:mod:`nbops.tracking.sqlite_client`); an executed attempt's set-up only."""
         self._thread = threading.Thread(target=self._setup, name="nbops-tracking", daemon=True)
         self._error: BaseException | None = None
         self.client: MlflowClient | None = None
@@ -76,7 +77,7 @@ class StageTracker:
     def _setup(self) -> None:
         uri, experiment, location, run_id, stage, attempt, parent_tags, stage_tags, parameters = self._args
         try:
-            client = (self._reuse and record_client(uri, experiment)) or open_client(uri)
+            client = record_client(uri, experiment, location) or open_client(uri)
             exp_id = record.ensure_experiment(client, experiment, location)
             self.parent_id = pipeline_run.get_or_create(client, exp_id, experiment, run_id, parent_tags)
             index, point_id = self._point if self._point is not None else (None, None)
@@ -104,6 +105,7 @@ class StageTracker:
         from nbops.notebook import html
 
         html.prepare()
+        warm_mlflow()
 
     def to_html(self, nb: NotebookNode) -> str:
         """The executed notebook as the readable, sanitized page archived beside it."""
@@ -146,9 +148,13 @@ class StageTracker:
         self._with_backoff(lambda: record.finish_run(self._client(), self.run_id(), status))
 
     def _client(self) -> MlflowClient:
+        """The client for what follows set-up: MLflow's own once a notebook ran (its record may hold
+        files, models, metrics the notebook logged), opened then, while set-up did without it."""
         self.run_id()
         if self.client is None:
             raise InfraError("MLflow client missing after set-up")
+        if not self._reuse and isinstance(self.client, SqliteClient):
+            self.client = open_client(self._args[0])
         return self.client
 
     @staticmethod

@@ -72,11 +72,11 @@ class Experiment:
     tags: dict[str, str]
 
 
-def record_client(uri: str, experiment: str) -> MlflowClient | None:
+def record_client(uri: str, experiment: str, artifact_location: str | None) -> MlflowClient | None:
     """A :class:`SqliteClient` on ``uri`` for pipeline ``experiment`` (typed as the client it stands
     in for), or None when MLflow's own client must be used: not the embedded store, the store not
-    ready, a revision other than the installed MLflow's, no such experiment yet, or artifacts kept
-    elsewhere than a local directory."""
+    ready, a revision other than the installed MLflow's, or artifacts kept elsewhere than a local
+    directory (the experiment's, or when it is new, ``artifact_location``)."""
     db = sqlite_path(uri)
     if db is None or not db.with_name(db.name + ".ready").exists():
         return None
@@ -92,7 +92,8 @@ def record_client(uri: str, experiment: str) -> MlflowClient | None:
         found = client.get_experiment_by_name(experiment)
     except sqlite3.Error:
         return None
-    if found is None or not found.artifact_location.startswith("file:///"):
+    location = found.artifact_location if found is not None else artifact_location or ""
+    if not location.startswith("file:///"):
         return None
     return cast("MlflowClient", client)
 
@@ -137,6 +138,28 @@ class SqliteClient:
                 return None
             tags = dict(conn.execute("SELECT key, value FROM experiment_tags WHERE experiment_id = ?", (row[0],)))
         return Experiment(str(row[0]), name, row[1], tags)
+
+    def create_experiment(
+        self, name: str, artifact_location: str | None = None, tags: dict[str, str] | None = None
+    ) -> str:
+        if not name or not (artifact_location or "").startswith("file:///"):
+            raise ValueError(
+                f"SqliteClient creates experiments with a local artifact location, not {artifact_location}"
+            )
+        for key, value in (tags or {}).items():
+            _check(key, value, TAG_VALUE_LIMIT)
+        now = _now()
+        with self._tx(write=True) as conn:
+            created = conn.execute(
+                "INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, last_update_time,"
+                " workspace) VALUES (?, ?, 'active', ?, ?, 'default')",
+                (name, artifact_location, now, now),
+            ).lastrowid
+            conn.executemany(
+                "INSERT INTO experiment_tags (key, value, experiment_id) VALUES (?, ?, ?)",
+                [(k, v, created) for k, v in (tags or {}).items()],
+            )
+        return str(created)
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
         with self._tx(write=True) as conn:

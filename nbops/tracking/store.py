@@ -8,9 +8,11 @@ database is switched to WAL so readers never block writers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -90,6 +92,23 @@ def open_client(uri: str) -> MlflowClient:
     except Exception as exc:
         raise InfraError(f"MLflow tracking store {redact_uri(uri)} is unreachable: {exc}") from exc
     return client
+
+
+_warming: threading.Thread | None = None
+
+
+def warm_mlflow() -> None:
+    """Import MLflow and its SQL store in the background (a second or two), once: called when stages
+    start their notebooks, so that recording what they did does not wait for it."""
+    global _warming
+    if _warming is None:
+        _warming = threading.Thread(target=_import_mlflow, name="nbops-mlflow-warm-up", daemon=True)
+        _warming.start()
+
+
+def _import_mlflow() -> None:
+    with contextlib.suppress(Exception):  # open_client imports it again and reports what fails
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
 
 
 def _init_sqlite(uri: str, db: Path) -> None:

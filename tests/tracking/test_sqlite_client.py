@@ -90,7 +90,7 @@ def _view(mlflow: Any, run_id: str, ids: dict[str, str]) -> dict[str, Any]:
 def test_the_record_reads_back_through_mlflow_as_mlflow_writes_it(uri: str) -> None:
     from mlflow import MlflowClient
 
-    fast = record_client(uri, PIPELINE)
+    fast = record_client(uri, PIPELINE, None)
     assert isinstance(fast, SqliteClient)
     mlflow = MlflowClient(uri)
     theirs = _record(open_client(uri), "run-1")
@@ -113,7 +113,7 @@ def test_the_record_reads_back_through_mlflow_as_mlflow_writes_it(uri: str) -> N
 
 
 def test_mlflow_refusals_are_refusals_here_too(uri: str) -> None:
-    fast = record_client(uri, PIPELINE)
+    fast = record_client(uri, PIPELINE, None)
     assert fast is not None
     exp = record.ensure_experiment(fast, PIPELINE, None)
     run = record.start_stage_run(fast, exp, "p", stage="s", attempt=1, extra_tags={})
@@ -128,26 +128,48 @@ def test_mlflow_refusals_are_refusals_here_too(uri: str) -> None:
 
 
 def test_only_a_store_at_this_mlflows_revision_is_written_without_it(uri: str, tmp_path: Path) -> None:
-    assert record_client(uri, PIPELINE) is not None
-    assert record_client(uri, "no such pipeline") is None  # the first run creates its experiment through MLflow
-    assert record_client("postgresql://db/mlflow", PIPELINE) is None
+    assert record_client(uri, PIPELINE, None) is not None
+    assert record_client(uri, "new", None) is None  # a new experiment needs a local artifact location
+    assert record_client(uri, "new", "s3://bucket/mlflow") is None
+    assert record_client(uri, "new", "file:///somewhere/mlflow") is not None
+    assert record_client("postgresql://db/mlflow", PIPELINE, None) is None
     db = sqlite_path(uri)
     assert db is not None
     with contextlib.closing(sqlite3.connect(db)) as conn, conn:
         conn.execute("UPDATE alembic_version SET version_num = 'feedfacecafe'")
-    assert record_client(uri, PIPELINE) is None
+    assert record_client(uri, PIPELINE, None) is None
     with contextlib.closing(sqlite3.connect(db)) as conn, conn:
         conn.execute("UPDATE alembic_version SET version_num = ?", (template.head_revision(),))
-    assert record_client(uri, PIPELINE) is not None
+    assert record_client(uri, PIPELINE, None) is not None
     import mlflow
 
     template.template_path(mlflow.__version__).unlink()  # no template: this MLflow's revision is not known
-    assert record_client(uri, PIPELINE) is None
+    assert record_client(uri, PIPELINE, None) is None
 
 
 def test_an_experiment_whose_artifacts_live_elsewhere_goes_through_mlflow(uri: str) -> None:
     record.ensure_experiment(open_client(uri), "remote", "s3://bucket/mlflow")
-    assert record_client(uri, "remote") is None
+    assert record_client(uri, "remote", "file:///here/mlflow") is None
+
+
+def test_a_new_experiment_is_the_one_mlflow_creates(uri: str, tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    location = (tmp_path / "a b" / "mlflow").as_uri()
+    fast = record_client(uri, "mine", location)
+    assert fast is not None
+    made = {"mine": record.ensure_experiment(fast, "mine", location)}
+    made["theirs"] = record.ensure_experiment(open_client(uri), "theirs", location)
+    assert record.ensure_experiment(fast, "mine", location) == made["mine"]  # found, not made again
+    mlflow = MlflowClient(uri)
+    views = []
+    for name, experiment_id in made.items():
+        e = mlflow.get_experiment(experiment_id)
+        assert e.name == name and e.creation_time > 0 and e.last_update_time == e.creation_time
+        views.append((e.artifact_location, e.lifecycle_stage, e.tags, getattr(e, "workspace", None)))
+    assert views[0] == views[1]
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        fast.create_experiment("mine", location)  # names are unique, as in MLflow
 
 
 def test_writers_beside_mlflow_lose_nothing(uri: str) -> None:
@@ -166,7 +188,7 @@ def test_writers_beside_mlflow_lose_nothing(uri: str) -> None:
     other = subprocess.Popen([sys.executable, "-c", code, uri], stderr=subprocess.PIPE, text=True)
 
     def write(name: str) -> None:
-        fast = record_client(uri, PIPELINE)
+        fast = record_client(uri, PIPELINE, None)
         assert fast is not None
         exp = record.ensure_experiment(fast, PIPELINE, None)
         for n in range(15):
