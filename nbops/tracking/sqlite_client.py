@@ -1,12 +1,14 @@
 """The run record of ``nbops run`` written straight into MLflow's own SQLite tables (DESIGN §18).
 
 Importing MLflow costs more than an unchanged re-run of a pipeline does all else. For the embedded
-store only, the pipeline run and the runs of reused stages are written here with Python's
-``sqlite3``, row for row as MLflow's SQL store writes them: the subset of ``MlflowClient`` those
-records use (:class:`SqliteClient`). It is used only when the database is at exactly the alembic
-revision of the installed MLflow (the revision of the template MLflow made for this version,
-:mod:`nbops.tracking.template`), the experiment exists and keeps its artifacts in a local
-directory; anywhere else :func:`nbops.tracking.store.open_client` gives MLflow's own client.
+store only, the pipeline's experiment, the pipeline run, the runs of reused stages and the set-up
+of every stage run (the run, its parameters) are written here with Python's ``sqlite3``, row for
+row as MLflow's SQL store writes them: the subset of ``MlflowClient`` those records use
+(:class:`SqliteClient`). What a notebook leaves (files, models) is recorded through MLflow. It is
+used only when the database is at exactly the alembic revision of the installed MLflow (the
+revision of the template MLflow made for this version, :mod:`nbops.tracking.template`) and the
+experiment keeps its artifacts in a local directory; anywhere else
+:func:`nbops.tracking.store.open_client` gives MLflow's own client.
 """
 
 from __future__ import annotations
