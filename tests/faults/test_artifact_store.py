@@ -116,7 +116,7 @@ def test_a_pipeline_on_s3_stores_every_attempt_manifest_last(two_stages: Project
         assert puts[-1].endswith("/manifest.json")  # written last, after every file it lists
     manifest = json.loads(s3.object(attempt_prefix("up", 1) + "manifest.json"))
     listed = {f["path"]: f["sha256"] for f in manifest["files"]}
-    assert set(listed) == {"output.ipynb", "output.html", "outputs/data.txt"}
+    assert set(listed) == {"attempt.json", "output.ipynb", "output.html", "outputs/data.txt"}
     for path, sha in listed.items():
         assert hashlib.sha256(s3.object(attempt_prefix("up", 1) + path)).hexdigest() == sha
     # the downstream pod fetched the upstream outputs from the store, into its own cache
