@@ -122,8 +122,9 @@ def test_a_failing_point_fails_the_stage_after_the_others_finish_and_reruns_alon
         and "Sweep of 'train': 6 point(s), 2 failed" in result.stderr
     )
     assert "skip  pick" in result.stderr
-    resume = result.stderr.strip().splitlines()[-1].strip()
+    resume = next(ln.strip() for ln in result.stderr.splitlines() if ln.strip().startswith("nbops run pipeline.yaml"))
     assert "--from train" in resume
+    assert f"nbops debug train --run {resume.split('--run-id ')[1].split()[0]} --point 4" in result.stderr
     (project.root / "fail-C10.0").unlink()
     again = project.nbops(*resume.split()[1:])
     assert again.returncode == 0, again.stderr
