@@ -110,7 +110,7 @@ def read(store: Store, pipeline: Pipeline, key: str, unit: str) -> Records | Non
         return None
     ref = find.attempt(store, pipeline, key, unit)
     manifest = ref.manifest()
-    ran = find.that_ran(ref)
+    ran = find.that_ran(ref, manifest)
     ran_manifest = manifest if ran is ref else ran.manifest()
     return Records(ref, ran, ref.start(), manifest, ran_manifest, ran.notebook())
 

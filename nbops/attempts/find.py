@@ -148,13 +148,14 @@ def attempt(store: Store, pipeline: Pipeline, key: str, unit_name: str, number: 
     return AttemptRef(store, pipeline.name, key, unit_name, number)
 
 
-def that_ran(ref: AttemptRef) -> AttemptRef:
-    """``ref``, or for a ``cached`` attempt the attempt it reused (which ran the notebook).
+def that_ran(ref: AttemptRef, manifest: Manifest | None = None) -> AttemptRef:
+    """``ref``, or for a ``cached`` attempt the attempt it reused (which ran the notebook). ``manifest``:
+    ``ref``'s, when the caller has read it already (it is not read again).
 
     Raises:
         InputError: the reused attempt's run is gone from the store.
     """
-    manifest = ref.manifest()
+    manifest = manifest if manifest is not None else ref.manifest()
     reused = manifest.reused if manifest is not None else None
     if reused is None:
         return ref
